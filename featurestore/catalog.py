@@ -1,0 +1,145 @@
+"""The feature-table catalog: what the Databricks feature-table page shows, read from Delta."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+from delta.tables import DeltaTable
+from pyspark.sql import SparkSession
+
+from featurestore.config import Config, join_location
+from featurestore.errors import NotFoundError
+from featurestore.identifiers import quote_path, validate_identifier
+from featurestore.table_metadata import KIND_FEATURE_TABLE, parse_properties
+
+
+@dataclass
+class FeatureInfo:
+    """One column of a feature table."""
+
+    name: str
+    type: str
+    description: str
+
+
+@dataclass
+class TableInfo:
+    """Everything the catalog knows about one feature table."""
+
+    name: str
+    path: str
+    created: datetime | None
+    last_updated: datetime | None
+    delta_version: int
+    primary_keys: list[str]
+    timestamp_key: str | None
+    created_by: str | None
+    owner: str | None
+    description: str | None
+    notebook_url: str | None
+    sources: list[dict[str, str]]
+    tags: dict[str, str]
+    ttl_seconds: int | None
+    features: list[FeatureInfo] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return plain JSON-ready data (timestamps as ISO 8601)."""
+        data = asdict(self)
+        for key in ("created", "last_updated"):
+            data[key] = data[key].isoformat() if data[key] else None
+        return data
+
+
+def _list_children(spark: SparkSession, root: str) -> list[str]:
+    """List the sub-folders of ``root`` through Hadoop's FileSystem (local disk or cloud storage)."""
+    jvm = spark.sparkContext._jvm
+    hadoop_path = jvm.org.apache.hadoop.fs.Path(root)
+    fs = hadoop_path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+    if not fs.exists(hadoop_path):
+        return []
+    return sorted(s.getPath().getName() for s in fs.listStatus(hadoop_path) if s.isDirectory())
+
+
+def read_table_info(spark: SparkSession, name: str, path: str) -> TableInfo:
+    """Read the catalog entry of the Delta table at ``path``."""
+    detail = spark.sql(f"DESCRIBE DETAIL {quote_path(path)}").first()
+    meta = parse_properties(detail["properties"] or {})
+    version = DeltaTable.forPath(spark, path).history(1).select("version").first()[0]
+    key_set = set(meta["primary_keys"]) | {meta["timestamp_key"]}
+    schema = spark.read.format("delta").load(path).schema
+    features = [
+        FeatureInfo(f.name, f.dataType.simpleString(), f.metadata.get("comment", ""))
+        for f in schema.fields if f.name not in key_set
+    ]
+    return TableInfo(
+        name=name,
+        path=path,
+        created=detail["createdAt"],
+        last_updated=detail["lastModified"],
+        delta_version=int(version),
+        primary_keys=meta["primary_keys"],
+        timestamp_key=meta["timestamp_key"],
+        created_by=meta["created_by"],
+        owner=meta["owner"],
+        description=meta["description"] or detail["description"],
+        notebook_url=meta["notebook_url"],
+        sources=meta["sources"],
+        tags=meta["tags"],
+        ttl_seconds=meta["ttl_seconds"],
+        features=features,
+    )
+
+
+def describe_table(spark: SparkSession, config: Config, name: str) -> TableInfo:
+    """Return the catalog entry of feature table ``name``.
+
+    Raises:
+        NotFoundError: when no feature table of that name is in the warehouse.
+    """
+    validate_identifier(name, "table name")
+    path = config.table_path(name)
+    if not DeltaTable.isDeltaTable(spark, path):
+        raise NotFoundError(f"feature table {name!r} not found in warehouse {config.warehouse}")
+    return read_table_info(spark, name, path)
+
+
+def list_tables(spark: SparkSession, config: Config) -> list[TableInfo]:
+    """Return the catalog entries of every feature table in the warehouse, by name."""
+    infos = []
+    for name in _list_children(spark, config.warehouse):
+        path = join_location(config.warehouse, name)
+        if not DeltaTable.isDeltaTable(spark, path):
+            continue
+        detail = spark.sql(f"DESCRIBE DETAIL {quote_path(path)}").first()
+        if (detail["properties"] or {}).get("featurelake.kind") == KIND_FEATURE_TABLE:
+            infos.append(read_table_info(spark, name, path))
+    return infos
+
+
+def format_table_info(info: TableInfo) -> str:
+    """Render one catalog entry as the text ``featurelake tables describe`` prints."""
+
+    def show(value: object) -> str:
+        return "not set" if value in (None, "", [], {}) else str(value)
+
+    lines = [
+        f"Feature table: {info.name}",
+        f"  Path:            {info.path}",
+        f"  Created:         {show(info.created)}",
+        f"  Last updated:    {show(info.last_updated)}",
+        f"  Delta version:   {info.delta_version}",
+        f"  Primary keys:    {show(', '.join(info.primary_keys))}",
+        f"  Timestamp key:   {show(info.timestamp_key)}",
+        f"  Created by:      {show(info.created_by)}",
+        f"  Owner:           {show(info.owner)}",
+        f"  Description:     {show(info.description)}",
+        f"  Notebook:        {show(info.notebook_url)}",
+        f"  Data sources:    {show(', '.join(s.get('path', '') for s in info.sources))}",
+        f"  Tags:            {show(', '.join(f'{k}={v}' for k, v in info.tags.items()))}",
+        "  Features:",
+    ]
+    width = max((len(f.name) for f in info.features), default=0)
+    lines += [f"    {f.name.ljust(width)}  {f.type:<9}  {f.description}" for f in info.features]
+    return "\n".join(lines)

@@ -1,0 +1,253 @@
+"""Project configuration: one YAML file, every value overridable by environment variable.
+
+A configuration file looks like this (every key is optional)::
+
+    warehouse: warehouse            # folder (or URI) holding the Delta tables
+    source_root: .                  # relative source paths are resolved against it
+    definitions: demo.tables        # module (or .py file) that defines FEATURE_TABLES
+    spark:
+      master: local[*]
+      app_name: featurelake
+      conf: {spark.sql.shuffle.partitions: "4"}
+    mlflow:
+      tracking_uri: sqlite:///mlflow.db
+      experiment: featurelake
+    feast:
+      repo_path: feast_repo
+      project: featurelake
+
+Relative paths are resolved against the folder of the configuration file. A scalar value
+``section.key`` is overridden by the environment variable ``FEATURELAKE_SECTION_KEY``
+(for example ``FEATURELAKE_MLFLOW_TRACKING_URI``); a top-level key ``key`` by
+``FEATURELAKE_KEY``. Unknown keys and values of the wrong type are refused.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from featurestore.errors import BadInputError
+
+ENV_PREFIX = "FEATURELAKE_"
+CONFIG_ENV_VAR = "FEATURELAKE_CONFIG"
+DEFAULT_CONFIG_NAME = "featurelake.yaml"
+
+
+@dataclass
+class SparkSettings:
+    """How the Spark session is built when featurelake builds it (local runs)."""
+
+    master: str = "local[*]"
+    app_name: str = "featurelake"
+    conf: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class MlflowSettings:
+    """Where MLflow tracking and the model registry live."""
+
+    tracking_uri: str = "sqlite:///mlflow.db"
+    registry_uri: str | None = None
+    experiment: str = "featurelake"
+    artifact_location: str = "mlartifacts"
+
+
+@dataclass
+class FeastSettings:
+    """The Feast feature repository that featurelake registers tables in."""
+
+    repo_path: str = "feast_repo"
+    project: str = "featurelake"
+
+
+@dataclass
+class Config:
+    """The whole project configuration. Build it with :func:`load_config`."""
+
+    warehouse: str = "warehouse"
+    source_root: str = "."
+    definitions: str | None = None
+    spark: SparkSettings = field(default_factory=SparkSettings)
+    mlflow: MlflowSettings = field(default_factory=MlflowSettings)
+    feast: FeastSettings = field(default_factory=FeastSettings)
+    base_dir: str = field(default=".", metadata={"internal": True})
+
+    def table_path(self, table_name: str) -> str:
+        """Return the storage location of the Delta table ``table_name``."""
+        from featurestore.identifiers import validate_identifier
+
+        validate_identifier(table_name, "table name")
+        return join_location(self.warehouse, table_name)
+
+
+def join_location(root: str, name: str) -> str:
+    """Join a folder path or URI and a child name."""
+    return root.rstrip("/") + "/" + name
+
+
+def _is_uri(value: str) -> bool:
+    return "://" in value or value.startswith("file:")
+
+
+def _resolve_path(value: str, base_dir: Path) -> str:
+    if _is_uri(value):
+        return value
+    path = Path(value).expanduser()
+    if not path.is_absolute():
+        path = base_dir / path
+    return str(path.resolve())
+
+
+def _resolve_sqlite_uri(uri: str, base_dir: Path) -> str:
+    prefix = "sqlite:///"
+    if uri.startswith(prefix) and not uri.startswith(prefix + "/"):
+        return prefix + str((base_dir / uri[len(prefix):]).resolve())
+    return uri
+
+
+def _check_type(value: Any, expected: Any, where: str) -> Any:
+    origin = typing.get_origin(expected)
+    if origin is typing.Union or str(origin) == "<class 'types.UnionType'>":
+        options = typing.get_args(expected)
+        if value is None and type(None) in options:
+            return None
+        inner = [o for o in options if o is not type(None)][0]
+        return _check_type(value, inner, where)
+    if origin is dict:
+        if not isinstance(value, Mapping):
+            raise BadInputError(f"configuration {where}: expected a mapping, got {type(value).__name__}")
+        return {str(k): str(v) if isinstance(v, (int, float, bool)) else _check_type(v, str, f"{where}.{k}")
+                for k, v in value.items()}
+    if origin is list:
+        if not isinstance(value, list):
+            raise BadInputError(f"configuration {where}: expected a list, got {type(value).__name__}")
+        (item_type,) = typing.get_args(expected)
+        return [_check_type(v, item_type, f"{where}[{i}]") for i, v in enumerate(value)]
+    if expected is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if expected in (str, int, float, bool):
+        if type(value) is not expected:
+            raise BadInputError(
+                f"configuration {where}: expected {expected.__name__}, got {type(value).__name__} {value!r}"
+            )
+        return value
+    if dataclasses.is_dataclass(expected):
+        return _build_dataclass(expected, value, where)
+    raise BadInputError(f"configuration {where}: unsupported type {expected!r}")
+
+
+def _build_dataclass(cls: type, raw: Any, where: str) -> Any:
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, Mapping):
+        raise BadInputError(f"configuration {where or 'file'}: expected a mapping, got {type(raw).__name__}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if not f.metadata.get("internal")}
+    unknown = sorted(set(raw) - set(fields))
+    if unknown:
+        place = f" in section {where!r}" if where else ""
+        raise BadInputError(f"unknown configuration key(s){place}: {', '.join(map(str, unknown))}")
+    values = {name: _check_type(raw[name], hints[name], f"{where}.{name}".lstrip("."))
+              for name in fields if name in raw}
+    return cls(**values)
+
+
+def _parse_env_value(text: str, expected: Any, name: str) -> Any:
+    args = [a for a in typing.get_args(expected) if a is not type(None)]
+    target = args[0] if args else expected
+    try:
+        if target is bool:
+            if text.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                raise ValueError(text)
+            return text.lower() in ("true", "1", "yes")
+        if target in (int, float):
+            return target(text)
+    except ValueError:
+        raise BadInputError(f"environment variable {name}: expected {target.__name__}, got {text!r}") from None
+    return text
+
+
+def _apply_env(obj: Any, prefix: str, env: Mapping[str, str]) -> None:
+    hints = typing.get_type_hints(type(obj))
+    for f in dataclasses.fields(obj):
+        if f.metadata.get("internal"):
+            continue
+        expected = hints[f.name]
+        name = f"{prefix}{f.name.upper()}"
+        if dataclasses.is_dataclass(expected):
+            _apply_env(getattr(obj, f.name), name + "_", env)
+        elif name in env and typing.get_origin(expected) not in (dict, list):
+            setattr(obj, f.name, _parse_env_value(env[name], expected, name))
+
+
+def find_config_file(path: str | None = None) -> Path | None:
+    """Return the configuration file to use: ``path``, ``$FEATURELAKE_CONFIG`` or ``./featurelake.yaml``."""
+    candidate = path or os.environ.get(CONFIG_ENV_VAR)
+    if candidate:
+        p = Path(candidate).expanduser()
+        if not p.is_file():
+            raise BadInputError(f"configuration file not found: {candidate}")
+        return p
+    default = Path(DEFAULT_CONFIG_NAME)
+    return default if default.is_file() else None
+
+
+def load_config(path: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None) -> Config:
+    """Load the configuration from ``path`` (or the default places) and the environment.
+
+    Args:
+        path: a YAML file; when None, ``$FEATURELAKE_CONFIG`` or ``./featurelake.yaml``
+            if present, else the embedded defaults.
+        env: the environment to read overrides from (``os.environ`` by default).
+
+    Returns:
+        A :class:`Config` whose paths are absolute.
+    """
+    env = os.environ if env is None else env
+    config_file = find_config_file(str(path) if path is not None else None)
+    raw: Any = {}
+    base_dir = Path.cwd()
+    if config_file is not None:
+        base_dir = config_file.resolve().parent
+        try:
+            raw = yaml.safe_load(config_file.read_text(encoding="utf-8"))
+        except yaml.YAMLError as exc:
+            raise BadInputError(f"configuration file {config_file} is not valid YAML: {exc}") from None
+    config = _build_dataclass(Config, raw, "")
+    _apply_env(config, ENV_PREFIX, env)
+    return resolve_paths(config, base_dir)
+
+
+def resolve_paths(config: Config, base_dir: Path) -> Config:
+    """Make the relative paths of ``config`` absolute against ``base_dir``."""
+    config.base_dir = str(base_dir)
+    config.warehouse = _resolve_path(config.warehouse, base_dir)
+    config.source_root = _resolve_path(config.source_root, base_dir)
+    config.feast.repo_path = _resolve_path(config.feast.repo_path, base_dir)
+    config.mlflow.tracking_uri = _resolve_sqlite_uri(config.mlflow.tracking_uri, base_dir)
+    if config.mlflow.registry_uri:
+        config.mlflow.registry_uri = _resolve_sqlite_uri(config.mlflow.registry_uri, base_dir)
+    config.mlflow.artifact_location = _resolve_path(config.mlflow.artifact_location, base_dir)
+    return config
+
+
+def config_to_dict(config: Config) -> dict[str, Any]:
+    """Return ``config`` as plain data, ready to be written as YAML."""
+    data = dataclasses.asdict(config)
+    data.pop("base_dir", None)
+    return data
+
+
+def write_config(config: Config, path: str | os.PathLike[str]) -> Path:
+    """Write ``config`` to ``path`` as YAML and return the path."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(yaml.safe_dump(config_to_dict(config), sort_keys=False), encoding="utf-8")
+    return target

@@ -1,0 +1,139 @@
+"""Registration of feature tables in a real Feast feature repository.
+
+The repository holds ``feature_store.yaml`` (Spark offline store over the Delta tables,
+SQLite online store) and the registry file. Definitions are applied through Feast's own
+``FeatureStore.apply``, so Feast's CLI (``feast -c REPO feature-views list``) and SDK see
+exactly what featurelake registered.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import yaml
+
+from featurestore.config import Config
+from featurestore.definitions import FeatureTable
+from featurestore.errors import DependencyUnavailableError
+from featurestore.spark_session import delta_spark_conf
+
+logger = logging.getLogger(__name__)
+
+REGISTRY_FILE = "data/registry.db"
+ONLINE_STORE_FILE = "data/online_store.db"
+MANAGED_BY_TAG = "managed_by"
+
+
+def repo_config(config: Config) -> dict:
+    """Return the content of ``feature_store.yaml`` for this project."""
+    spark_conf = {
+        "spark.master": config.spark.master,
+        "spark.sql.session.timeZone": "UTC",
+        "spark.sql.shuffle.partitions": "4",
+        "spark.ui.enabled": "false",
+        **delta_spark_conf(),
+    }
+    return {
+        "project": config.feast.project,
+        "registry": REGISTRY_FILE,
+        "provider": "local",
+        "offline_store": {"type": "spark", "spark_conf": spark_conf},
+        "online_store": {"type": "sqlite", "path": ONLINE_STORE_FILE},
+        "entity_key_serialization_version": 3,
+    }
+
+
+def ensure_repo(config: Config) -> Path:
+    """Create (or update) the Feast repository folder and its ``feature_store.yaml``."""
+    repo = Path(config.feast.repo_path)
+    (repo / "data").mkdir(parents=True, exist_ok=True)
+    target = repo / "feature_store.yaml"
+    text = yaml.safe_dump(repo_config(config), sort_keys=False)
+    if not target.exists() or target.read_text(encoding="utf-8") != text:
+        target.write_text(text, encoding="utf-8")
+    return repo
+
+
+def feature_store(config: Config):
+    """Return Feast's ``FeatureStore`` for the project's repository."""
+    from feast import FeatureStore
+
+    repo = ensure_repo(config)
+    try:
+        return FeatureStore(repo_path=str(repo))
+    except Exception as exc:  # Feast raises many types for a bad repo or registry
+        raise DependencyUnavailableError(f"Feast repository {repo} cannot be opened: {exc}") from exc
+
+
+def _feast_types(dtype: str):
+    from feast import ValueType
+    from feast.types import Bool, Float32, Float64, Int32, Int64, String, UnixTimestamp
+
+    return {
+        "string": (String, ValueType.STRING),
+        "boolean": (Bool, ValueType.BOOL),
+        "int": (Int32, ValueType.INT32),
+        "bigint": (Int64, ValueType.INT64),
+        "float": (Float32, ValueType.FLOAT),
+        "double": (Float64, ValueType.DOUBLE),
+        "date": (UnixTimestamp, ValueType.UNIX_TIMESTAMP),
+        "timestamp": (UnixTimestamp, ValueType.UNIX_TIMESTAMP),
+    }[dtype]
+
+
+def feast_definitions(table: FeatureTable, path: str) -> list:
+    """Return Feast's Entity objects, SparkSource and FeatureView for ``table`` stored at ``path``."""
+    from feast import Entity, FeatureView, Field
+    from feast.infra.offline_stores.contrib.spark_offline_store.spark_source import SparkSource
+    from feast.table_format import DeltaFormat
+
+    entities = [
+        Entity(name=key.name, join_keys=[key.name], value_type=_feast_types(key.dtype)[1],
+               description=key.description)
+        for key in table.primary_keys
+    ]
+    source = SparkSource(
+        name=f"{table.name}_source",
+        path=path,
+        table_format=DeltaFormat(),
+        timestamp_field=table.timestamp_key,
+        description=f"Delta table of feature table {table.name}",
+        owner=table.owner,
+    )
+    tags = {
+        **{str(k): str(v) for k, v in table.tags.items()},
+        MANAGED_BY_TAG: "featurelake",
+        "notebook_url": table.notebook_url,
+        "sources": ",".join(s.path for s in table.sources),
+        "delta_path": path,
+    }
+    view = FeatureView(
+        name=table.name,
+        entities=entities,
+        schema=[Field(name=f.name, dtype=_feast_types(f.dtype)[0], description=f.description)
+                for f in table.features],
+        source=source,
+        ttl=table.ttl,
+        online=True,
+        description=table.description,
+        owner=table.owner,
+        tags=tags,
+    )
+    return [*entities, source, view]
+
+
+def register_tables(config: Config, tables: list[FeatureTable]) -> None:
+    """Apply the Feast definitions of ``tables`` to the project's feature repository."""
+    objects = []
+    for table in tables:
+        objects += feast_definitions(table, config.table_path(table.name))
+    store = feature_store(config)
+    try:
+        store.apply(objects)
+    except Exception as exc:
+        raise DependencyUnavailableError(
+            f"Feast registry of {config.feast.repo_path} could not be updated: {exc}"
+        ) from exc
+    logger.info("registered %d feature view(s) in Feast repo %s: %s", len(tables), config.feast.repo_path,
+                ", ".join(t.name for t in tables))

@@ -1,0 +1,142 @@
+"""The one place where featurelake builds (or adopts) a Spark session."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+from importlib import resources
+from typing import Iterator
+
+from pyspark.sql import SparkSession
+
+from featurestore.config import Config
+
+logger = logging.getLogger(__name__)
+
+DELTA_EXTENSION = "io.delta.sql.DeltaSparkSessionExtension"
+DELTA_CATALOG = "org.apache.spark.sql.delta.catalog.DeltaCatalog"
+
+# Jars that delta-spark's dependencies pull in but that Spark already ships (newer).
+# Excluding them keeps a second, older copy off the classpath and saves ~80 MB of downloads.
+PROVIDED_BY_SPARK = (
+    "org.apache.hadoop:hadoop-client-api",
+    "org.apache.hadoop:hadoop-client-runtime",
+    "org.slf4j:slf4j-api",
+    "org.apache.logging.log4j:log4j-api",
+    "org.apache.logging.log4j:log4j-core",
+    "org.apache.logging.log4j:log4j-slf4j2-impl",
+    "com.fasterxml.jackson.core:jackson-core",
+    "com.fasterxml.jackson.core:jackson-databind",
+    "com.fasterxml.jackson.core:jackson-annotations",
+    "org.apache.parquet:parquet-hadoop",
+    "org.apache.parquet:parquet-column",
+    "org.apache.parquet:parquet-common",
+    "org.apache.parquet:parquet-encoding",
+    "org.apache.parquet:parquet-format-structures",
+    "org.apache.parquet:parquet-jackson",
+    "org.xerial.snappy:snappy-java",
+    "com.github.luben:zstd-jni",
+    "io.airlift:aircompressor",
+    "org.roaringbitmap:RoaringBitmap",
+    "org.roaringbitmap:shims",
+    "commons-pool:commons-pool",
+    "commons-logging:commons-logging",
+    "org.locationtech.jts:jts-core",
+)
+
+# Local-mode defaults; configuration (spark.conf) overrides any of them.
+LOCAL_DEFAULTS = {
+    "spark.sql.shuffle.partitions": "4",
+    "spark.default.parallelism": "4",
+    "spark.ui.enabled": "false",
+    "spark.ui.showConsoleProgress": "false",
+    "spark.sql.session.timeZone": "UTC",
+    "spark.sql.execution.arrow.pyspark.enabled": "true",
+    "spark.databricks.delta.snapshotPartitions": "2",
+    "spark.driver.memory": "2g",
+}
+
+
+def delta_package() -> str:
+    """Return the Maven coordinate of the Delta jar matching the installed pyspark and delta-spark."""
+    from importlib.metadata import version
+
+    import pyspark
+
+    spark_minor = ".".join(pyspark.__version__.split(".")[:2])
+    return f"io.delta:delta-spark_{spark_minor}_2.13:{version('delta-spark')}"
+
+
+def ivy_settings_path() -> str:
+    """Return the path of the Ivy settings file that resolves the Delta jars."""
+    return str(resources.files("featurestore").joinpath("ivysettings.xml"))
+
+
+def delta_spark_conf() -> dict[str, str]:
+    """Return the Spark configuration that makes a session Delta-capable (extension, catalog, jars)."""
+    return {
+        "spark.sql.extensions": DELTA_EXTENSION,
+        "spark.sql.catalog.spark_catalog": DELTA_CATALOG,
+        "spark.jars.packages": delta_package(),
+        "spark.jars.excludes": ",".join(PROVIDED_BY_SPARK),
+        "spark.jars.ivySettings": ivy_settings_path(),
+    }
+
+
+@contextlib.contextmanager
+def _jvm_output_to_stderr() -> Iterator[None]:
+    """Start the JVM with its stdout on our stderr, so Ivy and Spark chatter never mix with a
+    command's output (``featurelake tables list --json``)."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        os.dup2(2, 1)
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+def running_under_spark_submit() -> bool:
+    """True when this Python process was started by spark-submit (or pyspark's launcher)."""
+    return "PYSPARK_GATEWAY_PORT" in os.environ
+
+
+def get_spark(config: Config | None = None) -> SparkSession:
+    """Return the Spark session the jobs use.
+
+    If a session is already active (a notebook, Databricks, a test fixture) or the process
+    runs under ``spark-submit``, that session is adopted: its master and packages are left
+    as given. Otherwise a local session is built from ``config.spark`` with Delta Lake
+    configured and the Python workers pinned to this interpreter.
+
+    Args:
+        config: the project configuration; embedded defaults when None.
+
+    Returns:
+        A Delta-capable :class:`SparkSession`.
+    """
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        return active
+    if running_under_spark_submit():
+        logger.info("running under spark-submit: adopting its master and packages")
+        return SparkSession.builder.getOrCreate()
+
+    from featurestore.config import SparkSettings
+
+    settings = config.spark if config is not None else SparkSettings()
+    # Workers must use this interpreter (with pandas, mlflow...), not the python3 on PATH.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    builder = SparkSession.builder.master(settings.master).appName(settings.app_name)
+    for key, value in {**LOCAL_DEFAULTS, **delta_spark_conf(), **settings.conf}.items():
+        builder = builder.config(key, value)
+    logger.info("starting Spark session: master=%s, Delta package %s", settings.master, delta_package())
+    with _jvm_output_to_stderr():
+        spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("ERROR")
+    return spark

@@ -1,0 +1,47 @@
+"""Build feature tables: compute, validate, upsert into Delta, register in Feast.
+
+Run it with the console script, as a module, or through spark-submit::
+
+    featurelake build --config featurelake.yaml --tables customer_profile
+    python -m jobs.build_features --config featurelake.yaml
+    ./spark-submit.sh build_features --config featurelake.yaml
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from featurestore.build import build_features
+from featurestore.config import Config
+from featurestore.spark_session import get_spark
+from jobs.common import job_parser, run_job
+
+logger = logging.getLogger("featurelake.build")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the job's argument parser."""
+    parser = job_parser("featurelake build", "Build feature tables into Delta Lake and register them in Feast.")
+    parser.add_argument("--tables", nargs="+", metavar="NAME",
+                        help="tables to build (default: every table in the definitions)")
+    return parser
+
+
+def _run(args: argparse.Namespace, config: Config) -> None:
+    spark = get_spark(config)
+    for result in build_features(spark, config, args.tables):
+        w = result.write
+        logger.info("%s: %s, %d inserted, %d updated, Delta version %d, %.1f s", w.table,
+                    "created" if w.created else "merged", w.rows_inserted, w.rows_updated,
+                    w.version_after, result.seconds)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the process exit code."""
+    return run_job(_run, build_parser().parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

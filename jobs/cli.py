@@ -1,0 +1,49 @@
+"""The ``featurelake`` command: one subcommand per job.
+
+Global options (``--config``, ``--log-level``) go before the subcommand and are handed to it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from jobs.common import EXIT_CODES_HELP
+
+# subcommand -> (module under jobs/, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("jobs.demo", "run the end-to-end demo on synthetic data"),
+    "build": ("jobs.build_features", "build feature tables into Delta and register them in Feast"),
+    "tables": ("jobs.tables", "list and describe feature tables"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the top-level parser (subcommands parse their own arguments)."""
+    listing = "\n".join(f"  {name:<16} {text}" for name, (_, text) in COMMANDS.items())
+    parser = argparse.ArgumentParser(
+        prog="featurelake",
+        description="Delta Lake feature tables, Feast, MLflow and batch inference on Spark.",
+        epilog=f"commands:\n{listing}\n\nRun 'featurelake COMMAND --help' for a command's options.\n{EXIT_CODES_HELP}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--config", help="configuration file (default: $FEATURELAKE_CONFIG or ./featurelake.yaml)")
+    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    parser.add_argument("command", choices=sorted(COMMANDS), metavar="COMMAND", help="the job to run")
+    parser.add_argument("args", nargs=argparse.REMAINDER, help="arguments of the command")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``featurelake`` console script."""
+    args = build_parser().parse_args(argv)
+    module = importlib.import_module(COMMANDS[args.command][0])
+    forwarded = ["--log-level", args.log_level]
+    if args.config:
+        forwarded += ["--config", args.config]
+    return module.main(forwarded + args.args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

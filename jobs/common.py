@@ -1,0 +1,50 @@
+"""What every job shares: common arguments, logging set-up and the error-to-exit-code mapping."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from typing import Callable
+
+from featurestore.config import Config, load_config
+from featurestore.errors import EXIT_OK, FeaturelakeError, exit_code_for
+
+logger = logging.getLogger("featurelake")
+
+EXIT_CODES_HELP = (
+    "exit codes: 0 success, 1 unexpected error, 2 bad input, 3 not found, "
+    "4 conflict, 5 dependency unavailable, 6 model needs retraining"
+)
+
+
+def job_parser(prog: str, description: str) -> argparse.ArgumentParser:
+    """Return an argument parser with the options every job takes (--config, --log-level)."""
+    parser = argparse.ArgumentParser(prog=prog, description=description, epilog=EXIT_CODES_HELP)
+    parser.add_argument("--config", help="configuration file (default: $FEATURELAKE_CONFIG or ./featurelake.yaml)")
+    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+                        help="logging level (default: INFO)")
+    return parser
+
+
+def setup_logging(level: str = "INFO") -> None:
+    """Send log records to stderr with a timestamp; keep chatty libraries quiet."""
+    logging.basicConfig(level=level, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
+    for noisy in ("py4j", "urllib3", "alembic", "feast", "mlflow", "git", "matplotlib"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
+
+
+def run_job(body: Callable[[argparse.Namespace, Config], int | None], args: argparse.Namespace) -> int:
+    """Load the configuration, run ``body`` and map its failure to a documented exit code."""
+    setup_logging(args.log_level)
+    try:
+        config = load_config(args.config)
+        code = body(args, config)
+        return EXIT_OK if code is None else code
+    except FeaturelakeError as exc:
+        logger.error("%s: %s", type(exc).__name__, exc)
+        return exit_code_for(exc)
+    except Exception:  # noqa: BLE001 - the job's last line of defence
+        logger.exception("unexpected failure")
+        return exit_code_for(Exception())

@@ -1,0 +1,54 @@
+"""The feature-table catalog on the command line: list, describe.
+
+    featurelake tables list [--json]
+    featurelake tables describe NAME [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from featurestore.catalog import describe_table, format_table_info, list_tables
+from featurestore.config import Config
+from featurestore.spark_session import get_spark
+from jobs.common import job_parser, run_job
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the command's argument parser."""
+    parser = job_parser("featurelake tables", "Show the feature tables of the warehouse.")
+    sub = parser.add_subparsers(dest="action", required=True)
+    listing = sub.add_parser("list", help="list feature tables")
+    listing.add_argument("--json", action="store_true", help="print JSON")
+    describe = sub.add_parser("describe", help="show one feature table")
+    describe.add_argument("name", help="feature table name")
+    describe.add_argument("--json", action="store_true", help="print JSON")
+    return parser
+
+
+def _run(args: argparse.Namespace, config: Config) -> None:
+    spark = get_spark(config)
+    if args.action == "list":
+        infos = list_tables(spark, config)
+        if args.json:
+            print(json.dumps([i.to_dict() for i in infos], indent=2))
+            return
+        if not infos:
+            print(f"no feature tables in {config.warehouse}")
+        for info in infos:
+            print(f"{info.name:<32} v{info.delta_version:<4} keys={','.join(info.primary_keys):<20} "
+                  f"updated={info.last_updated}  {info.description or ''}")
+    elif args.action == "describe":
+        info = describe_table(spark, config, args.name)
+        print(json.dumps(info.to_dict(), indent=2) if args.json else format_table_info(info))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the process exit code."""
+    return run_job(_run, build_parser().parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

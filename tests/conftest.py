@@ -1,0 +1,53 @@
+"""Shared fixtures: one local Spark session for the whole run, and per-test project folders."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from featurestore.config import Config, resolve_paths
+from featurestore.spark_session import get_spark
+
+# Python workers must run this interpreter (with pandas, mlflow, the package under test).
+os.environ["PYSPARK_PYTHON"] = sys.executable
+os.environ["PYSPARK_DRIVER_PYTHON"] = sys.executable
+
+
+@pytest.fixture(scope="session")
+def spark():
+    """One Delta-capable local Spark session shared by every test."""
+    config = Config()
+    config.spark.master = "local[2]"
+    config.spark.app_name = "featurelake-tests"
+    config.spark.conf = {"spark.sql.shuffle.partitions": "2", "spark.default.parallelism": "2"}
+    session = get_spark(config)
+    yield session
+    session.stop()
+
+
+def make_config(root: Path, definitions: str | None = None) -> Config:
+    """A configuration whose warehouse, Feast repo and MLflow store all live under ``root``."""
+    config = Config(warehouse="warehouse", source_root=".", definitions=definitions)
+    config.spark.master = "local[2]"
+    config.mlflow.tracking_uri = "sqlite:///mlflow.db"
+    return resolve_paths(config, root)
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Config:
+    """A fresh, empty project under a temporary folder."""
+    return make_config(tmp_path)
+
+
+@pytest.fixture(scope="session")
+def demo_project(spark, tmp_path_factory) -> Config:
+    """The demo's data and feature tables, built once for the session (read-only for tests)."""
+    from demo.pipeline import prepare_workdir
+    from featurestore.build import build_features
+
+    config = prepare_workdir(tmp_path_factory.mktemp("demo"), n_customers=120)
+    build_features(spark, config)
+    return config
