@@ -1,0 +1,172 @@
+"""The Data Factory definitions under pipelines/adf/ load with Microsoft's models and fit the jobs."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+from azure.mgmt.datafactory import models as adf
+
+from adf_checks import (
+    JOBS_DIR,
+    definition_files,
+    execute_pipeline_problems,
+    failure_path_problems,
+    job_activity_problems,
+    job_stem,
+    load_json,
+    load_linked_service,
+    load_pipeline,
+    load_trigger,
+    parse_job_arguments,
+    sample_values,
+    substitute,
+)
+
+# pipeline -> the job file its Databricks activity runs
+EXPECTED_JOB_PIPELINES = {
+    "pl_featurelake_build_features": "build_features",
+}
+
+
+def _linked_services():
+    return {load_json(p)["name"]: load_linked_service(load_json(p))[0] for p in definition_files("linkedService")}
+
+
+def _pipelines():
+    return {load_json(p)["name"]: load_pipeline(load_json(p))[0] for p in definition_files("pipeline")}
+
+
+def _all_pipeline_problems(raw, linked_services, pipelines):
+    model, problems = load_pipeline(raw)
+    where = f"pipeline {raw['name']!r}"
+    problems += failure_path_problems(model, where)
+    problems += job_activity_problems(model, where, linked_services)
+    problems += execute_pipeline_problems(model, where, pipelines)
+    return problems
+
+
+def _build_raw():
+    return load_json(next(p for p in definition_files("pipeline") if p.stem == "pl_featurelake_build_features"))
+
+
+def test_definitions_are_present():
+    assert [p.stem for p in definition_files("linkedService")] == ["ls_featurelake_databricks"]
+    assert set(EXPECTED_JOB_PIPELINES) <= {p.stem for p in definition_files("pipeline")}
+    for path in definition_files("pipeline") + definition_files("linkedService") + definition_files("trigger"):
+        assert load_json(path)["name"] == path.stem, f"{path}: the file name must be the resource name"
+
+
+@pytest.mark.parametrize("path", definition_files("linkedService"), ids=lambda p: p.stem)
+def test_linked_service_is_valid(path):
+    model, problems = load_linked_service(load_json(path))
+    assert problems == []
+    assert isinstance(model.properties, adf.AzureDatabricksLinkedService)
+    assert model.properties.domain
+
+
+@pytest.mark.parametrize("path", definition_files("pipeline"), ids=lambda p: p.stem)
+def test_pipeline_is_valid(path):
+    problems = _all_pipeline_problems(load_json(path), _linked_services(), _pipelines())
+    assert problems == []
+
+
+@pytest.mark.parametrize("path", definition_files("trigger"), ids=lambda p: p.stem)
+def test_trigger_is_valid(path):
+    model, problems = load_trigger(load_json(path), _pipelines())
+    assert problems == []
+    assert isinstance(model.properties, adf.ScheduleTrigger)
+
+
+@pytest.mark.parametrize("name,stem", sorted(EXPECTED_JOB_PIPELINES.items()))
+def test_job_pipelines_run_their_job_with_pipeline_parameters(name, stem):
+    model = _pipelines()[name]
+    jobs = [a for a in model.activities if isinstance(a, adf.DatabricksSparkPythonActivity)]
+    assert [job_stem(a.python_file) for a in jobs] == [stem]
+    assert (JOBS_DIR / f"{stem}.py").is_file()
+    arguments = [substitute(a, sample_values(model.parameters)) for a in jobs[0].parameters]
+    namespace, complaint = parse_job_arguments(stem, arguments)
+    assert complaint == ""
+    assert namespace.config == model.parameters["configPath"].default_value
+    fails = [a for a in model.activities if isinstance(a, adf.FailActivity)]
+    webs = [a for a in model.activities if isinstance(a, adf.WebActivity)]
+    assert len(fails) == 1 and len(webs) == 1
+    assert webs[0].depends_on[0].activity == jobs[0].name
+    assert webs[0].depends_on[0].dependency_conditions == ["Failed"]
+
+
+# --- the checks catch what Azure would reject ---------------------------------------------
+
+def test_misspelled_activity_type_is_caught():
+    raw = _build_raw()
+    raw["properties"]["activities"][0]["type"] = "DatabricksSparkPy"
+    _, problems = load_pipeline(raw)
+    assert any("resolved to Activity" in p for p in problems)
+
+
+def test_missing_required_field_is_caught():
+    raw = _build_raw()
+    del raw["properties"]["activities"][0]["typeProperties"]["pythonFile"]
+    del raw["properties"]["activities"][2]["typeProperties"]["errorCode"]
+    _, problems = load_pipeline(raw)
+    assert any("'python_file' is missing" in p for p in problems)
+    assert any("'error_code' is missing" in p for p in problems)
+
+
+def test_nested_required_field_is_caught():
+    raw = _build_raw()
+    del raw["properties"]["activities"][1]["dependsOn"][0]["dependencyConditions"]
+    _, problems = load_pipeline(raw)
+    assert any("depends_on" in p and "'dependency_conditions' is missing" in p for p in problems)
+
+
+def test_unknown_keys_are_caught():
+    raw = _build_raw()
+    raw["properties"]["activities"][0]["typeProperties"]["pythonFiles"] = "x.py"
+    raw["properties"]["activities"][1]["dependOn"] = []
+    _, problems = load_pipeline(raw)
+    assert any("pythonFiles is not understood" in p for p in problems)
+    assert any("unknown key(s) ['dependOn']" in p for p in problems)
+
+
+def test_broken_dependencies_and_expressions_are_caught():
+    raw = _build_raw()
+    raw["properties"]["activities"][1]["dependsOn"][0]["activity"] = "NoSuchActivity"
+    raw["properties"]["activities"][0]["typeProperties"]["parameters"] += ["--tables", "@pipeline().parameters.nope"]
+    _, problems = load_pipeline(raw)
+    assert any("unknown activity 'NoSuchActivity'" in p for p in problems)
+    assert any("undeclared parameter 'nope'" in p for p in problems)
+    assert any("not upstream" in p or "unknown activity" in p for p in problems)
+
+
+def test_missing_failure_path_is_caught():
+    raw = _build_raw()
+    raw["properties"]["activities"] = raw["properties"]["activities"][:1]
+    model, _ = load_pipeline(raw)
+    assert failure_path_problems(model, "p") == ["p: no activity runs when 'BuildFeatures' fails"]
+
+
+def test_unknown_job_file_and_argument_are_caught():
+    raw = _build_raw()
+    bad_arg = copy.deepcopy(raw)
+    bad_arg["properties"]["activities"][0]["typeProperties"]["parameters"] += ["--no-such-option", "1"]
+    model, _ = load_pipeline(bad_arg)
+    problems = job_activity_problems(model, "p", _linked_services())
+    assert len(problems) == 1 and "--no-such-option" in problems[0]
+    bad_file = copy.deepcopy(raw)
+    bad_file["properties"]["activities"][0]["typeProperties"]["pythonFile"] = "dbfs:/x/no_such_job.py"
+    model, _ = load_pipeline(bad_file)
+    assert job_activity_problems(model, "p", _linked_services()) == [
+        "p activity 'BuildFeatures': job file jobs/no_such_job.py does not exist"]
+    bad_ls = copy.deepcopy(raw)
+    bad_ls["properties"]["activities"][0]["linkedServiceName"]["referenceName"] = "ls_missing"
+    model, _ = load_pipeline(bad_ls)
+    assert any("'ls_missing' is not defined" in p for p in job_activity_problems(model, "p", _linked_services()))
+
+
+def test_substitute_replaces_expressions():
+    samples = {"jobsRoot": "dbfs:/j", "maxAttempts": "3"}
+    assert substitute("@pipeline().parameters.maxAttempts", samples) == "3"
+    assert substitute("@{pipeline().parameters.jobsRoot}/monitor.py", samples) == "dbfs:/j/monitor.py"
+    assert substitute("models:/@{pipeline().parameters.model}/Production", samples) == "models:/sample/Production"
+    assert substitute("--config", samples) == "--config"
