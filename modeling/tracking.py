@@ -1,0 +1,90 @@
+"""Connecting to MLflow tracking and the model registry from the project configuration."""
+
+from __future__ import annotations
+
+import logging
+import os
+from urllib.parse import urlparse
+
+from featurestore.config import Config
+from featurestore.errors import DependencyUnavailableError
+
+logger = logging.getLogger(__name__)
+
+# Bounded retries for http(s) tracking servers, so an unreachable server fails within seconds.
+HTTP_ENV_DEFAULTS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
+}
+
+
+def registry_uri(config: Config) -> str:
+    """Return the model registry URI: the configured one, else the tracking URI."""
+    return config.mlflow.registry_uri or config.mlflow.tracking_uri
+
+
+def configure_mlflow(config: Config, check: bool = True) -> None:
+    """Point MLflow at the configured tracking and registry stores.
+
+    Args:
+        config: the project configuration.
+        check: when True, make one cheap call to the tracking store and raise
+            :class:`DependencyUnavailableError` if it cannot be reached.
+    """
+    import mlflow
+
+    uris = {config.mlflow.tracking_uri, registry_uri(config)}
+    if any(urlparse(u).scheme in ("http", "https") for u in uris):
+        for key, value in HTTP_ENV_DEFAULTS.items():
+            os.environ.setdefault(key, value)
+    mlflow.set_tracking_uri(config.mlflow.tracking_uri)
+    mlflow.set_registry_uri(registry_uri(config))
+    if check:
+        check_tracking(config)
+
+
+def check_tracking(config: Config) -> None:
+    """Raise :class:`DependencyUnavailableError` unless the tracking store answers."""
+    from mlflow.tracking import MlflowClient
+
+    try:
+        MlflowClient(config.mlflow.tracking_uri, registry_uri(config)).search_experiments(max_results=1)
+    except Exception as exc:  # MLflow raises many types for an unreachable store
+        raise DependencyUnavailableError(
+            f"MLflow tracking store {config.mlflow.tracking_uri} cannot be used: {_first_line(exc)}"
+        ) from exc
+
+
+def client(config: Config):
+    """Return an :class:`mlflow.tracking.MlflowClient` for the configured stores (checked)."""
+    from mlflow.tracking import MlflowClient
+
+    configure_mlflow(config)
+    return MlflowClient(config.mlflow.tracking_uri, registry_uri(config))
+
+
+def ensure_experiment(config: Config) -> str:
+    """Return the id of the configured experiment, creating it with the artifact location."""
+    import mlflow
+
+    configure_mlflow(config)
+    name = config.mlflow.experiment
+    try:
+        existing = mlflow.get_experiment_by_name(name)
+        if existing is not None:
+            return existing.experiment_id
+        location = config.mlflow.artifact_location
+        if location and "://" not in location:
+            location = "file://" + os.path.abspath(location)
+        return mlflow.create_experiment(name, artifact_location=location or None)
+    except Exception as exc:
+        raise DependencyUnavailableError(
+            f"MLflow experiment {name!r} cannot be created or read at {config.mlflow.tracking_uri}: "
+            f"{_first_line(exc)}"
+        ) from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

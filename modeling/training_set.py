@@ -1,0 +1,405 @@
+"""Point-in-time training sets: join feature tables onto labels without looking into the future.
+
+For every row of the left DataFrame (labels, or entities to score) and every
+:class:`FeatureLookup`, the features come from the latest feature row with the same keys
+whose timestamp is at or before the row's timestamp (and, with a ttl, not older than the
+timestamp minus the ttl). This is the semantics of Feast's ``get_historical_features`` and
+Databricks' ``create_training_set``. Without a timestamp the latest row per key is used.
+
+The join is a Spark union-and-window per lookup: the left rows and the feature rows are
+unioned, partitioned by the keys, ordered by time (feature rows before left rows at equal
+timestamps), and each left row carries the last feature row seen so far. Nothing is
+collected to the driver and there is no range join, so a key with many feature rows and
+many labels costs O(n log n), not O(n * m).
+
+    lookups = [FeatureLookup("customer_profile", ["age"], timestamp_lookup_key="label_time")]
+    training_set = create_training_set(spark, config, labels, lookups, label="churned")
+    training_set.df            # labels + features
+    training_set.spec.to_dict()
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict, dataclass, field
+from datetime import timedelta
+from typing import Any, Mapping, Sequence
+
+from delta.tables import DeltaTable
+from pyspark.errors import AnalysisException
+from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from featurestore.config import Config
+from featurestore.errors import BadInputError, NotFoundError
+from featurestore.identifiers import quote_path, validate_identifier
+from featurestore.table_metadata import parse_properties
+
+logger = logging.getLogger(__name__)
+
+SPEC_ARTIFACT = "training_set_spec.json"
+
+_PREFIX = "__fl_"
+_SIDE = _PREFIX + "side"
+_TS = _PREFIX + "ts"
+_ROW = _PREFIX + "row"
+_TIMESTAMP_TYPES = (T.TimestampType, T.TimestampNTZType, T.DateType)
+
+
+@dataclass(frozen=True)
+class FeatureLookup:
+    """Which features of which table to join, and how.
+
+    Attributes:
+        table: feature table name.
+        features: features to take; None takes every feature of the table.
+        lookup_keys: columns of the left DataFrame matching the table's primary keys, in key
+            order; None means the same names as the primary keys.
+        timestamp_lookup_key: left column for the point-in-time lookup; None takes the
+            latest values per key.
+        ttl: maximum age of a feature value; None uses the table's ttl (its Delta properties).
+    """
+
+    table: str
+    features: list[str] | None = None
+    lookup_keys: list[str] | None = None
+    timestamp_lookup_key: str | None = None
+    ttl: timedelta | None = None
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "FeatureLookup":
+        """Build a lookup from plain data (configuration or a logged spec).
+
+        Accepts ``ttl_seconds`` (or ``ttl`` in seconds) for the ttl; unknown keys are refused.
+        """
+        allowed = {"table", "features", "lookup_keys", "timestamp_lookup_key", "ttl", "ttl_seconds",
+                   "path", "delta_version"}
+        unknown = sorted(set(data) - allowed)
+        if unknown:
+            raise BadInputError(f"feature lookup {dict(data)!r}: unknown key(s) {', '.join(unknown)}")
+        if "table" not in data:
+            raise BadInputError(f"feature lookup {dict(data)!r}: 'table' is required")
+        seconds = data.get("ttl_seconds", data.get("ttl"))
+        return cls(
+            table=data["table"],
+            features=list(data["features"]) if data.get("features") is not None else None,
+            lookup_keys=list(data["lookup_keys"]) if data.get("lookup_keys") is not None else None,
+            timestamp_lookup_key=data.get("timestamp_lookup_key"),
+            ttl=timedelta(seconds=float(seconds)) if seconds is not None else None,
+        )
+
+
+@dataclass(frozen=True)
+class _Resolved:
+    """A lookup checked against its table, with everything needed to run it."""
+
+    table: str
+    path: str
+    features: list[str]
+    primary_keys: list[str]
+    lookup_keys: list[str]
+    table_timestamp: str
+    timestamp_lookup_key: str | None
+    ttl_seconds: int | None
+    delta_version: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"table": self.table, "path": self.path, "features": list(self.features),
+                "lookup_keys": list(self.lookup_keys), "timestamp_lookup_key": self.timestamp_lookup_key,
+                "ttl_seconds": self.ttl_seconds, "delta_version": self.delta_version}
+
+
+@dataclass
+class TrainingSetSpec:
+    """What a model learned from: label, keys, feature columns and the exact feature data."""
+
+    label: str | None
+    timestamp_key: str | None
+    entity_keys: list[str]
+    feature_columns: list[str]
+    lookups: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the spec as plain JSON-ready data."""
+        return asdict(self)
+
+    def to_json(self) -> str:
+        """Return the spec as JSON text."""
+        return json.dumps(self.to_dict(), indent=2, sort_keys=False)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "TrainingSetSpec":
+        """Build a spec from :meth:`to_dict` output."""
+        return cls(label=data.get("label"), timestamp_key=data.get("timestamp_key"),
+                   entity_keys=list(data.get("entity_keys") or []),
+                   feature_columns=list(data.get("feature_columns") or []),
+                   lookups=[dict(x) for x in data.get("lookups") or []])
+
+    def feature_lookups(self) -> list[FeatureLookup]:
+        """Return the lookups of this spec as :class:`FeatureLookup` objects."""
+        return [FeatureLookup.from_dict(x) for x in self.lookups]
+
+    def delta_versions(self) -> dict[str, int]:
+        """Return the Delta version each table was read at."""
+        return {x["table"]: int(x["delta_version"]) for x in self.lookups if x.get("delta_version") is not None}
+
+
+@dataclass
+class TrainingSet:
+    """A joined training DataFrame and the spec that reproduces it."""
+
+    df: DataFrame
+    spec: TrainingSetSpec
+
+
+def _table_version(spark: SparkSession, table: str, path: str) -> int:
+    if not DeltaTable.isDeltaTable(spark, path):
+        raise NotFoundError(f"feature table {table!r} not found (no Delta table at {path})")
+    return int(DeltaTable.forPath(spark, path).history(1).select("version").first()[0])
+
+
+def _read_version(spark: SparkSession, table: str, path: str, version: int) -> DataFrame:
+    try:
+        df = spark.read.format("delta").option("versionAsOf", version).load(path)
+        df.schema  # noqa: B018 - fail here for a version that does not exist
+    except AnalysisException as exc:
+        raise NotFoundError(
+            f"feature table {table!r}: Delta version {version} cannot be read: {str(exc).splitlines()[0]}"
+        ) from None
+    return df
+
+
+def resolve_lookup(spark: SparkSession, config: Config, left: DataFrame, lookup: FeatureLookup,
+                   delta_version: int | None = None) -> tuple[_Resolved, DataFrame]:
+    """Check ``lookup`` against its table and the left DataFrame; return it resolved and the table data."""
+    if not isinstance(lookup, FeatureLookup):
+        raise BadInputError(f"expected a FeatureLookup, got {type(lookup).__name__}")
+    table = validate_identifier(lookup.table, "feature table name")
+    path = config.table_path(table)
+    current = _table_version(spark, table, path)
+    version = current if delta_version is None else int(delta_version)
+    data = _read_version(spark, table, path, version)
+    props = parse_properties(spark.sql(f"DESCRIBE DETAIL {quote_path(path)}").first()["properties"] or {})
+    primary_keys = list(props["primary_keys"])
+    table_ts = props["timestamp_key"]
+    if not primary_keys or not table_ts:
+        raise BadInputError(f"table {table!r} at {path} is not a featurelake feature table "
+                            "(no primary keys or timestamp key in its properties)")
+    columns = data.columns
+    all_features = [c for c in columns if c not in primary_keys and c != table_ts]
+    if lookup.features is None:
+        features = all_features
+    else:
+        features = list(lookup.features)
+        unknown = [f for f in features if f not in all_features]
+        if unknown:
+            raise NotFoundError(f"feature table {table!r} has no feature(s) {', '.join(map(repr, unknown))} "
+                                f"(features: {', '.join(all_features)})")
+        if len(set(features)) != len(features):
+            raise BadInputError(f"lookup on table {table!r} names a feature twice: {features}")
+    if not features:
+        raise BadInputError(f"lookup on table {table!r} selects no features")
+    lookup_keys = list(lookup.lookup_keys) if lookup.lookup_keys is not None else list(primary_keys)
+    if len(lookup_keys) != len(primary_keys):
+        raise BadInputError(f"lookup on table {table!r}: {len(lookup_keys)} lookup key(s) {lookup_keys} for "
+                            f"{len(primary_keys)} primary key(s) {primary_keys}")
+    missing = [k for k in lookup_keys if k not in left.columns]
+    if missing:
+        raise BadInputError(f"lookup on table {table!r}: lookup key column(s) {', '.join(map(repr, missing))} "
+                            f"missing from the input DataFrame (columns: {', '.join(left.columns)})")
+    ts_key = lookup.timestamp_lookup_key
+    if ts_key is not None:
+        if ts_key not in left.columns:
+            raise BadInputError(f"lookup on table {table!r}: timestamp lookup key {ts_key!r} missing from the "
+                                f"input DataFrame (columns: {', '.join(left.columns)})")
+        if not isinstance(left.schema[ts_key].dataType, _TIMESTAMP_TYPES):
+            raise BadInputError(f"lookup on table {table!r}: timestamp lookup key {ts_key!r} has type "
+                                f"{left.schema[ts_key].dataType.simpleString()}, expected timestamp or date")
+    if lookup.ttl is not None:
+        if lookup.ttl.total_seconds() <= 0:
+            raise BadInputError(f"lookup on table {table!r}: ttl must be positive, got {lookup.ttl}")
+        ttl_seconds: int | None = int(lookup.ttl.total_seconds())
+    else:
+        ttl_seconds = props["ttl_seconds"] or None
+    resolved = _Resolved(table, path, features, primary_keys, lookup_keys, table_ts, ts_key, ttl_seconds, version)
+    return resolved, data
+
+
+def _point_in_time(left: DataFrame, data: DataFrame, lookup: _Resolved, drop_missing: bool) -> DataFrame:
+    """Join ``lookup``'s features onto ``left`` with a union-and-window per key."""
+    keys = [f"{_PREFIX}k{i}" for i in range(len(lookup.primary_keys))]
+    key_types = [data.schema[k].dataType for k in lookup.primary_keys]
+    payload = F.struct(F.col(lookup.table_timestamp).cast("timestamp").alias("ts"),
+                       *[F.col(f).alias(f"f{i}") for i, f in enumerate(lookup.features)])
+    feature_rows = data.select(
+        *[F.col(pk).alias(k) for pk, k in zip(lookup.primary_keys, keys)],
+        F.col(lookup.table_timestamp).cast("timestamp").alias(_TS),
+        F.lit(0).alias(_SIDE),
+        payload.alias(_ROW),
+    )
+    left_rows = left.select(
+        "*",
+        *[F.col(lk).cast(t).alias(k) for lk, t, k in zip(lookup.lookup_keys, key_types, keys)],
+        F.col(lookup.timestamp_lookup_key).cast("timestamp").alias(_TS),
+        F.lit(1).alias(_SIDE),
+        F.lit(None).cast(payload_type(data, lookup)).alias(_ROW),
+    )
+    unioned = left_rows.unionByName(feature_rows, allowMissingColumns=True)
+    window = (Window.partitionBy(*keys)
+              .orderBy(F.col(_TS).asc_nulls_first(), F.col(_SIDE).asc())
+              .rowsBetween(Window.unboundedPreceding, Window.currentRow))
+    carried = unioned.withColumn(_ROW, F.last(F.col(_ROW), ignorenulls=True).over(window))
+    joined = carried.filter(F.col(_SIDE) == 1)
+    found = F.col(_ROW).isNotNull() & F.col(_TS).isNotNull()
+    if lookup.ttl_seconds:
+        found = found & (F.col(f"{_ROW}.ts") >= F.col(_TS) - F.expr(f"INTERVAL {int(lookup.ttl_seconds)} SECONDS"))
+    if drop_missing:
+        joined = joined.filter(found)
+    return joined.select(
+        *[F.col(c) for c in left.columns],
+        *[F.when(found, F.col(f"{_ROW}.f{i}")).alias(f) for i, f in enumerate(lookup.features)],
+    )
+
+
+def payload_type(data: DataFrame, lookup: _Resolved) -> T.StructType:
+    """Return the struct type carried per feature row (timestamp + features)."""
+    return T.StructType([T.StructField("ts", T.TimestampType())]
+                        + [T.StructField(f"f{i}", data.schema[f].dataType) for i, f in enumerate(lookup.features)])
+
+
+def _latest(left: DataFrame, data: DataFrame, lookup: _Resolved, drop_missing: bool) -> DataFrame:
+    """Join the latest feature row per key onto ``left`` (no timestamp)."""
+    keys = [f"{_PREFIX}k{i}" for i in range(len(lookup.primary_keys))]
+    key_types = [data.schema[k].dataType for k in lookup.primary_keys]
+    payload = F.struct(*[F.col(f).alias(f"f{i}") for i, f in enumerate(lookup.features)])
+    latest = (data.groupBy(*[F.col(pk).alias(k) for pk, k in zip(lookup.primary_keys, keys)])
+              .agg(F.max_by(payload, F.col(lookup.table_timestamp)).alias(_ROW)))
+    left_keyed = left.select("*", *[F.col(lk).cast(t).alias(k)
+                                    for lk, t, k in zip(lookup.lookup_keys, key_types, keys)])
+    joined = left_keyed.join(latest, on=keys, how="inner" if drop_missing else "left")
+    return joined.select(*[F.col(c) for c in left.columns],
+                         *[F.col(f"{_ROW}.f{i}").alias(f) for i, f in enumerate(lookup.features)])
+
+
+def join_features(spark: SparkSession, config: Config, df: DataFrame, lookups: Sequence[FeatureLookup], *,
+                  drop_missing: bool = False,
+                  delta_versions: Mapping[str, int] | None = None) -> tuple[DataFrame, list[dict]]:
+    """Left-join each lookup's features onto ``df``, point in time.
+
+    Args:
+        spark: the session.
+        config: the project configuration (warehouse location).
+        df: the left DataFrame (labels or entities), with the lookup keys (and timestamps).
+        lookups: what to join.
+        drop_missing: drop the rows that have no feature row (within ttl) for some lookup,
+            instead of keeping them with nulls.
+        delta_versions: table name -> Delta version to read (time travel); latest otherwise.
+
+    Returns:
+        The joined DataFrame (``df``'s columns, then each lookup's features) and the resolved
+        lookups as dicts (table, path, features, lookup_keys, timestamp_lookup_key,
+        ttl_seconds, delta_version).
+
+    Raises:
+        NotFoundError: a table, feature or Delta version does not exist.
+        BadInputError: keys or timestamp missing from ``df``, or clashing column names.
+    """
+    if not lookups:
+        raise BadInputError("no feature lookups given")
+    delta_versions = dict(delta_versions or {})
+    taken = set(df.columns)
+    internal = [c for c in df.columns if c.startswith(_PREFIX)]
+    if internal:
+        raise BadInputError(f"input column(s) {internal} use the reserved prefix {_PREFIX!r}")
+    result = df
+    resolved_all: list[dict] = []
+    for lookup in lookups:
+        resolved, data = resolve_lookup(spark, config, df, lookup, delta_versions.get(lookup.table))
+        clash = [f for f in resolved.features if f in taken]
+        if clash:
+            raise BadInputError(
+                f"lookup on table {resolved.table!r}: feature(s) {', '.join(map(repr, clash))} clash with columns "
+                "already present (in the input or an earlier lookup); select other features or rename the column"
+            )
+        taken.update(resolved.features)
+        data = data.select(*resolved.primary_keys, resolved.table_timestamp, *resolved.features)
+        if resolved.timestamp_lookup_key is None:
+            result = _latest(result, data, resolved, drop_missing)
+        else:
+            result = _point_in_time(result, data, resolved, drop_missing)
+        resolved_all.append(resolved.to_dict())
+        logger.info("lookup %s: %d feature(s) at Delta version %d (%s)", resolved.table, len(resolved.features),
+                    resolved.delta_version,
+                    f"point in time on {resolved.timestamp_lookup_key}, ttl {resolved.ttl_seconds}s"
+                    if resolved.timestamp_lookup_key else "latest values")
+    return result, resolved_all
+
+
+def build_spec(label: str | None, lookups: list[dict], feature_columns: list[str] | None = None) -> TrainingSetSpec:
+    """Return the spec for resolved ``lookups`` (feature columns default to every looked-up feature)."""
+    entity_keys: list[str] = []
+    for lookup in lookups:
+        for key in lookup["lookup_keys"]:
+            if key not in entity_keys:
+                entity_keys.append(key)
+    timestamps = [x["timestamp_lookup_key"] for x in lookups if x.get("timestamp_lookup_key")]
+    columns = feature_columns if feature_columns is not None else [f for x in lookups for f in x["features"]]
+    return TrainingSetSpec(label=label, timestamp_key=timestamps[0] if timestamps else None,
+                           entity_keys=entity_keys, feature_columns=list(columns), lookups=lookups)
+
+
+def create_training_set(spark: SparkSession, config: Config, labels: DataFrame, lookups: Sequence[FeatureLookup],
+                        label: str | None, *, exclude_columns: Sequence[str] = (), drop_missing: bool = False,
+                        delta_versions: Mapping[str, int] | None = None) -> TrainingSet:
+    """Join features onto ``labels`` point in time and describe the result.
+
+    Args:
+        spark: the session.
+        config: the project configuration.
+        labels: entity keys, the label column and the label timestamp.
+        lookups: the features to join.
+        label: the label column (None for an unlabelled set, e.g. scoring).
+        exclude_columns: columns to drop from the result (not keys used by lookups).
+        drop_missing: drop rows without a feature row for some lookup.
+        delta_versions: table name -> Delta version to read (to reproduce a logged set).
+
+    Returns:
+        A :class:`TrainingSet` whose spec lists the feature columns in model input order.
+    """
+    if label is not None and label not in labels.columns:
+        raise BadInputError(f"label column {label!r} missing from the labels (columns: {', '.join(labels.columns)})")
+    df, resolved = join_features(spark, config, labels, lookups, drop_missing=drop_missing,
+                                 delta_versions=delta_versions)
+    unknown = [c for c in exclude_columns if c not in df.columns]
+    if unknown:
+        raise BadInputError(f"cannot exclude unknown column(s) {', '.join(map(repr, unknown))}")
+    if exclude_columns:
+        df = df.drop(*exclude_columns)
+    spec = build_spec(label, resolved, [f for x in resolved for f in x["features"] if f not in exclude_columns])
+    return TrainingSet(df, spec)
+
+
+def load_spec(run_id: str, config: Config | None = None) -> dict:
+    """Return the training-set spec logged with MLflow run ``run_id`` (``training_set_spec.json``).
+
+    Args:
+        run_id: the MLflow run id.
+        config: when given, MLflow is pointed at its tracking store first; otherwise the
+            current MLflow tracking URI is used.
+
+    Raises:
+        NotFoundError: the run or its spec artifact does not exist.
+    """
+    import mlflow
+
+    if config is not None:
+        from modeling.tracking import configure_mlflow
+
+        configure_mlflow(config)
+    try:
+        text = mlflow.artifacts.load_text(f"runs:/{run_id}/{SPEC_ARTIFACT}")
+    except Exception as exc:  # MlflowException, OSError...
+        raise NotFoundError(f"no training-set spec for MLflow run {run_id!r}: {str(exc).splitlines()[0]}") from None
+    return json.loads(text)
