@@ -68,6 +68,48 @@ class FeastSettings:
 
 
 @dataclass
+class LookupSettings:
+    """One feature lookup of the training set (see :class:`modeling.training_set.FeatureLookup`)."""
+
+    table: str = ""
+    features: list[str] | None = None
+    lookup_keys: list[str] | None = None
+    timestamp_lookup_key: str | None = None
+    ttl_seconds: int | None = None
+
+
+@dataclass
+class TrainingSettings:
+    """What the training job learns from and which estimator it fits (see :mod:`modeling.training`)."""
+
+    model_name: str = "churn_model"
+    labels_path: str | None = None     # parquet file/folder or Delta table of labels
+    label: str = "churned"
+    lookups: list[LookupSettings] = field(default_factory=list)
+    drop_missing: bool = False
+    task: str = "classifier"           # classifier | regressor (mlflow.evaluate model type)
+    estimator: str = "sklearn.linear_model.LogisticRegression"
+    estimator_params: dict[str, str] = field(default_factory=dict)  # values parsed as YAML scalars
+    test_fraction: float = 0.25
+    seed: int = 42
+    description: str = ""
+    tags: dict[str, str] = field(default_factory=dict)
+    source_url: str | None = None      # notebook or repository link logged as featurelake.source
+
+
+@dataclass
+class PromotionSettings:
+    """Gates a candidate model version must pass to be promoted (see :mod:`modeling.promotion`)."""
+
+    metric: str = "roc_auc"            # compared with the current Production version
+    greater_is_better: bool = True
+    min_improvement: float = 0.0
+    # metric -> accepted range, for example {roc_auc: ">= 0.6", log_loss: "<= 0.69"}
+    thresholds: dict[str, str] = field(default_factory=dict)
+    events_table: str = "promotion_events"
+
+
+@dataclass
 class Config:
     """The whole project configuration. Build it with :func:`load_config`."""
 
@@ -77,6 +119,8 @@ class Config:
     spark: SparkSettings = field(default_factory=SparkSettings)
     mlflow: MlflowSettings = field(default_factory=MlflowSettings)
     feast: FeastSettings = field(default_factory=FeastSettings)
+    training: TrainingSettings = field(default_factory=TrainingSettings)
+    promotion: PromotionSettings = field(default_factory=PromotionSettings)
     base_dir: str = field(default=".", metadata={"internal": True})
 
     def table_path(self, table_name: str) -> str:
@@ -235,6 +279,8 @@ def resolve_paths(config: Config, base_dir: Path) -> Config:
     if config.mlflow.registry_uri:
         config.mlflow.registry_uri = _resolve_sqlite_uri(config.mlflow.registry_uri, base_dir)
     config.mlflow.artifact_location = _resolve_path(config.mlflow.artifact_location, base_dir)
+    if config.training.labels_path:
+        config.training.labels_path = _resolve_path(config.training.labels_path, base_dir)
     return config
 
 
