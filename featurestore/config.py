@@ -110,6 +110,17 @@ class PromotionSettings:
 
 
 @dataclass
+class MonitoringSettings:
+    """What the monitoring job checks and how it reacts (see :mod:`monitoring.metrics`)."""
+
+    # metric -> accepted range, for example {auc: ">= 0.7", prediction_psi: "<= 0.2"}
+    thresholds: dict[str, str] = field(default_factory=dict)
+    max_attempts: int = 3
+    webhook_url: str | None = None
+    predictions_table: str = "predictions"
+
+
+@dataclass
 class Config:
     """The whole project configuration. Build it with :func:`load_config`."""
 
@@ -119,6 +130,7 @@ class Config:
     spark: SparkSettings = field(default_factory=SparkSettings)
     mlflow: MlflowSettings = field(default_factory=MlflowSettings)
     feast: FeastSettings = field(default_factory=FeastSettings)
+    monitoring: MonitoringSettings = field(default_factory=MonitoringSettings)
     training: TrainingSettings = field(default_factory=TrainingSettings)
     promotion: PromotionSettings = field(default_factory=PromotionSettings)
     base_dir: str = field(default=".", metadata={"internal": True})
