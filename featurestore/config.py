@@ -65,6 +65,19 @@ class FeastSettings:
 
     repo_path: str = "feast_repo"
     project: str = "featurelake"
+    # Feast online store settings as in feature_store.yaml (empty: SQLite inside the repo).
+    online_store: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class MonitoringSettings:
+    """What the monitoring job checks and how it reacts (see :mod:`monitoring.metrics`)."""
+
+    # metric -> accepted range, for example {auc: ">= 0.7", prediction_psi: "<= 0.2"}
+    thresholds: dict[str, str] = field(default_factory=dict)
+    max_attempts: int = 3
+    webhook_url: str | None = None
+    predictions_table: str = "predictions"
 
 
 @dataclass
@@ -110,17 +123,6 @@ class PromotionSettings:
 
 
 @dataclass
-class MonitoringSettings:
-    """What the monitoring job checks and how it reacts (see :mod:`monitoring.metrics`)."""
-
-    # metric -> accepted range, for example {auc: ">= 0.7", prediction_psi: "<= 0.2"}
-    thresholds: dict[str, str] = field(default_factory=dict)
-    max_attempts: int = 3
-    webhook_url: str | None = None
-    predictions_table: str = "predictions"
-
-
-@dataclass
 class Config:
     """The whole project configuration. Build it with :func:`load_config`."""
 
@@ -130,9 +132,9 @@ class Config:
     spark: SparkSettings = field(default_factory=SparkSettings)
     mlflow: MlflowSettings = field(default_factory=MlflowSettings)
     feast: FeastSettings = field(default_factory=FeastSettings)
-    monitoring: MonitoringSettings = field(default_factory=MonitoringSettings)
     training: TrainingSettings = field(default_factory=TrainingSettings)
     promotion: PromotionSettings = field(default_factory=PromotionSettings)
+    monitoring: MonitoringSettings = field(default_factory=MonitoringSettings)
     base_dir: str = field(default=".", metadata={"internal": True})
 
     def table_path(self, table_name: str) -> str:

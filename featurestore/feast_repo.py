@@ -39,7 +39,10 @@ def repo_config(config: Config) -> dict:
         "registry": REGISTRY_FILE,
         "provider": "local",
         "offline_store": {"type": "spark", "spark_conf": spark_conf},
-        "online_store": {"type": "sqlite", "path": ONLINE_STORE_FILE},
+        # Spark compute engine: materialization stays distributed (executors write to the
+        # online store through mapInArrow); Feast's default local engine collects to the driver.
+        "batch_engine": {"type": "spark.engine", "spark_conf": spark_conf},
+        "online_store": dict(config.feast.online_store) or {"type": "sqlite", "path": ONLINE_STORE_FILE},
         "entity_key_serialization_version": 3,
     }
 
