@@ -1,0 +1,211 @@
+"""Feature-table builds: metadata round trip, MERGE semantics, bad input leaves tables unchanged."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from chispa import assert_df_equality
+from pyspark.sql import functions as F
+
+from featurestore.build import build_features, build_table, read_sources
+from featurestore.catalog import describe_table, list_tables
+from featurestore.definitions import FeatureTable, Field, Source
+from featurestore.delta_tables import current_version
+from featurestore.errors import BadInputError, NotFoundError
+from featurestore.feast_repo import feature_store, register_tables
+
+T0 = datetime(2026, 3, 1)
+
+
+def write_source(root: Path, rows: list[tuple], name: str = "events") -> str:
+    frame = pd.DataFrame(rows, columns=["user_id", "ts", "clicks", "spend"])
+    frame["ts"] = pd.to_datetime(frame["ts"]).dt.tz_localize("UTC").astype("datetime64[us, UTC]")
+    path = root / "raw" / f"{name}.parquet"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_parquet(path, index=False)
+    return str(path)
+
+
+def passthrough(spark, inputs):
+    return inputs["events"].select("user_id", "ts", F.col("clicks").cast("bigint"), F.col("spend").cast("double"))
+
+
+def user_table(name: str = "user_activity", transform=passthrough, **overrides) -> FeatureTable:
+    fields = dict(
+        name=name,
+        primary_keys=[Field("user_id", "bigint", "User identifier")],
+        timestamp_key="ts",
+        features=[Field("clicks", "bigint", "Clicks in the hour"), Field("spend", "double", "Spend in the hour")],
+        sources=[Source("events", "raw/events.parquet")],
+        transform=transform,
+        owner="growth@example.com",
+        description="Hourly user activity",
+        notebook_url="https://example.com/notebooks/activity",
+        tags={"team": "growth"},
+        ttl=timedelta(days=2),
+    )
+    fields.update(overrides)
+    return FeatureTable(**fields)
+
+
+ROWS = [(1, T0, 3, 1.5), (2, T0, 0, 0.0), (1, T0 + timedelta(hours=1), 5, 2.5)]
+
+
+def test_metadata_round_trip_to_delta_catalog_and_feast(spark, project):
+    write_source(Path(project.source_root), ROWS)
+    table = user_table()
+    result = build_table(spark, project, table)
+    assert result.write.created and result.write.rows_inserted == 3
+
+    detail = spark.sql(f"DESCRIBE DETAIL delta.`{project.table_path(table.name)}`").first()
+    assert detail["properties"]["featurelake.primary_keys"] == "user_id"
+    assert detail["properties"]["featurelake.owner"] == "growth@example.com"
+    assert detail["description"] == "Hourly user activity"
+    comments = {f.name: f.metadata.get("comment") for f in spark.read.format("delta")
+                .load(project.table_path(table.name)).schema.fields}
+    assert comments["spend"] == "Spend in the hour"
+
+    info = describe_table(spark, project, table.name)
+    assert info.primary_keys == ["user_id"]
+    assert info.timestamp_key == "ts"
+    assert info.created_by
+    assert info.notebook_url == "https://example.com/notebooks/activity"
+    assert info.sources == [{"name": "events", "path": "raw/events.parquet", "format": "parquet"}]
+    assert [(f.name, f.type, f.description) for f in info.features] == [
+        ("clicks", "bigint", "Clicks in the hour"), ("spend", "double", "Spend in the hour")]
+    assert info.delta_version == result.write.version_after
+    assert info.created is not None and info.last_updated is not None
+    assert [i.name for i in list_tables(spark, project)] == [table.name]
+
+    register_tables(project, [table])
+    view = feature_store(project).get_feature_view(table.name)  # read back with Feast's own API
+    assert view.owner == "growth@example.com"
+    assert view.description == "Hourly user activity"
+    assert view.tags["notebook_url"] == "https://example.com/notebooks/activity"
+    assert view.tags["team"] == "growth"
+    assert view.ttl == timedelta(days=2)
+    assert [f.name for f in view.features] == ["clicks", "spend"]
+    assert view.entities == ["user_id"]
+    assert view.batch_source.path == project.table_path(table.name)
+
+
+def test_merge_updates_inserts_and_rerun_is_idempotent(spark, project):
+    root = Path(project.source_root)
+    write_source(root, ROWS)
+    table = user_table()
+    build_table(spark, project, table)
+    path = project.table_path(table.name)
+
+    rerun = build_table(spark, project, table)
+    assert (rerun.write.rows_inserted, rerun.write.rows_updated) == (0, 0)
+    assert spark.read.format("delta").load(path).count() == 3
+
+    write_source(root, [(1, T0, 4, 1.5), (2, T0, 0, 0.0), (1, T0 + timedelta(hours=1), 5, 2.5),
+                        (3, T0, 1, 9.0)])
+    merged = build_table(spark, project, table)
+    assert (merged.write.rows_inserted, merged.write.rows_updated) == (1, 1)
+    expected = spark.createDataFrame(
+        [(1, T0, 4, 1.5), (1, T0 + timedelta(hours=1), 5, 2.5), (2, T0, 0, 0.0), (3, T0, 1, 9.0)],
+        "user_id bigint, ts timestamp, clicks bigint, spend double",
+    )
+    actual = spark.read.format("delta").load(path)
+    assert_df_equality(actual, expected, ignore_row_order=True, ignore_nullable=True, ignore_metadata=True)
+
+
+def test_table_is_readable_by_an_independent_delta_reader(spark, project):
+    from deltalake import DeltaTable as RustDeltaTable
+
+    write_source(Path(project.source_root), ROWS)
+    table = user_table()
+    result = build_table(spark, project, table)
+    other = RustDeltaTable(project.table_path(table.name))
+    assert other.version() == result.write.version_after
+    frame = other.to_pandas().sort_values(["user_id", "ts"])
+    assert frame["clicks"].tolist() == [3, 5, 0]
+    assert other.metadata().configuration["featurelake.timestamp_key"] == "ts"
+    assert other.metadata().description == "Hourly user activity"
+
+
+def _bad(transform):
+    return lambda spark, inputs: transform(passthrough(spark, inputs))
+
+
+BAD_INPUTS = [
+    ("missing key", _bad(lambda df: df.drop("user_id")), "missing primary key column 'user_id'"),
+    ("missing feature", _bad(lambda df: df.drop("spend")), "missing feature column 'spend'"),
+    ("null key", _bad(lambda df: df.withColumn("user_id", F.when(F.col("clicks") == 5, None)
+                                                .otherwise(F.col("user_id")))),
+     "null values in key column.*'user_id' \\(1 rows\\)"),
+    ("duplicate", _bad(lambda df: df.union(df.limit(1))), "duplicate rows for the same key and timestamp"),
+    ("wrong type", _bad(lambda df: df.withColumn("spend", F.col("spend").cast("string"))),
+     "'spend' is string, declared double"),
+    ("undeclared column", _bad(lambda df: df.withColumn("extra", F.lit(1))), "'extra' are not declared"),
+]
+
+
+@pytest.mark.parametrize("case, transform, message", BAD_INPUTS, ids=[c[0] for c in BAD_INPUTS])
+def test_bad_input_names_table_and_column_and_leaves_table_unchanged(spark, project, case, transform, message):
+    write_source(Path(project.source_root), ROWS)
+    good = user_table()
+    build_table(spark, project, good)
+    path = project.table_path(good.name)
+    version = current_version(spark, path)
+    with pytest.raises(BadInputError, match=message) as error:
+        build_table(spark, project, user_table(transform=transform))
+    assert "'user_activity'" in str(error.value)
+    assert current_version(spark, path) == version
+    assert spark.read.format("delta").load(path).count() == 3
+
+
+def test_bad_input_on_first_build_creates_no_table(spark, project):
+    write_source(Path(project.source_root), ROWS)
+    bad = user_table(transform=BAD_INPUTS[0][1])
+    with pytest.raises(BadInputError):
+        build_table(spark, project, bad)
+    assert current_version(spark, project.table_path(bad.name)) is None
+
+
+def test_unreadable_source_is_named(spark, project):
+    table = user_table(sources=[Source("events", "raw/does_not_exist.parquet")])
+    with pytest.raises(NotFoundError, match="'user_activity'.*source 'events'.*does_not_exist.parquet"):
+        read_sources(spark, project, table)
+
+
+def test_unknown_table_name_is_refused(spark, project, tmp_path):
+    definitions = tmp_path / "defs.py"
+    definitions.write_text("FEATURE_TABLES = []\n")
+    project.definitions = str(definitions)
+    with pytest.raises(NotFoundError, match="unknown feature table 'nope'"):
+        build_features(spark, project, ["nope"])
+    with pytest.raises(BadInputError, match="invalid table name"):
+        build_features(spark, project, ["x`; DROP TABLE y"])
+    with pytest.raises(NotFoundError, match="feature table 'nope' not found"):
+        describe_table(spark, project, "nope")
+
+
+def test_changed_definition_is_refused_without_evolution(spark, project):
+    write_source(Path(project.source_root), ROWS)
+    build_table(spark, project, user_table())
+    version = current_version(spark, project.table_path("user_activity"))
+    retyped = user_table(
+        features=[Field("clicks", "double"), Field("spend", "double")],
+        transform=lambda s, i: passthrough(s, i).withColumn("clicks", F.col("clicks").cast("double")),
+    )
+    with pytest.raises(BadInputError, match="column 'clicks' retyped from bigint to double"):
+        build_table(spark, project, retyped)
+    assert current_version(spark, project.table_path("user_activity")) == version
+
+
+def test_metadata_change_is_synced(spark, project):
+    write_source(Path(project.source_root), ROWS)
+    build_table(spark, project, user_table())
+    build_table(spark, project, user_table(description="Hourly activity, v2", owner="new@example.com",
+                                           features=[Field("clicks", "bigint", "Clicks (new text)"),
+                                                     Field("spend", "double", "Spend in the hour")]))
+    info = describe_table(spark, project, "user_activity")
+    assert info.description == "Hourly activity, v2"
+    assert info.owner == "new@example.com"
+    assert info.features[0].description == "Clicks (new text)"

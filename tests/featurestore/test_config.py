@@ -1,0 +1,59 @@
+"""Configuration loading: defaults, YAML, environment overrides, refusal of bad values."""
+
+import pytest
+
+from featurestore.config import load_config
+from featurestore.errors import BadInputError
+
+
+def test_defaults_need_nothing_installed(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("FEATURELAKE_CONFIG", raising=False)
+    config = load_config(env={})
+    assert config.spark.master == "local[*]"
+    assert config.warehouse == str(tmp_path / "warehouse")
+    assert config.mlflow.tracking_uri == f"sqlite:///{tmp_path / 'mlflow.db'}"
+
+
+def test_relative_paths_resolve_against_the_config_file(tmp_path):
+    path = tmp_path / "conf" / "featurelake.yaml"
+    path.parent.mkdir()
+    path.write_text("warehouse: wh\nfeast:\n  repo_path: repo\nmlflow:\n  tracking_uri: sqlite:///m.db\n")
+    config = load_config(path, env={})
+    assert config.warehouse == str(tmp_path / "conf" / "wh")
+    assert config.feast.repo_path == str(tmp_path / "conf" / "repo")
+    assert config.mlflow.tracking_uri == f"sqlite:///{tmp_path / 'conf' / 'm.db'}"
+
+
+def test_environment_overrides_every_scalar(tmp_path):
+    path = tmp_path / "featurelake.yaml"
+    path.write_text("spark:\n  master: local[1]\n")
+    config = load_config(path, env={
+        "FEATURELAKE_SPARK_MASTER": "spark://host:7077",
+        "FEATURELAKE_MLFLOW_TRACKING_URI": "http://127.0.0.1:5000",
+        "FEATURELAKE_WAREHOUSE": "/data/wh",
+    })
+    assert config.spark.master == "spark://host:7077"
+    assert config.mlflow.tracking_uri == "http://127.0.0.1:5000"
+    assert config.warehouse == "/data/wh"
+
+
+@pytest.mark.parametrize("text, message", [
+    ("warehose: x\n", "warehose"),
+    ("spark:\n  mastr: local\n", "mastr"),
+    ("spark:\n  master: 3\n", "spark.master"),
+    ("spark: [1, 2]\n", "spark"),
+    ("- a\n- b\n", "mapping"),
+    ("spark: {master: [unclosed\n", "not valid YAML"),
+    ("warehouse: !!python/object/apply:os.system ['true']\n", "not valid YAML"),
+])
+def test_bad_configuration_is_refused(tmp_path, text, message):
+    path = tmp_path / "featurelake.yaml"
+    path.write_text(text)
+    with pytest.raises(BadInputError, match=message):
+        load_config(path, env={})
+
+
+def test_missing_config_file_is_named(tmp_path):
+    with pytest.raises(BadInputError, match="nope.yaml"):
+        load_config(tmp_path / "nope.yaml", env={})
