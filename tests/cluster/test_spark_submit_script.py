@@ -1,0 +1,189 @@
+"""spark-submit.sh without a cluster: its refusals, the command it builds and the code archive."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+import yaml
+
+from cluster_services import REPO_ROOT, free_port, run_submit
+from featurestore.spark_session import PROVIDED_BY_SPARK, delta_package
+
+ARCHIVE = REPO_ROOT / "dist" / "featurelake-code.zip"
+LAUNCHER = REPO_ROOT / "dist" / "featurelake_job.py"
+
+
+def printed_command(stderr: str) -> list[str]:
+    """The spark-submit command line the script printed (its last 'spark-submit.sh: ' line)."""
+    lines = [line for line in stderr.splitlines() if line.startswith("spark-submit.sh: /")
+             or line.startswith("spark-submit.sh: spark-submit")]
+    assert lines, f"no command printed:\n{stderr}"
+    return shlex.split(lines[-1].split(": ", 1)[1])
+
+
+def conf_values(cmd: list[str]) -> dict[str, str]:
+    """The --conf KEY=VALUE pairs of a command (the last one wins, as in spark-submit)."""
+    pairs = {}
+    for flag, value in zip(cmd, cmd[1:]):
+        if flag == "--conf":
+            key, _, val = value.partition("=")
+            pairs[key] = val
+    return pairs
+
+
+def option(cmd: list[str], name: str) -> str:
+    return cmd[cmd.index(name) + 1]
+
+
+@pytest.fixture
+def config_file(tmp_path: Path) -> Path:
+    path = tmp_path / "proj" / "featurelake.yaml"
+    path.parent.mkdir()
+    path.write_text(yaml.safe_dump({
+        "warehouse": "warehouse",
+        "definitions": "demo.tables",
+        "spark": {"master": "spark://127.0.0.1:1", "conf": {"spark.sql.shuffle.partitions": "3"}},
+    }))
+    return path
+
+
+def test_help_explains_usage(tmp_path):
+    result = run_submit(["--help"], cwd=tmp_path)
+    assert result.returncode == 0
+    for text in ("Usage: ./spark-submit.sh", "--master", "--deploy-mode", "--conf", "--config", "--py-files"):
+        assert text in result.stdout
+
+
+def test_unknown_job_is_refused(tmp_path):
+    result = run_submit(["no_such_job", "--config", "x.yaml"], cwd=tmp_path)
+    assert result.returncode == 2
+    assert "unknown job 'no_such_job'" in result.stderr
+    assert "build_features" in result.stderr  # the available jobs are listed
+    helper = run_submit(["common"], cwd=tmp_path)  # a module of jobs/ that is not a job
+    assert helper.returncode == 2 and "unknown job 'common'" in helper.stderr
+
+
+def test_missing_config_file_is_refused(tmp_path):
+    result = run_submit(["build_features", "--config", str(tmp_path / "missing.yaml")], cwd=tmp_path)
+    assert result.returncode == 2
+    assert f"configuration file not found: {tmp_path / 'missing.yaml'}" in result.stderr
+
+
+def test_missing_spark_submit_is_reported(tmp_path):
+    result = run_submit(["build_features"], cwd=tmp_path, env={**os.environ, "SPARK_SUBMIT": "/nonexistent/spark-submit"})
+    assert result.returncode == 5
+    assert "spark-submit not found at '/nonexistent/spark-submit'" in result.stderr
+
+    bin_dir = tmp_path / "bin"  # a PATH with Python but no Spark at all
+    bin_dir.mkdir()
+    (bin_dir / "python3").symlink_to(sys.executable)
+    env = {k: v for k, v in os.environ.items() if k not in ("SPARK_HOME", "SPARK_SUBMIT")}
+    env["PATH"] = f"{bin_dir}:/usr/bin:/bin"
+    result = subprocess.run([str(REPO_ROOT / "spark-submit.sh"), "build_features"], cwd=tmp_path, env=env,
+                            text=True, capture_output=True, timeout=60)
+    assert result.returncode == 5
+    assert "spark-submit not found" in result.stderr
+
+
+def test_dry_run_builds_the_full_command(tmp_path, config_file):
+    env = {**os.environ, "FEATURELAKE_MLFLOW_TRACKING_URI": "http://127.0.0.1:5999"}
+    result = run_submit(["--dry-run", "build_features", "--tables", "customer_profile",
+                         "--config", str(config_file.relative_to(tmp_path)),
+                         "--conf", "spark.sql.shuffle.partitions=7"], cwd=tmp_path, env=env)
+    assert result.returncode == 0, result.stderr
+    cmd = printed_command(result.stderr)
+    conf = conf_values(cmd)
+    assert option(cmd, "--master") == "spark://127.0.0.1:1"  # from the config file
+    assert option(cmd, "--deploy-mode") == "client"
+    assert option(cmd, "--py-files") == str(ARCHIVE)
+    assert option(cmd, "--packages") == delta_package()
+    assert option(cmd, "--exclude-packages").split(",") == list(PROVIDED_BY_SPARK)
+    assert conf["spark.sql.extensions"] == "io.delta.sql.DeltaSparkSessionExtension"
+    assert conf["spark.sql.catalog.spark_catalog"] == "org.apache.spark.sql.delta.catalog.DeltaCatalog"
+    assert Path(conf["spark.jars.ivySettings"]).is_file()
+    assert conf["spark.pyspark.python"] == sys.executable
+    assert conf["spark.executorEnv.FEATURELAKE_MLFLOW_TRACKING_URI"] == "http://127.0.0.1:5999"
+    assert conf["spark.sql.shuffle.partitions"] == "7"  # the user's --conf wins over the config file's
+    assert cmd.index("spark.sql.shuffle.partitions=7") > cmd.index("spark.sql.shuffle.partitions=3")
+    assert cmd[cmd.index(str(LAUNCHER)):] == [str(LAUNCHER), "build_features", "--config", str(config_file),
+                                               "--tables", "customer_profile"]
+
+
+def test_cluster_deploy_mode_ships_the_config_file(tmp_path, config_file):
+    result = run_submit(["--dry-run", "--master", "yarn", "--deploy-mode", "cluster", "build_features",
+                         "--config", str(config_file)], cwd=tmp_path,
+                        env={**os.environ, "MLFLOW_TRACKING_URI": "http://mlflow:5000"})
+    assert result.returncode == 0, result.stderr
+    cmd = printed_command(result.stderr)
+    assert option(cmd, "--master") == "yarn"
+    assert option(cmd, "--files") == str(config_file)
+    assert cmd[cmd.index(str(LAUNCHER)):][:4] == [str(LAUNCHER), "build_features", "--config", "featurelake.yaml"]
+    assert conf_values(cmd)["spark.yarn.appMasterEnv.MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
+
+
+def test_bad_deploy_mode_and_conf_are_refused(tmp_path):
+    result = run_submit(["--deploy-mode", "remote", "build_features"], cwd=tmp_path)
+    assert result.returncode == 2 and "--deploy-mode must be client or cluster" in result.stderr
+    result = run_submit(["--conf", "novalue", "build_features"], cwd=tmp_path)
+    assert result.returncode == 2 and "--conf expects KEY=VALUE" in result.stderr
+
+
+def test_archive_holds_the_packages_and_is_rebuilt_when_stale(tmp_path):
+    result = run_submit(["--dry-run", "--master", "local[1]", "build_features"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    names = zipfile.ZipFile(ARCHIVE).namelist()
+    for expected in ("featurestore/__init__.py", "featurestore/ivysettings.xml", "jobs/build_features.py",
+                     "demo/tables.py", "inference/__init__.py", "modeling/__init__.py"):
+        assert expected in names
+    assert not [n for n in names if "__pycache__" in n]
+
+    old = time.time() - 10 * 365 * 24 * 3600  # older than every source file
+    os.utime(ARCHIVE, (old, old))
+    result = run_submit(["--dry-run", "--master", "local[1]", "build_features"], cwd=tmp_path)
+    assert "built " + str(ARCHIVE) in result.stderr
+    assert ARCHIVE.stat().st_mtime > old
+    result = run_submit(["--dry-run", "--master", "local[1]", "build_features"], cwd=tmp_path)
+    assert "built " not in result.stderr  # up to date: not rebuilt
+
+
+def test_jobs_import_from_the_archive_through_the_launcher(tmp_path):
+    run_submit(["--dry-run", "--master", "local[1]", "build_features"], cwd=tmp_path)
+    env = {**os.environ, "PYTHONPATH": str(ARCHIVE)}
+    probe = subprocess.run([sys.executable, "-c", "import featurestore, jobs.build_features, demo.tables; "
+                            "print(featurestore.__file__)"], cwd=tmp_path, env=env, text=True,
+                           capture_output=True, timeout=120)
+    assert probe.returncode == 0, probe.stderr
+    assert probe.stdout.strip().startswith(str(ARCHIVE))
+    helped = subprocess.run([sys.executable, str(LAUNCHER), "build_features", "--help"], cwd=tmp_path, env=env,
+                            text=True, capture_output=True, timeout=120)
+    assert helped.returncode == 0, helped.stderr
+    assert "--tables" in helped.stdout
+
+
+def test_unreachable_master_fails_fast(tmp_path):
+    port = free_port()  # nothing listens there
+    started = time.monotonic()
+    result = run_submit(["--master", f"spark://127.0.0.1:{port}", "build_features"], cwd=tmp_path, timeout_s=120)
+    assert result.returncode == 5
+    assert f"Spark master spark://127.0.0.1:{port} cannot be reached" in result.stderr
+    print(f"refused in {time.monotonic() - started:.1f} s")
+
+
+@pytest.mark.cluster
+@pytest.mark.slow
+def test_unreachable_master_makes_spark_submit_give_up(tmp_path):
+    """Without the script's check, spark-submit itself gives up (3 registration attempts) with a
+    non-zero exit code instead of waiting forever."""
+    port = free_port()
+    result = run_submit(["--no-master-check", "--master", f"spark://127.0.0.1:{port}",
+                         "--conf", "spark.ui.enabled=false", "--conf", "spark.driver.host=127.0.0.1",
+                         "build_features"], cwd=tmp_path, timeout_s=400)
+    assert result.returncode != 0
+    assert "All masters are unresponsive" in result.stderr
