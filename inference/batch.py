@@ -1,0 +1,202 @@
+"""Batch inference: resolve the model once, look up its features, score with spark_udf, write to Delta.
+
+    result = run_batch_inference(spark, config, "entities", "models:/churn_model/Production",
+                                 batch_id="2026-11-26")
+
+Every check (model reference, signature, keys, feature tables, types) runs before any data
+is processed; the data then flows once through the join, the UDF and one Delta commit.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from delta.tables import DeltaTable
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from featurestore.config import Config
+from featurestore.errors import BadInputError, NotFoundError
+from featurestore.identifiers import validate_identifier
+from inference.model_reference import ResolvedModel, mlflow_client, resolve_model
+from inference.predictions import BatchWrite, validate_batch_id, write_batch
+from inference.scoring import (
+    DEFAULT_ARROW_BATCH, ScoringModel, arrow_batch_size, check_inputs, load_scoring_model, match_parallelism,
+    score,
+)
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MODEL_URI_TEMPLATE = "models:/{name}/Production"
+DEFAULT_OUTPUT_TABLE = "predictions"
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    """What one batch-inference run did."""
+
+    model: ResolvedModel
+    batch_id: str
+    output_table: str
+    output_path: str
+    rows_written: int
+    delta_version: int | None
+    feature_lookup: bool
+    scored_at: datetime
+    seconds: float
+
+    @property
+    def empty(self) -> bool:
+        """True when the input had no rows and nothing was written."""
+        return self.delta_version is None
+
+
+def read_input(spark: SparkSession, config: Config, source: str) -> DataFrame:
+    """Read the entities to score: a table of the warehouse (by name) or a Delta/parquet path.
+
+    Raises:
+        NotFoundError: neither a warehouse table nor an existing path.
+    """
+    if "/" not in source and "\\" not in source and not source.endswith(".parquet"):
+        validate_identifier(source, "input table name")
+        path = config.table_path(source)
+        if DeltaTable.isDeltaTable(spark, path):
+            return spark.read.format("delta").load(path)
+        raise NotFoundError(f"input table {source!r} not found in warehouse {config.warehouse}")
+    if "://" not in source and not Path(source).exists():
+        raise NotFoundError(f"input path {source!r} does not exist")
+    if DeltaTable.isDeltaTable(spark, source):
+        return spark.read.format("delta").load(source)
+    return spark.read.parquet(source)
+
+
+def _load_spec(run_id: str | None, config: Config) -> dict | None:
+    """The training-set spec logged with the model's run, or None when there is none."""
+    from modeling.training_set import load_spec
+
+    if run_id is None:
+        return None
+    try:
+        return load_spec(run_id, config)
+    except NotFoundError:
+        return None
+
+
+def lookup_features(spark: SparkSession, config: Config, df: DataFrame, spec: dict | None,
+                    model: ScoringModel) -> tuple[DataFrame, bool]:
+    """Join the model's features from the feature tables unless ``df`` already holds them all.
+
+    Returns the DataFrame to score and whether a lookup was made.
+
+    Raises:
+        BadInputError: inputs missing and no spec to look them up with, or the input lacks a key.
+        NotFoundError: a feature table or feature the model needs does not exist.
+    """
+    label = f"model {model.resolved.name!r} version {model.resolved.version}"
+    missing = [c for c in model.required_features if c not in df.columns]
+    if not missing:
+        return df, False
+    if spec is None or not spec.get("lookups"):
+        raise BadInputError(
+            f"input lacks column(s) {', '.join(missing)} that {label} needs, and the model has no "
+            "training-set spec to look them up in the feature tables")
+    from modeling.training_set import FeatureLookup, join_features
+
+    absent_keys = [k for k in spec.get("entity_keys", []) if k not in df.columns]
+    if absent_keys:
+        raise BadInputError(f"input lacks key column(s) {', '.join(absent_keys)} that {label} is looked up by "
+                            f"(input columns: {', '.join(df.columns)})")
+    lookups = []
+    for raw in spec["lookups"]:
+        lookup = FeatureLookup.from_dict(raw)
+        wanted = [f for f in (lookup.features or []) if f not in df.columns] if lookup.features else None
+        if lookup.features and not wanted:
+            continue  # the input already carries every feature of this lookup
+        ts = lookup.timestamp_lookup_key if lookup.timestamp_lookup_key in df.columns else None
+        lookups.append(FeatureLookup(lookup.table, wanted, lookup.lookup_keys, ts, lookup.ttl))
+    joined, resolved = join_features(spark, config, df, lookups)
+    for item in resolved:
+        logger.info("features %s from %s (Delta version %d, %s)", ", ".join(item["features"]), item["table"],
+                    item["delta_version"],
+                    f"as of {item['timestamp_lookup_key']}" if item["timestamp_lookup_key"] else "latest values")
+    still_missing = [c for c in model.required_features if c not in joined.columns]
+    if still_missing:
+        raise NotFoundError(f"feature(s) {', '.join(still_missing)} that {label} needs are in none of the "
+                            f"feature tables {', '.join(x['table'] for x in resolved)}")
+    return joined, True
+
+
+def run_batch_inference(spark: SparkSession, config: Config, source: str | DataFrame, model_uri: str, *,
+                        output_table: str = DEFAULT_OUTPUT_TABLE, batch_id: str | None = None,
+                        keys: list[str] | None = None, with_probability: bool = True,
+                        arrow_batch: int = DEFAULT_ARROW_BATCH) -> BatchResult:
+    """Score ``source`` with the model ``model_uri`` and append the batch to ``output_table``.
+
+    Args:
+        spark: the session.
+        config: the project configuration (warehouse, MLflow).
+        source: the entities to score - a warehouse table name, a Delta/parquet path or a
+            DataFrame - with the key columns (and optionally the spec's timestamp column), or
+            with every model input already present.
+        model_uri: ``models:/NAME/Production`` (or a stage, ``@alias``, version), resolved once.
+        output_table: predictions table name in the warehouse.
+        batch_id: identifies the batch; a rerun with the same id replaces its rows.
+            Default: the UTC scoring date (``YYYY-MM-DD``), so a daily rerun is safe.
+        keys: entity key columns to keep (default: the training-set spec's entity keys).
+        with_probability: add the probability column for classifiers.
+        arrow_batch: records per Arrow batch sent to the Python workers.
+
+    Raises:
+        BadInputError, NotFoundError: see the job's documented exit codes; nothing is written.
+    """
+    started = time.monotonic()
+    scored_at = datetime.now(timezone.utc).replace(microsecond=0)
+    batch_id = validate_batch_id(batch_id or scored_at.date().isoformat())
+    validate_identifier(output_table, "output table name")
+    output_path = config.table_path(output_table)
+
+    client = mlflow_client(config)
+    resolved = resolve_model(client, model_uri)
+    model = load_scoring_model(resolved, with_probability=with_probability)
+    spec = _load_spec(resolved.run_id, config)
+
+    df = read_input(spark, config, source) if isinstance(source, str) else source
+    keys = list(keys) if keys else list((spec or {}).get("entity_keys") or [])
+    if not keys:
+        raise BadInputError(f"no entity keys: model {resolved.name!r} has no training-set spec; pass the key "
+                            "column(s) to keep in the predictions (--keys)")
+    absent = [k for k in keys if k not in df.columns]
+    if absent:
+        raise BadInputError(f"input lacks key column(s) {', '.join(absent)} (input columns: {', '.join(df.columns)})")
+    features, looked_up = lookup_features(spark, config, df, spec, model)
+    features = check_inputs(features, model, "input" if not looked_up else "input joined with the feature tables")
+
+    if df.isEmpty():
+        logger.warning("input is empty: nothing scored, nothing written to %s", output_table)
+        return BatchResult(resolved, batch_id, output_table, output_path, 0, None, looked_up, scored_at,
+                           time.monotonic() - started)
+
+    scored = score(spark, match_parallelism(spark, features), model, keys)
+    if not model.has_probability and with_probability:
+        logger.info("model %s version %d gives no probabilities: prediction only", resolved.name, resolved.version)
+    batch = scored.select(
+        "*",
+        F.lit(resolved.name).alias("model_name"),
+        F.lit(resolved.version).cast("bigint").alias("model_version"),
+        F.lit(resolved.run_id).cast("string").alias("run_id"),
+        F.lit(batch_id).alias("batch_id"),
+        F.lit(scored_at).cast("timestamp").alias("scored_at"),
+        F.lit(scored_at.date()).cast("date").alias("scoring_date"),
+    )
+    with arrow_batch_size(spark, arrow_batch):
+        written: BatchWrite = write_batch(spark, batch, output_path, output_table, batch_id, keys)
+    seconds = time.monotonic() - started
+    logger.info("model %s version %d scored %d rows in %.1f s -> %s (batch %s, Delta version %d)",
+                resolved.name, resolved.version, written.rows_written, seconds, output_path, batch_id,
+                written.delta_version)
+    return BatchResult(resolved, batch_id, output_table, output_path, written.rows_written,
+                       written.delta_version, looked_up, scored_at, seconds)

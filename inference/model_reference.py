@@ -1,0 +1,161 @@
+"""Model references (``models:/NAME/Production``, ``models:/NAME@champion``, ``models:/NAME/3``)
+and their resolution to ONE concrete registry version.
+
+A batch job resolves its reference once, at the start, and uses the returned
+``models:/NAME/VERSION`` URI for the whole run, so a promotion that happens while the job
+runs cannot mix two model versions in one batch.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, field
+
+import mlflow
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+from featurestore.config import Config
+from featurestore.errors import BadInputError, DependencyUnavailableError, NotFoundError
+
+logger = logging.getLogger(__name__)
+
+STAGES = ("None", "Staging", "Production", "Archived")
+_NAME = r"[A-Za-z0-9_][A-Za-z0-9_.\-]{0,255}"
+_URI = re.compile(rf"^models:/(?P<name>{_NAME})(?:/(?P<selector>[A-Za-z0-9_\-]+)|@(?P<alias>[A-Za-z0-9_\-]+))$")
+
+
+@dataclass(frozen=True)
+class ModelReference:
+    """A parsed model reference: exactly one of ``stage``, ``alias``, ``version``, ``latest``."""
+
+    name: str
+    stage: str | None = None
+    alias: str | None = None
+    version: int | None = None
+    latest: bool = False
+
+    def __str__(self) -> str:
+        if self.alias is not None:
+            return f"models:/{self.name}@{self.alias}"
+        if self.stage is not None:
+            return f"models:/{self.name}/{self.stage}"
+        if self.version is not None:
+            return f"models:/{self.name}/{self.version}"
+        return f"models:/{self.name}/latest"
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    """One concrete registry version, as the reference resolved to at the start of a run."""
+
+    name: str
+    version: int
+    run_id: str | None
+    source: str
+    reference: str
+    stage: str | None = None
+    aliases: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def uri(self) -> str:
+        """The version-pinned URI (``models:/NAME/VERSION``)."""
+        return f"models:/{self.name}/{self.version}"
+
+
+def parse_model_uri(uri: str) -> ModelReference:
+    """Parse ``models:/NAME/STAGE``, ``models:/NAME@ALIAS``, ``models:/NAME/VERSION`` or ``models:/NAME/latest``.
+
+    Raises:
+        BadInputError: when ``uri`` is not such a reference (the message shows the accepted forms).
+    """
+    match = _URI.match(uri.strip()) if isinstance(uri, str) else None
+    if match is None:
+        raise BadInputError(
+            f"cannot parse model reference {uri!r}: expected models:/NAME/Production, "
+            "models:/NAME/Staging, models:/NAME@ALIAS, models:/NAME/VERSION or models:/NAME/latest"
+        )
+    name, selector, alias = match.group("name"), match.group("selector"), match.group("alias")
+    if alias is not None:
+        return ModelReference(name, alias=alias)
+    assert selector is not None
+    if selector.isdigit():
+        if int(selector) < 1:
+            raise BadInputError(f"model reference {uri!r}: versions start at 1")
+        return ModelReference(name, version=int(selector))
+    if selector.lower() == "latest":
+        return ModelReference(name, latest=True)
+    stages = {s.lower(): s for s in STAGES}
+    if selector.lower() not in stages:
+        raise BadInputError(
+            f"model reference {uri!r}: unknown stage {selector!r} (one of {', '.join(STAGES)}, "
+            "a version number, 'latest', or use @ALIAS for an alias)"
+        )
+    return ModelReference(name, stage=stages[selector.lower()])
+
+
+def mlflow_client(config: Config) -> MlflowClient:
+    """Point MLflow at the configured tracking and registry stores and return a client."""
+    mlflow.set_tracking_uri(config.mlflow.tracking_uri)
+    registry_uri = config.mlflow.registry_uri or config.mlflow.tracking_uri
+    mlflow.set_registry_uri(registry_uri)
+    return MlflowClient(tracking_uri=config.mlflow.tracking_uri, registry_uri=registry_uri)
+
+
+def _is_missing(exc: MlflowException) -> bool:
+    return exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND", "INVALID_PARAMETER_VALUE")
+
+
+def resolve_model(client: MlflowClient, reference: str | ModelReference) -> ResolvedModel:
+    """Resolve ``reference`` to one concrete model version of the registry.
+
+    Raises:
+        BadInputError: the reference does not parse.
+        NotFoundError: the model, the version or alias, or a version in the stage does not exist.
+        DependencyUnavailableError: the registry cannot be read.
+    """
+    ref = parse_model_uri(reference) if isinstance(reference, str) else reference
+    try:
+        client.get_registered_model(ref.name)
+    except MlflowException as exc:
+        if _is_missing(exc):
+            raise NotFoundError(f"model {ref.name!r} is not registered in the model registry") from None
+        raise DependencyUnavailableError(f"cannot read model {ref.name!r} from the registry: {exc}") from None
+    try:
+        if ref.alias is not None:
+            try:
+                mv = client.get_model_version_by_alias(ref.name, ref.alias)
+            except MlflowException as exc:
+                if _is_missing(exc):
+                    raise NotFoundError(f"model {ref.name!r} has no alias {ref.alias!r}") from None
+                raise
+        elif ref.version is not None:
+            try:
+                mv = client.get_model_version(ref.name, str(ref.version))
+            except MlflowException as exc:
+                if _is_missing(exc):
+                    raise NotFoundError(f"model {ref.name!r} has no version {ref.version}") from None
+                raise
+        else:
+            versions = client.search_model_versions(f"name = '{ref.name}'")
+            if ref.stage is not None:
+                # The registry cannot filter by stage: filter here and take the newest.
+                versions = [v for v in versions if (v.current_stage or "None") == ref.stage]
+            if not versions:
+                what = f"no version in stage {ref.stage}" if ref.stage else "no versions"
+                raise NotFoundError(f"model {ref.name!r} has {what}")
+            mv = max(versions, key=lambda v: int(v.version))
+    except MlflowException as exc:
+        raise DependencyUnavailableError(f"cannot resolve {ref}: {exc}") from None
+    resolved = ResolvedModel(
+        name=mv.name,
+        version=int(mv.version),
+        run_id=mv.run_id or None,
+        source=mv.source,
+        reference=str(ref),
+        stage=mv.current_stage,
+        aliases=tuple(getattr(mv, "aliases", []) or []),
+    )
+    logger.info("model reference %s resolved to version %d (run %s)", ref, resolved.version, resolved.run_id)
+    return resolved

@@ -1,0 +1,149 @@
+"""The predictions Delta table: one atomic, idempotent write per batch.
+
+A batch is written with ``replaceWhere batch_id = '<id>'`` in ONE Delta commit, so
+
+* rerunning the same batch id replaces that batch's rows (no duplicates), and
+* a job killed half way commits nothing: readers never see a partial batch.
+
+The table is partitioned by ``scoring_date`` and documents itself through ``featurelake.*``
+table properties and column comments, like the feature tables.
+"""
+
+from __future__ import annotations
+
+import getpass
+import logging
+import re
+from dataclasses import dataclass
+
+from delta.tables import DeltaTable
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql.utils import AnalysisException
+
+from featurestore.errors import BadInputError, ConflictError
+from featurestore.table_metadata import PREFIX
+
+logger = logging.getLogger(__name__)
+
+KIND_PREDICTIONS = "predictions"
+PARTITION_COLUMN = "scoring_date"
+_BATCH_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,127}$")
+
+# Columns after the entity keys and the outputs: (name, type, comment).
+METADATA_COLUMNS = (
+    ("model_name", "string", "Registered model name"),
+    ("model_version", "bigint", "Model registry version that scored the row"),
+    ("run_id", "string", "MLflow run that produced the model version"),
+    ("batch_id", "string", "Batch identifier; a rerun of a batch replaces its rows"),
+    ("scored_at", "timestamp", "When the batch was scored (UTC), one value per batch"),
+    ("scoring_date", "date", "UTC date of scored_at (partition column)"),
+)
+OUTPUT_COMMENTS = {
+    "prediction": "Model prediction (the model's predict output)",
+    "probability": "Classifier probability: of the positive class (binary) or of the predicted class",
+}
+
+
+@dataclass(frozen=True)
+class BatchWrite:
+    """What writing one batch did to the predictions table."""
+
+    path: str
+    batch_id: str
+    rows_written: int
+    rows_replaced: int
+    delta_version: int
+    created: bool
+
+
+def validate_batch_id(batch_id: str) -> str:
+    """Return ``batch_id`` if it is safe to use (letters, digits, ``_ . : -``; at most 128)."""
+    if not isinstance(batch_id, str) or not _BATCH_ID.match(batch_id):
+        raise BadInputError(
+            f"invalid batch id {batch_id!r}: use letters, digits and _ . : - (at most 128, "
+            "starting with a letter or digit)"
+        )
+    return batch_id
+
+
+def _table_properties(table_name: str, keys: list[str]) -> dict[str, str]:
+    return {
+        f"{PREFIX}kind": KIND_PREDICTIONS,
+        f"{PREFIX}name": table_name,
+        f"{PREFIX}primary_keys": ",".join(keys),
+        f"{PREFIX}description": f"Batch predictions ({table_name}): one row per scored entity and batch",
+        f"{PREFIX}batch_key": "batch_id",
+        f"{PREFIX}created_by": getpass.getuser(),
+    }
+
+
+def _check_schema(spark: SparkSession, path: str, df: DataFrame) -> None:
+    existing = {f.name: f.dataType.simpleString() for f in spark.read.format("delta").load(path).schema.fields}
+    incoming = {f.name: f.dataType.simpleString() for f in df.schema.fields}
+    problems = [f"new column {n!r}" for n in incoming if n not in existing]
+    problems += [f"missing column {n!r}" for n in existing if n not in incoming]
+    problems += [f"column {n!r} is {t} in the batch but {existing[n]} in the table"
+                 for n, t in incoming.items() if n in existing and existing[n] != t]
+    if problems:
+        raise BadInputError(f"the batch does not fit the predictions table at {path}: " + "; ".join(problems))
+
+
+def ensure_table(spark: SparkSession, path: str, table_name: str, df: DataFrame, keys: list[str]) -> bool:
+    """Create the predictions table for ``df``'s schema if it does not exist; True if created.
+
+    Raises:
+        BadInputError: the table exists with other columns or types.
+    """
+    if DeltaTable.isDeltaTable(spark, path):
+        _check_schema(spark, path, df)
+        return False
+    comments = {**{k: "Entity key" for k in keys}, **OUTPUT_COMMENTS, **{n: c for n, _, c in METADATA_COLUMNS}}
+    builder = (DeltaTable.createIfNotExists(spark).location(path)
+               .comment(f"Batch predictions ({table_name})").partitionedBy(PARTITION_COLUMN))
+    for f in df.schema.fields:
+        builder = builder.addColumn(f.name, f.dataType, nullable=True, comment=comments.get(f.name))
+    for key, value in _table_properties(table_name, keys).items():
+        builder = builder.property(key, value)
+    builder.execute()
+    logger.info("created predictions table %s at %s", table_name, path)
+    return True
+
+
+def _commit_of(spark: SparkSession, path: str, marker: str) -> tuple[int, dict[str, str]]:
+    """Version and operation metrics of the most recent commit carrying ``marker``."""
+    rows = (DeltaTable.forPath(spark, path).history(20)
+            .select("version", "userMetadata", "operationMetrics").collect())
+    for row in rows:
+        if row["userMetadata"] == marker:
+            return int(row["version"]), dict(row["operationMetrics"] or {})
+    raise ConflictError(f"the commit of {marker!r} is not in the last 20 versions of {path}")
+
+
+def write_batch(spark: SparkSession, df: DataFrame, path: str, table_name: str, batch_id: str,
+                keys: list[str]) -> BatchWrite:
+    """Write ``df`` (one batch, every row carrying ``batch_id``) in one idempotent Delta commit.
+
+    The data flows through once: the row count comes from the commit's metrics, not from a
+    ``count()``.
+    """
+    validate_batch_id(batch_id)
+    created = ensure_table(spark, path, table_name, df, keys)
+    marker = f"featurelake batch {batch_id}"
+    try:
+        (df.write.format("delta").mode("overwrite")
+         .option("replaceWhere", f"batch_id = '{batch_id}'")
+         .option("userMetadata", marker)
+         .save(path))
+    except AnalysisException as exc:
+        raise BadInputError(f"cannot write batch {batch_id!r} to {path}: {exc}") from None
+    except Exception as exc:  # concurrent writers surface as Py4J/Delta errors
+        if "ConcurrentAppend" in str(exc) or "ConcurrentDelete" in str(exc) or "ConcurrentModification" in str(exc):
+            raise ConflictError(f"another writer changed {path} while batch {batch_id!r} was written: "
+                                "rerun the batch") from None
+        raise
+    version, metrics = _commit_of(spark, path, marker)
+    rows = int(metrics.get("numOutputRows", 0))
+    replaced = int(metrics.get("numDeletedRows", 0) or 0)
+    logger.info("batch %s: %d rows written to %s (Delta version %d, %d previous rows replaced)",
+                batch_id, rows, path, version, replaced)
+    return BatchWrite(path, batch_id, rows, replaced, version, created)

@@ -1,0 +1,245 @@
+"""Scoring a Spark DataFrame with a registry model through ``mlflow.pyfunc.spark_udf``.
+
+The model is downloaded once (pinned version), its signature is checked against the
+DataFrame's schema BEFORE any Spark job runs, and the UDF's result type comes from the
+signature's output. Classifiers with ``predict_proba`` also get a probability column.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import mlflow
+from mlflow.exceptions import MlflowException
+from mlflow.models import Model, ModelSignature
+from mlflow.types.schema import ColSpec, Schema
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from featurestore.errors import BadInputError, DependencyUnavailableError
+from inference.model_reference import ResolvedModel
+
+logger = logging.getLogger(__name__)
+
+ARROW_BATCH_CONF = "spark.sql.execution.arrow.maxRecordsPerBatch"
+DEFAULT_ARROW_BATCH = 100_000
+
+# MLflow column type -> Spark SQL type name.
+MLFLOW_TO_SPARK = {
+    "double": "double", "float": "float", "long": "bigint", "integer": "int",
+    "boolean": "boolean", "string": "string", "datetime": "timestamp", "binary": "binary",
+}
+# Spark types that are cast (without loss of meaning) to the type the signature asks for.
+SAFE_CASTS = {
+    "double": {"double", "float", "bigint", "int", "smallint", "tinyint"},
+    "float": {"float", "int", "smallint", "tinyint"},
+    "bigint": {"bigint", "int", "smallint", "tinyint"},
+    "int": {"int", "smallint", "tinyint"},
+    "boolean": {"boolean"},
+    "string": {"string"},
+    "timestamp": {"timestamp", "timestamp_ntz", "date"},
+    "binary": {"binary"},
+}
+NUMERIC = {"double", "float", "bigint", "int", "smallint", "tinyint"}
+
+
+@dataclass
+class ScoringModel:
+    """A model version downloaded for scoring, with what its signature says."""
+
+    resolved: ResolvedModel
+    local_path: str
+    input_columns: list[tuple[str, str, bool]]  # (name, Spark type, required), in signature order
+    prediction_type: str                        # Spark type of the prediction column
+    udf_path: str                               # the pyfunc model handed to spark_udf
+    has_probability: bool
+
+    @property
+    def feature_names(self) -> list[str]:
+        """The model's input columns, in signature order."""
+        return [name for name, _, _ in self.input_columns]
+
+    @property
+    def required_features(self) -> list[str]:
+        """The input columns the model cannot do without."""
+        return [name for name, _, required in self.input_columns if required]
+
+
+def _signature_inputs(meta: Model, resolved: ResolvedModel) -> list[tuple[str, str, bool]]:
+    label = f"model {resolved.name!r} version {resolved.version}"
+    schema = meta.get_input_schema()
+    if schema is None:
+        raise BadInputError(f"{label} has no signature: log it with a signature to score it in batch")
+    if not schema.has_input_names() or schema.is_tensor_spec():
+        raise BadInputError(f"{label}: batch scoring needs a column-based signature with named inputs")
+    columns = []
+    for spec in schema.inputs:
+        type_name = getattr(spec.type, "name", str(spec.type))
+        if type_name not in MLFLOW_TO_SPARK:
+            raise BadInputError(f"{label}: input {spec.name!r} has unsupported type {type_name!r}")
+        columns.append((spec.name, MLFLOW_TO_SPARK[type_name], bool(spec.required)))
+    return columns
+
+
+def _prediction_type(meta: Model) -> str:
+    schema = meta.get_output_schema()
+    if schema is None or schema.is_tensor_spec() or len(schema.inputs) != 1:
+        return "double"
+    type_name = getattr(schema.inputs[0].type, "name", "double")
+    spark_type = MLFLOW_TO_SPARK.get(type_name, "double")
+    return "double" if spark_type in NUMERIC or spark_type == "boolean" else spark_type
+
+
+def _classifier_classes(meta: Model, local_path: str) -> list | None:
+    """The classes of an sklearn classifier with ``predict_proba`` (None for anything else)."""
+    if "sklearn" not in meta.flavors:
+        return None
+    model = mlflow.sklearn.load_model(local_path)
+    if not hasattr(model, "predict_proba") or not hasattr(model, "classes_"):
+        return None
+    return list(model.classes_)
+
+
+def _save_probability_wrapper(meta: Model, local_path: str, prediction_type: str, target: str) -> str:
+    from inference import probability_model
+
+    output_type = {"double": "double", "string": "string"}.get(prediction_type, "double")
+    signature = ModelSignature(
+        inputs=meta.get_input_schema(),
+        outputs=Schema([ColSpec(output_type, "prediction"), ColSpec("double", "probability")]),
+    )
+    mlflow.pyfunc.save_model(
+        path=target,
+        python_model=probability_model.ClassifierWithProbability(),
+        artifacts={probability_model.MODEL_ARTIFACT: local_path},
+        signature=signature,
+        code_paths=[str(Path(probability_model.__file__).parent)],
+        pip_requirements=["mlflow", "scikit-learn", "pandas"],
+    )
+    return target
+
+
+def load_scoring_model(resolved: ResolvedModel, *, with_probability: bool = True,
+                       work_dir: str | None = None) -> ScoringModel:
+    """Download the pinned model version and read its signature.
+
+    Args:
+        resolved: the version to score with (from :func:`inference.model_reference.resolve_model`).
+        with_probability: add a probability column for sklearn classifiers with ``predict_proba``.
+        work_dir: where to download to (a new temporary folder by default).
+
+    Raises:
+        BadInputError: the model has no usable (column-based) signature.
+        DependencyUnavailableError: the model files cannot be downloaded.
+    """
+    work_dir = work_dir or tempfile.mkdtemp(prefix="featurelake-scoring-")
+    try:
+        local_path = mlflow.artifacts.download_artifacts(artifact_uri=resolved.uri,
+                                                         dst_path=os.path.join(work_dir, "model"))
+    except MlflowException as exc:
+        raise DependencyUnavailableError(f"cannot download {resolved.uri}: {exc}") from None
+    meta = Model.load(local_path)
+    inputs = _signature_inputs(meta, resolved)
+    prediction_type = _prediction_type(meta)
+    udf_path, has_probability = local_path, False
+    if with_probability and _classifier_classes(meta, local_path) is not None:
+        udf_path = _save_probability_wrapper(meta, local_path, prediction_type,
+                                             os.path.join(work_dir, "with_probability"))
+        has_probability = True
+    logger.info("model %s version %d: %d inputs, prediction %s%s", resolved.name, resolved.version,
+                len(inputs), prediction_type, " + probability" if has_probability else "")
+    return ScoringModel(resolved, local_path, inputs, prediction_type, udf_path, has_probability)
+
+
+def check_inputs(df: DataFrame, model: ScoringModel, where: str = "input") -> DataFrame:
+    """Check ``df`` against the model's signature and cast safe widenings (int -> double...).
+
+    Only the schema is inspected: no Spark job runs.
+
+    Raises:
+        BadInputError: a required column is missing or has a type the signature does not accept.
+    """
+    label = f"model {model.resolved.name!r} version {model.resolved.version}"
+    actual = {f.name: f.dataType.simpleString() for f in df.schema.fields}
+    missing = [n for n in model.required_features if n not in actual]
+    if missing:
+        raise BadInputError(f"{where} lacks column(s) {', '.join(missing)} that {label} needs")
+    problems, casts = [], {}
+    for name, expected, _ in model.input_columns:
+        if name not in actual:
+            continue
+        if actual[name] == expected:
+            continue
+        if actual[name] in SAFE_CASTS[expected]:
+            casts[name] = expected
+        else:
+            problems.append(f"column {name!r} is {actual[name]} but the signature of {label} expects {expected}")
+    if problems:
+        raise BadInputError(f"{where} does not match the model signature: " + "; ".join(problems))
+    for name, expected in casts.items():
+        df = df.withColumn(name, F.col(name).cast(expected))
+    return df
+
+
+def scoring_udf(spark: SparkSession, model: ScoringModel):  # noqa: ANN201 - a pyspark UDF
+    """Return the ``spark_udf`` of the model, its result type taken from the signature."""
+    if model.has_probability:
+        result_type: T.DataType = T.StructType([
+            T.StructField("prediction", T.DoubleType() if model.prediction_type == "double" else T.StringType()),
+            T.StructField("probability", T.DoubleType()),
+        ])
+    else:
+        meta = Model.load(model.local_path)
+        output = meta.get_output_schema()
+        if output is not None and not output.is_tensor_spec() and len(output.inputs) == 1:
+            spark_name = MLFLOW_TO_SPARK.get(getattr(output.inputs[0].type, "name", ""), "double")
+            result_type = T._parse_datatype_string(spark_name)
+        else:
+            result_type = T.DoubleType()
+    return mlflow.pyfunc.spark_udf(spark, model.udf_path, result_type=result_type, env_manager="local")
+
+
+def score(spark: SparkSession, df: DataFrame, model: ScoringModel, keep: list[str]) -> DataFrame:
+    """Add the model's output to ``df`` (lazily) and keep only ``keep`` plus the outputs.
+
+    ``df`` must have passed :func:`check_inputs`. Returns ``keep..., prediction[, probability]``.
+    """
+    udf = scoring_udf(spark, model)
+    inputs: list[Column] = [F.col(n) for n in model.feature_names if n in df.columns]
+    out = udf(F.struct(*inputs))
+    if model.has_probability:
+        return df.select(*keep, out.getField("prediction").alias("prediction"),
+                         out.getField("probability").alias("probability"))
+    prediction = out.cast("double") if model.prediction_type == "double" else out.cast(model.prediction_type)
+    return df.select(*keep, prediction.alias("prediction"))
+
+
+def match_parallelism(spark: SparkSession, df: DataFrame) -> DataFrame:
+    """Spread ``df`` over at least as many partitions as the cluster has cores (scoring is CPU-bound)."""
+    cores = spark.sparkContext.defaultParallelism
+    partitions = df.rdd.getNumPartitions()
+    if partitions < cores:
+        logger.info("repartitioning the input from %d to %d partitions (one per core)", partitions, cores)
+        return df.repartition(cores)
+    return df
+
+
+@contextlib.contextmanager
+def arrow_batch_size(spark: SparkSession, rows: int = DEFAULT_ARROW_BATCH) -> Iterator[None]:
+    """Use Arrow batches of ``rows`` records for the Python UDFs run inside the block."""
+    previous = spark.conf.get(ARROW_BATCH_CONF, None)
+    spark.conf.set(ARROW_BATCH_CONF, str(rows))
+    try:
+        yield
+    finally:
+        if previous is None:
+            spark.conf.unset(ARROW_BATCH_CONF)
+        else:
+            spark.conf.set(ARROW_BATCH_CONF, previous)
