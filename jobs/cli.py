@@ -16,6 +16,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("jobs.demo", "run the end-to-end demo on synthetic data"),
     "build": ("jobs.build_features", "build feature tables into Delta and register them in Feast"),
     "tables": ("jobs.tables", "list and describe feature tables"),
+    "predict": ("jobs.batch_inference", "score entities with a registry model and append predictions to Delta"),
 }
 
 

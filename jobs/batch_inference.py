@@ -1,0 +1,74 @@
+"""Batch inference: score entities with a registry model and append the predictions to Delta.
+
+    featurelake predict --input entities --model-uri models:/churn_model/Production --batch-id 2026-11-26
+    python -m jobs.batch_inference --config featurelake.yaml --input /data/entities.parquet
+    ./spark-submit.sh batch_inference --config featurelake.yaml --input entities
+
+The model reference is resolved to one version at the start. The input needs the entity
+keys (and, optionally, the training set's timestamp column for point-in-time features);
+the features the model was trained on are looked up in the feature tables. Rerunning a
+batch id replaces that batch's rows.
+
+Exit codes: 0 success (also for an empty input: nothing written), 2 bad input (reference
+that does not parse, missing key column, types not matching the signature, bad batch id),
+3 not found (unknown model, no version in the stage/alias, input or feature table or
+feature missing), 5 MLflow or storage unavailable, 1 unexpected failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from featurestore.config import Config
+from featurestore.spark_session import get_spark
+from inference.batch import DEFAULT_OUTPUT_TABLE, run_batch_inference
+from inference.scoring import DEFAULT_ARROW_BATCH
+from jobs.common import job_parser, run_job
+
+logger = logging.getLogger("featurelake.predict")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the job's argument parser."""
+    parser = job_parser("featurelake predict",
+                        "Score a batch of entities with a registry model and append the predictions to Delta.")
+    parser.add_argument("--input", required=True,
+                        help="entities to score: a warehouse table name, or a Delta or parquet path")
+    parser.add_argument("--model-uri", default="models:/churn_model/Production",
+                        help="models:/NAME/STAGE, models:/NAME@ALIAS or models:/NAME/VERSION "
+                             "(default: models:/churn_model/Production)")
+    parser.add_argument("--output-table", default=DEFAULT_OUTPUT_TABLE,
+                        help=f"predictions table in the warehouse (default: {DEFAULT_OUTPUT_TABLE})")
+    parser.add_argument("--batch-id", help="batch identifier; rerunning it replaces its rows "
+                                           "(default: today's UTC date, YYYY-MM-DD)")
+    parser.add_argument("--keys", nargs="+", metavar="COLUMN",
+                        help="entity key columns to keep (default: the training set's entity keys)")
+    parser.add_argument("--no-probability", action="store_true",
+                        help="do not add the classifier probability column")
+    parser.add_argument("--arrow-batch", type=int, default=DEFAULT_ARROW_BATCH,
+                        help=f"records per Arrow batch sent to the Python workers (default: {DEFAULT_ARROW_BATCH})")
+    return parser
+
+
+def _run(args: argparse.Namespace, config: Config) -> None:
+    spark = get_spark(config)
+    result = run_batch_inference(spark, config, args.input, args.model_uri, output_table=args.output_table,
+                                 batch_id=args.batch_id, keys=args.keys,
+                                 with_probability=not args.no_probability, arrow_batch=args.arrow_batch)
+    model = f"{result.model.name} version {result.model.version}"
+    if result.empty:
+        print(f"input is empty: nothing scored, nothing written (model {model}, batch {result.batch_id})")
+        return
+    print(f"model {model} ({result.model.reference}) scored {result.rows_written} rows in {result.seconds:.1f} s; "
+          f"batch {result.batch_id} written to {result.output_path} (Delta version {result.delta_version})")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the process exit code."""
+    return run_job(_run, build_parser().parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
