@@ -332,7 +332,8 @@ def join_features(spark: SparkSession, config: Config, df: DataFrame, lookups: S
         resolved_all.append(resolved.to_dict())
         logger.info("lookup %s: %d feature(s) at Delta version %d (%s)", resolved.table, len(resolved.features),
                     resolved.delta_version,
-                    f"point in time on {resolved.timestamp_lookup_key}, ttl {resolved.ttl_seconds}s"
+                    f"point in time on {resolved.timestamp_lookup_key}, ttl "
+                    + (f"{resolved.ttl_seconds}s" if resolved.ttl_seconds else "none")
                     if resolved.timestamp_lookup_key else "latest values")
     return result, resolved_all
 

@@ -1,0 +1,138 @@
+"""The MLflow Model Registry on the command line.
+
+    featurelake models list [NAME] [--json]
+    featurelake models show NAME [--version V] [--json]
+    featurelake models transition NAME --version V --stage Staging|Production|Archived|None [--no-archive]
+    featurelake models alias NAME --alias champion --version V      (--delete to remove it)
+    featurelake models tag NAME KEY VALUE [--version V]
+    featurelake models set-description NAME TEXT [--version V]
+    featurelake models delete-version NAME --version V
+    featurelake models events [NAME] [--json]                        (promotion decisions)
+
+``transition`` is unconditional; use ``featurelake promote`` for the gated promotion.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from featurestore.config import Config
+from jobs.common import job_parser, run_job
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the command's argument parser."""
+    parser = job_parser("featurelake models", "List, inspect and manage registered models in MLflow.")
+    sub = parser.add_subparsers(dest="action", required=True)
+    listing = sub.add_parser("list", help="list registered models and their versions")
+    listing.add_argument("name", nargs="?", help="only this model")
+    listing.add_argument("--json", action="store_true", help="print JSON")
+    show = sub.add_parser("show", help="show one model version with its signature")
+    show.add_argument("name", help="registered model name")
+    show.add_argument("--version", help="version (default: the newest)")
+    show.add_argument("--json", action="store_true", help="print JSON")
+    trans = sub.add_parser("transition", help="move a version to a stage (no gates)")
+    trans.add_argument("name", help="registered model name")
+    trans.add_argument("--version", required=True, help="version number")
+    trans.add_argument("--stage", required=True, choices=["Staging", "Production", "Archived", "None"])
+    trans.add_argument("--no-archive", action="store_true", help="keep the versions already in the stage")
+    alias = sub.add_parser("alias", help="set (or delete) an alias such as champion or challenger")
+    alias.add_argument("name", help="registered model name")
+    alias.add_argument("--alias", required=True, help="alias name")
+    alias.add_argument("--version", help="version the alias points at")
+    alias.add_argument("--delete", action="store_true", help="remove the alias")
+    tag = sub.add_parser("tag", help="set a tag on a model or a version")
+    tag.add_argument("name", help="registered model name")
+    tag.add_argument("key")
+    tag.add_argument("value")
+    tag.add_argument("--version", help="tag this version instead of the model")
+    desc = sub.add_parser("set-description", help="set the description of a model or a version")
+    desc.add_argument("name", help="registered model name")
+    desc.add_argument("description")
+    desc.add_argument("--version", help="describe this version instead of the model")
+    delete = sub.add_parser("delete-version", help="delete a version (refused in Staging or Production)")
+    delete.add_argument("name", help="registered model name")
+    delete.add_argument("--version", required=True, help="version number")
+    events = sub.add_parser("events", help="show promotion decisions")
+    events.add_argument("name", nargs="?", help="only this model")
+    events.add_argument("--json", action="store_true", help="print JSON")
+    return parser
+
+
+def _print_models(infos) -> None:
+    if not infos:
+        print("no registered models")
+    for model in infos:
+        aliases = ", ".join(f"{a}=v{v}" for a, v in sorted(model.aliases.items())) or "-"
+        print(f"{model.name}  (aliases: {aliases})  {model.description}")
+        for v in model.versions:
+            tags = ",".join(f"{k}={val}" for k, val in sorted(v.tags.items()))
+            print(f"  v{v.version:<4} {v.stage:<10} aliases={','.join(v.aliases) or '-':<20} "
+                  f"modified={v.last_modified}  run={v.run_id}  tags={tags or '-'}")
+
+
+def _run(args: argparse.Namespace, config: Config) -> int | None:
+    from modeling import registry
+
+    if args.action == "list":
+        infos = registry.list_models(config, args.name)
+        if args.json:
+            print(json.dumps([m.to_dict() for m in infos], indent=2))
+        else:
+            _print_models(infos)
+    elif args.action == "show":
+        info = registry.show_version(config, args.name, args.version)
+        if args.json:
+            print(json.dumps(info.to_dict(), indent=2))
+        else:
+            for key, value in info.to_dict().items():
+                if key == "signature" and value:
+                    print("signature:")
+                    print(f"  inputs:  {value.get('inputs')}")
+                    print(f"  outputs: {value.get('outputs')}")
+                else:
+                    print(f"{key}: {value}")
+    elif args.action == "transition":
+        info = registry.transition(config, args.name, args.version, args.stage, archive_existing=not args.no_archive)
+        print(f"{info.name} version {info.version} is now in {info.stage}")
+    elif args.action == "alias":
+        if args.delete:
+            registry.delete_alias(config, args.name, args.alias)
+            print(f"{args.name}: alias {args.alias} removed")
+        else:
+            if not args.version:
+                from featurestore.errors import BadInputError
+
+                raise BadInputError("alias: --version is required unless --delete is given")
+            registry.set_alias(config, args.name, args.alias, args.version)
+            print(f"{args.name}@{args.alias} -> version {args.version}")
+    elif args.action == "tag":
+        registry.set_tag(config, args.name, args.key, args.value, args.version)
+    elif args.action == "set-description":
+        registry.set_description(config, args.name, args.description, args.version)
+    elif args.action == "delete-version":
+        registry.delete_version(config, args.name, args.version)
+        print(f"{args.name} version {args.version} deleted")
+    elif args.action == "events":
+        from featurestore.spark_session import get_spark
+        from modeling.promotion import read_events
+
+        rows = [r.asDict() for r in read_events(get_spark(config), config, args.name).collect()]
+        if args.json:
+            print(json.dumps(rows, indent=2, default=str))
+        else:
+            for r in rows:
+                print(f"{r['decided_at']}  {r['model_name']} v{r['candidate_version']} -> {r['stage']}: "
+                      f"{r['decision']} ({r['reason']})")
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the process exit code."""
+    return run_job(_run, build_parser().parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,67 @@
+"""Promote a registered model version to Staging or Production, if it passes the gates.
+
+    featurelake promote --model-name churn_model --version 3 --stage Staging
+    featurelake promote --model-name churn_model --version 3 --stage Production
+
+The gates (thresholds and the metric compared with the current Production version) come from
+the ``promotion`` section of the configuration. Every decision is appended to the Delta table
+``promotion_events``. A rejected candidate leaves the registry unchanged and exits with code 4.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+
+from featurestore.config import Config
+from featurestore.errors import ConflictError
+from featurestore.spark_session import get_spark
+from jobs.common import job_parser, run_job
+
+logger = logging.getLogger("featurelake.promote")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the job's argument parser."""
+    parser = job_parser("featurelake promote",
+                        "Promote a model version to Staging or Production if it passes the configured gates.")
+    parser.add_argument("--model-name", required=True, help="registered model name")
+    parser.add_argument("--version", required=True, help="candidate version number")
+    parser.add_argument("--stage", default="Production", choices=["Staging", "Production"],
+                        help="target stage (default Production)")
+    parser.add_argument("--alias", default="default",
+                        help="alias to set on the promoted version (default: champion for Production, "
+                             "challenger for Staging; 'none' for no alias)")
+    parser.add_argument("--no-archive", action="store_true",
+                        help="keep the versions already in the stage instead of archiving them")
+    parser.add_argument("--json", action="store_true", help="print the decision as JSON")
+    return parser
+
+
+def _run(args: argparse.Namespace, config: Config) -> int:
+    from modeling.promotion import promote
+
+    spark = get_spark(config)
+    alias = None if args.alias.lower() == "none" else args.alias
+    decision = promote(spark, config, args.model_name, args.version, args.stage, alias=alias,
+                       archive_existing=not args.no_archive)
+    if args.json:
+        print(json.dumps(decision.to_dict(), indent=2))
+    else:
+        print(f"{args.model_name} version {decision.candidate_version} -> {args.stage}: {decision.decision} "
+              f"({decision.reason})")
+    if not decision.promoted:
+        logger.error("promotion rejected: %s", decision.reason)
+        return ConflictError.exit_code
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the process exit code."""
+    return run_job(_run, build_parser().parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

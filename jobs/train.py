@@ -1,0 +1,63 @@
+"""Train a model on a point-in-time training set, log it to MLflow and register a new version.
+
+    featurelake train --labels raw/churn_labels.parquet --model-name churn_model
+    python -m jobs.train --config featurelake.yaml
+    ./spark-submit.sh train --config featurelake.yaml --labels abfss://.../labels
+
+The feature lookups, label column and estimator come from the ``training`` section of the
+configuration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+
+from featurestore.config import Config
+from featurestore.spark_session import get_spark
+from jobs.common import job_parser, run_job
+
+logger = logging.getLogger("featurelake.train")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the job's argument parser."""
+    parser = job_parser("featurelake train",
+                        "Build a point-in-time training set, train the configured estimator, "
+                        "log the run to MLflow and register the model.")
+    parser.add_argument("--model-name", help="registered model name (default: training.model_name)")
+    parser.add_argument("--labels", metavar="PATH",
+                        help="labels as parquet or a Delta table (default: training.labels_path)")
+    parser.add_argument("--run-name", help="MLflow run name")
+    parser.add_argument("--source", help="notebook link or script path logged as featurelake.source")
+    parser.add_argument("--no-register", action="store_true", help="log the run but register no version")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    return parser
+
+
+def _run(args: argparse.Namespace, config: Config) -> None:
+    from modeling.training import train_model
+
+    spark = get_spark(config)
+    result = train_model(spark, config, args.labels, model_name=args.model_name, register=not args.no_register,
+                         source=args.source or __file__, run_name=args.run_name)
+    summary = {"run_id": result.run_id, "model_name": result.model_name, "model_version": result.model_version,
+               "model_uri": result.model_uri, "n_train": result.n_train, "n_test": result.n_test,
+               "feature_columns": result.spec.feature_columns, "metrics": result.metrics}
+    if args.json:
+        print(json.dumps(summary, indent=2))
+        return
+    print(f"run {result.run_id}: model {result.model_name} version {result.model_version or '(not registered)'}")
+    for key in sorted(result.metrics):
+        print(f"  {key:<28} {result.metrics[key]:.4f}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the process exit code."""
+    return run_job(_run, build_parser().parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,242 @@
+"""Promotion with gates: a candidate version moves to Staging or Production only if its metrics
+pass the configured thresholds and (for Production) beat the current Production version.
+
+Every decision is appended to the Delta table ``promotion_events`` (under the warehouse):
+model_name, candidate_version, incumbent_version, metric, candidate_value, incumbent_value,
+decision ('promoted' | 'rejected'), reason, decided_at, stage.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import operator
+import re
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from typing import Any, Callable, Mapping
+
+from pyspark.sql import SparkSession
+from pyspark.sql import types as T
+
+from featurestore.config import Config
+from featurestore.errors import BadInputError, ConflictError
+from featurestore.identifiers import validate_identifier
+from modeling import registry
+from modeling.registry import check_stage, mlflow_call
+from modeling.tracking import client as mlflow_client
+
+logger = logging.getLogger(__name__)
+
+KIND_PROMOTION_EVENTS = "promotion_events"
+EVENTS_DESCRIPTION = "Model promotion decisions: candidate, incumbent, gate metric values, decision and reason"
+EVENTS_SCHEMA = T.StructType([
+    T.StructField("model_name", T.StringType(), False),
+    T.StructField("candidate_version", T.LongType(), False),
+    T.StructField("incumbent_version", T.LongType(), True),
+    T.StructField("metric", T.StringType(), True),
+    T.StructField("candidate_value", T.DoubleType(), True),
+    T.StructField("incumbent_value", T.DoubleType(), True),
+    T.StructField("decision", T.StringType(), False),
+    T.StructField("reason", T.StringType(), False),
+    T.StructField("decided_at", T.TimestampType(), False),
+    T.StructField("stage", T.StringType(), False),
+])
+DEFAULT_ALIASES = {"Production": "champion", "Staging": "challenger"}
+
+_OPS: dict[str, Callable[[float, float], bool]] = {
+    ">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt,
+}
+_THRESHOLD = re.compile(r"^\s*(>=|<=|>|<)?\s*([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*$")
+
+
+@dataclass
+class GateCheck:
+    """One threshold check on the candidate's metrics."""
+
+    metric: str
+    op: str
+    threshold: float
+    value: float | None
+    passed: bool
+
+
+@dataclass
+class PromotionDecision:
+    """The outcome of one promotion attempt (also a row of ``promotion_events``)."""
+
+    model_name: str
+    candidate_version: int
+    incumbent_version: int | None
+    metric: str | None
+    candidate_value: float | None
+    incumbent_value: float | None
+    decision: str
+    reason: str
+    decided_at: datetime
+    stage: str
+
+    @property
+    def promoted(self) -> bool:
+        """True when the candidate was promoted."""
+        return self.decision == "promoted"
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return plain JSON-ready data."""
+        data = asdict(self)
+        data["decided_at"] = self.decided_at.isoformat()
+        return data
+
+
+def parse_thresholds(thresholds: Mapping[str, str]) -> list[tuple[str, str, float]]:
+    """Parse ``{metric: ">= 0.7"}`` (a bare number means ``>=``) into (metric, op, value).
+
+    Raises:
+        BadInputError: naming the metric whose threshold cannot be read.
+    """
+    parsed = []
+    for metric, text in thresholds.items():
+        match = _THRESHOLD.match(str(text))
+        if not match:
+            raise BadInputError(f"promotion threshold for metric {metric!r} must look like '>= 0.7', got {text!r}")
+        parsed.append((metric, match.group(1) or ">=", float(match.group(2))))
+    return parsed
+
+
+def check_thresholds(metrics: Mapping[str, float], thresholds: Mapping[str, str]) -> list[GateCheck]:
+    """Check ``metrics`` against every threshold; a missing or NaN metric fails its check."""
+    checks = []
+    for metric, op, value in parse_thresholds(thresholds):
+        actual = metrics.get(metric)
+        ok = actual is not None and not math.isnan(actual) and _OPS[op](actual, value)
+        checks.append(GateCheck(metric, op, value, actual, ok))
+    return checks
+
+
+def run_metrics(config: Config, run_id: str | None) -> dict[str, float]:
+    """Return the metrics logged in MLflow run ``run_id`` (empty when there is no run)."""
+    if not run_id:
+        return {}
+    client = mlflow_client(config)
+    run = mlflow_call(lambda: client.get_run(run_id), f"MLflow run {run_id!r}")
+    return dict(run.data.metrics)
+
+
+def _events_table_path(config: Config) -> str:
+    return config.table_path(validate_identifier(config.promotion.events_table, "promotion events table"))
+
+
+def ensure_events_table(spark: SparkSession, config: Config) -> str:
+    """Create the promotion events Delta table if needed and return its path."""
+    from delta.tables import DeltaTable
+
+    path = _events_table_path(config)
+    if not DeltaTable.isDeltaTable(spark, path):
+        builder = DeltaTable.createIfNotExists(spark).location(path).comment(EVENTS_DESCRIPTION)
+        for f in EVENTS_SCHEMA.fields:
+            builder = builder.addColumn(f.name, f.dataType, nullable=f.nullable)
+        builder = builder.property("featurelake.kind", KIND_PROMOTION_EVENTS)
+        builder = builder.property("featurelake.description", EVENTS_DESCRIPTION)
+        builder.execute()
+    return path
+
+
+def record_event(spark: SparkSession, config: Config, decision: PromotionDecision) -> None:
+    """Append ``decision`` to the promotion events table (one Delta commit)."""
+    path = ensure_events_table(spark, config)
+    row = (decision.model_name, decision.candidate_version, decision.incumbent_version, decision.metric,
+           decision.candidate_value, decision.incumbent_value, decision.decision, decision.reason,
+           decision.decided_at, decision.stage)
+    spark.createDataFrame([row], EVENTS_SCHEMA).write.format("delta").mode("append").save(path)
+
+
+def read_events(spark: SparkSession, config: Config, model_name: str | None = None):
+    """Return the promotion events (of ``model_name`` when given) as a DataFrame, newest first."""
+    from pyspark.sql import functions as F
+
+    df = spark.read.format("delta").load(ensure_events_table(spark, config))
+    if model_name is not None:
+        df = df.filter(F.col("model_name") == model_name)
+    return df.orderBy(F.col("decided_at").desc())
+
+
+def evaluate_gates(config: Config, name: str, candidate: Any, stage: str) -> PromotionDecision:
+    """Decide (without changing anything) whether ``candidate`` may move to ``stage``."""
+    settings = config.promotion
+    metric = settings.metric
+    cand_metrics = run_metrics(config, candidate.run_id)
+    incumbent = registry.production_version(config, name) if stage == "Production" else None
+    if incumbent is not None and incumbent.version == candidate.version:
+        incumbent = None
+    inc_metrics = run_metrics(config, incumbent.run_id) if incumbent is not None else {}
+    cand_value = cand_metrics.get(metric)
+    inc_value = inc_metrics.get(metric) if incumbent is not None else None
+    failures = [f"{c.metric} = {c.value if c.value is not None else 'missing'} fails threshold {c.op} {c.threshold}"
+                for c in check_thresholds(cand_metrics, settings.thresholds) if not c.passed]
+    if cand_value is None:
+        failures.append(f"gate metric {metric!r} was not logged for version {candidate.version}")
+    elif incumbent is not None:
+        if inc_value is None:
+            reason_inc = f"incumbent version {incumbent.version} has no {metric!r}: comparison skipped"
+            logger.warning(reason_inc)
+        else:
+            gain = (cand_value - inc_value) if settings.greater_is_better else (inc_value - cand_value)
+            if not gain > settings.min_improvement:
+                failures.append(
+                    f"{metric} = {cand_value:.6g} does not beat Production version {incumbent.version} "
+                    f"({inc_value:.6g}) by more than {settings.min_improvement:g}"
+                )
+    if failures:
+        decision, reason = "rejected", "; ".join(failures)
+    else:
+        against = (f"beats Production version {incumbent.version} on {metric} ({cand_value:.6g} vs {inc_value:.6g})"
+                   if incumbent is not None and inc_value is not None else "no Production version to beat")
+        decision, reason = "promoted", f"thresholds passed; {against}" if settings.thresholds else against
+    return PromotionDecision(
+        model_name=name, candidate_version=int(candidate.version),
+        incumbent_version=int(incumbent.version) if incumbent is not None else None, metric=metric,
+        candidate_value=cand_value, incumbent_value=inc_value, decision=decision, reason=reason,
+        decided_at=datetime.now(timezone.utc).replace(microsecond=0), stage=stage,
+    )
+
+
+def promote(spark: SparkSession, config: Config, name: str, version: str | int, stage: str = "Production", *,
+            alias: str | None = "default", archive_existing: bool = True) -> PromotionDecision:
+    """Promote ``name`` version ``version`` to ``stage`` if it passes the gates; record the decision.
+
+    Args:
+        spark: the session (for the events table).
+        config: the project configuration (``promotion`` section).
+        name: registered model name.
+        version: candidate version.
+        stage: ``Staging`` or ``Production``.
+        alias: alias to point at the promoted version; ``"default"`` uses ``champion`` for
+            Production and ``challenger`` for Staging, None sets none.
+        archive_existing: archive the versions previously in ``stage``.
+
+    Returns:
+        The decision; when rejected the registry is unchanged.
+
+    Raises:
+        NotFoundError: model or version does not exist.
+        BadInputError: stage is not Staging or Production, or a threshold is malformed.
+        ConflictError: the version is already in ``stage``.
+    """
+    stage = check_stage(stage)
+    if stage not in ("Staging", "Production"):
+        raise BadInputError(f"promotion target must be Staging or Production, got {stage!r}")
+    parse_thresholds(config.promotion.thresholds)
+    candidate = registry.get_version(config, name, version)
+    if candidate.current_stage == stage:
+        raise ConflictError(f"model {name!r} version {candidate.version} is already in {stage}")
+    decision = evaluate_gates(config, name, candidate, stage)
+    if decision.promoted:
+        registry.transition(config, name, candidate.version, stage, archive_existing=archive_existing)
+        chosen = DEFAULT_ALIASES.get(stage) if alias == "default" else alias
+        if chosen:
+            registry.set_alias(config, name, chosen, candidate.version)
+        logger.info("promoted %s version %s to %s: %s", name, candidate.version, stage, decision.reason)
+    else:
+        logger.warning("rejected %s version %s for %s: %s", name, candidate.version, stage, decision.reason)
+    record_event(spark, config, decision)
+    return decision

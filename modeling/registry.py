@@ -1,0 +1,301 @@
+"""Model registry operations on the MLflow Model Registry, with featurelake's rules enforced.
+
+Stages (``Staging``, ``Production``) and aliases (``champion``, ``challenger``) are both
+supported: a version loads as ``models:/NAME/Production`` and as ``models:/NAME@champion``.
+Rules MLflow itself does not enforce: a Staging or Production version cannot be deleted,
+and moving a version to a stage archives the version previously in it.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Callable, TypeVar
+
+from featurestore.config import Config
+from featurestore.errors import BadInputError, ConflictError, DependencyUnavailableError, NotFoundError
+from featurestore.identifiers import validate_identifier
+from modeling.tracking import client as mlflow_client
+
+logger = logging.getLogger(__name__)
+
+STAGES = ("None", "Staging", "Production", "Archived")
+PROTECTED_STAGES = ("Staging", "Production")
+T = TypeVar("T")
+
+
+@dataclass
+class VersionInfo:
+    """One registered model version."""
+
+    name: str
+    version: str
+    stage: str
+    aliases: list[str]
+    last_modified: str | None
+    created: str | None
+    tags: dict[str, str]
+    run_id: str | None
+    description: str
+    status: str
+    source: str | None
+    signature: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return plain JSON-ready data."""
+        return asdict(self)
+
+
+@dataclass
+class ModelInfo:
+    """One registered model and its versions (newest first)."""
+
+    name: str
+    description: str
+    tags: dict[str, str]
+    aliases: dict[str, str]
+    last_modified: str | None
+    versions: list[VersionInfo] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return plain JSON-ready data."""
+        return asdict(self)
+
+
+def _iso(millis: int | None) -> str | None:
+    if not millis:
+        return None
+    return datetime.fromtimestamp(millis / 1000, tz=timezone.utc).isoformat(timespec="seconds")
+
+
+def mlflow_call(fn: Callable[[], T], what: str) -> T:
+    """Run an MLflow call and turn its failures into featurelake errors that name ``what``."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return fn()
+    except MlflowException as exc:
+        code = getattr(exc, "error_code", "")
+        message = str(exc).splitlines()[0] if str(exc) else code
+        if code == "RESOURCE_DOES_NOT_EXIST":
+            raise NotFoundError(f"{what} does not exist ({message})") from None
+        if code in ("INVALID_PARAMETER_VALUE", "BAD_REQUEST"):
+            raise BadInputError(f"{what}: {message}") from None
+        if code == "RESOURCE_ALREADY_EXISTS":
+            raise ConflictError(f"{what}: {message}") from None
+        raise DependencyUnavailableError(f"MLflow failed on {what}: {message}") from exc
+
+
+def check_stage(stage: str) -> str:
+    """Return the canonical stage name for ``stage`` (case-insensitive), refusing unknown ones."""
+    for known in STAGES:
+        if stage.lower() == known.lower():
+            return known
+    raise BadInputError(f"unknown stage {stage!r}: use one of {', '.join(STAGES)}")
+
+
+def _version_info(mv: Any, signature: dict | None = None) -> VersionInfo:
+    return VersionInfo(
+        name=mv.name, version=str(mv.version), stage=mv.current_stage or "None",
+        aliases=sorted(getattr(mv, "aliases", []) or []), last_modified=_iso(mv.last_updated_timestamp),
+        created=_iso(mv.creation_timestamp), tags=dict(mv.tags or {}), run_id=mv.run_id,
+        description=mv.description or "", status=str(mv.status), source=mv.source, signature=signature,
+    )
+
+
+def get_registered_model(config: Config, name: str) -> Any:
+    """Return MLflow's RegisteredModel ``name``; NotFoundError if it does not exist."""
+    validate_identifier(name, "model name")
+    client = mlflow_client(config)
+    return mlflow_call(lambda: client.get_registered_model(name), f"registered model {name!r}")
+
+
+def search_versions(config: Config, name: str) -> list[Any]:
+    """Return every version of model ``name``, newest first (the model must exist)."""
+    get_registered_model(config, name)
+    client = mlflow_client(config)
+    versions = mlflow_call(lambda: client.search_model_versions(f"name = '{name}'"),
+                           f"versions of model {name!r}")
+    return sorted(versions, key=lambda v: int(v.version), reverse=True)
+
+
+def get_version(config: Config, name: str, version: str | int) -> Any:
+    """Return MLflow's ModelVersion; NotFoundError naming model and version if absent."""
+    get_registered_model(config, name)
+    version = str(version)
+    if not version.isdigit():
+        raise BadInputError(f"model {name!r}: version must be a number, got {version!r}")
+    client = mlflow_client(config)
+    return mlflow_call(lambda: client.get_model_version(name, version), f"version {version} of model {name!r}")
+
+
+def versions_in_stage(config: Config, name: str, stage: str) -> list[Any]:
+    """Return the versions of ``name`` currently in ``stage``, newest first.
+
+    MLflow cannot filter ``search_model_versions`` by stage, so this filters client-side.
+    """
+    stage = check_stage(stage)
+    return [v for v in search_versions(config, name) if (v.current_stage or "None") == stage]
+
+
+def production_version(config: Config, name: str) -> Any | None:
+    """Return the current Production version of ``name`` (the newest one), or None."""
+    versions = versions_in_stage(config, name, "Production")
+    return versions[0] if versions else None
+
+
+def list_models(config: Config, name: str | None = None) -> list[ModelInfo]:
+    """List registered models (or only ``name``) with all their versions."""
+    client = mlflow_client(config)
+    if name is not None:
+        models = [get_registered_model(config, name)]
+    else:
+        models = mlflow_call(lambda: list(client.search_registered_models(max_results=1000)), "registered models")
+    infos = []
+    for model in sorted(models, key=lambda m: m.name):
+        versions = search_versions(config, model.name)
+        infos.append(ModelInfo(
+            name=model.name, description=model.description or "", tags=dict(model.tags or {}),
+            aliases=dict(getattr(model, "aliases", {}) or {}), last_modified=_iso(model.last_updated_timestamp),
+            versions=[_version_info(v) for v in versions],
+        ))
+    return infos
+
+
+def show_version(config: Config, name: str, version: str | int | None = None) -> VersionInfo:
+    """Return one version (the newest when ``version`` is None) with its signature."""
+    import mlflow
+
+    if version is None:
+        versions = search_versions(config, name)
+        if not versions:
+            raise NotFoundError(f"registered model {name!r} has no versions")
+        mv = versions[0]
+    else:
+        mv = get_version(config, name, version)
+    signature = None
+    try:
+        info = mlflow.models.get_model_info(f"models:/{name}/{mv.version}")
+        if info.signature is not None:
+            signature = info.signature.to_dict()
+    except Exception as exc:  # artifacts may be gone; the registry entry is still worth showing
+        logger.warning("model %s version %s: signature unavailable: %s", name, mv.version, exc)
+    return _version_info(mv, signature)
+
+
+def set_tag(config: Config, name: str, key: str, value: str, version: str | int | None = None) -> None:
+    """Set a tag on model ``name`` or on one of its versions."""
+    client = mlflow_client(config)
+    if not key:
+        raise BadInputError("tag key must not be empty")
+    if version is None:
+        get_registered_model(config, name)
+        mlflow_call(lambda: client.set_registered_model_tag(name, key, value), f"tag {key!r} of model {name!r}")
+    else:
+        get_version(config, name, version)
+        mlflow_call(lambda: client.set_model_version_tag(name, str(version), key, value),
+                    f"tag {key!r} of model {name!r} version {version}")
+
+
+def set_description(config: Config, name: str, description: str, version: str | int | None = None) -> None:
+    """Set the description of model ``name`` or of one of its versions."""
+    client = mlflow_client(config)
+    if version is None:
+        get_registered_model(config, name)
+        mlflow_call(lambda: client.update_registered_model(name, description=description),
+                    f"description of model {name!r}")
+    else:
+        get_version(config, name, version)
+        mlflow_call(lambda: client.update_model_version(name, str(version), description=description),
+                    f"description of model {name!r} version {version}")
+
+
+def transition(config: Config, name: str, version: str | int, stage: str, archive_existing: bool = True) -> VersionInfo:
+    """Move a version to ``stage``; with ``archive_existing`` the versions already there are archived.
+
+    Raises:
+        NotFoundError: model or version does not exist.
+        BadInputError: unknown stage.
+    """
+    import warnings
+
+    stage = check_stage(stage)
+    mv = get_version(config, name, version)
+    client = mlflow_client(config)
+    archive = archive_existing and stage in PROTECTED_STAGES
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # stages are deprecated in MLflow 3 but still work
+        updated = mlflow_call(
+            lambda: client.transition_model_version_stage(name, mv.version, stage,
+                                                          archive_existing_versions=archive),
+            f"transition of model {name!r} version {mv.version} to {stage}",
+        )
+    logger.info("model %s version %s: %s -> %s%s", name, mv.version, mv.current_stage, stage,
+                " (previous versions archived)" if archive else "")
+    return _version_info(updated)
+
+
+def set_alias(config: Config, name: str, alias: str, version: str | int) -> None:
+    """Point ``alias`` (e.g. ``champion``) of model ``name`` at ``version`` (moving it if set)."""
+    validate_identifier(alias, "alias")
+    mv = get_version(config, name, version)
+    client = mlflow_client(config)
+    mlflow_call(lambda: client.set_registered_model_alias(name, alias, mv.version),
+                f"alias {alias!r} of model {name!r}")
+    logger.info("model %s: alias %s -> version %s", name, alias, mv.version)
+
+
+def delete_alias(config: Config, name: str, alias: str) -> None:
+    """Remove ``alias`` from model ``name``."""
+    validate_identifier(alias, "alias")
+    model = get_registered_model(config, name)
+    if alias not in (getattr(model, "aliases", {}) or {}):
+        raise NotFoundError(f"model {name!r} has no alias {alias!r}")
+    client = mlflow_client(config)
+    mlflow_call(lambda: client.delete_registered_model_alias(name, alias), f"alias {alias!r} of model {name!r}")
+
+
+def delete_version(config: Config, name: str, version: str | int) -> None:
+    """Delete a version, refusing one in Staging or Production (archive it first).
+
+    Raises:
+        ConflictError: the version is in Staging or Production.
+    """
+    mv = get_version(config, name, version)
+    if mv.current_stage in PROTECTED_STAGES:
+        raise ConflictError(
+            f"model {name!r} version {mv.version} is in {mv.current_stage} and cannot be deleted; "
+            "transition it to Archived first"
+        )
+    client = mlflow_client(config)
+    mlflow_call(lambda: client.delete_model_version(name, mv.version), f"version {mv.version} of model {name!r}")
+    logger.info("deleted model %s version %s", name, mv.version)
+
+
+def resolve_model_uri(config: Config, uri: str) -> Any:
+    """Return the ModelVersion that ``models:/NAME/STAGE``, ``models:/NAME/V`` or ``models:/NAME@ALIAS`` names.
+
+    Raises:
+        BadInputError: not a registry URI.
+        NotFoundError: the model, version, stage or alias does not exist.
+    """
+    prefix = "models:/"
+    if not uri.startswith(prefix):
+        raise BadInputError(f"model URI {uri!r} must look like models:/NAME/Production or models:/NAME@alias")
+    rest = uri[len(prefix):]
+    client = mlflow_client(config)
+    if "@" in rest:
+        name, alias = rest.split("@", 1)
+        get_registered_model(config, name)
+        return mlflow_call(lambda: client.get_model_version_by_alias(name, alias), f"alias {alias!r} of model {name!r}")
+    name, _, ref = rest.partition("/")
+    if not ref:
+        raise BadInputError(f"model URI {uri!r} names no version, stage or alias")
+    if ref.isdigit():
+        return get_version(config, name, ref)
+    stage = check_stage(ref)
+    versions = versions_in_stage(config, name, stage)
+    if not versions:
+        raise NotFoundError(f"model {name!r} has no version in stage {stage}")
+    return versions[0]

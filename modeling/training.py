@@ -1,0 +1,290 @@
+"""Training: point-in-time training set -> scikit-learn pipeline -> MLflow run -> registered version.
+
+Each run logs parameters, ``mlflow.models.evaluate`` metrics on a held-out split, the model
+(sklearn flavor, signature, input example), the source link (``featurelake.source`` tag)
+and the training-set spec (artifact ``training_set_spec.json`` and tag
+``featurelake.training_set``), so the model can be traced back to the exact Delta versions
+of the feature tables it learned from.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any, Sequence
+
+from delta.tables import DeltaTable
+from pyspark.errors import AnalysisException
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import types as T
+
+from featurestore.config import Config, TrainingSettings
+from featurestore.errors import BadInputError, DependencyUnavailableError, NotFoundError
+from featurestore.identifiers import validate_identifier
+from modeling.estimators import TASKS, build_pipeline, load_estimator, parse_params, simple_params
+from modeling.tracking import configure_mlflow, ensure_experiment, registry_uri
+from modeling.training_set import SPEC_ARTIFACT, FeatureLookup, TrainingSetSpec, create_training_set
+
+logger = logging.getLogger(__name__)
+
+MODEL_ARTIFACT = "model"
+TAG_SOURCE = "featurelake.source"
+TAG_TRAINING_SET = "featurelake.training_set"
+TAG_FEATURE_TABLES = "featurelake.feature_tables"
+MAX_TAG_LENGTH = 5000
+_NUMERIC = (T.ByteType, T.ShortType, T.IntegerType, T.LongType, T.FloatType, T.DoubleType, T.DecimalType,
+            T.BooleanType)
+
+
+@dataclass
+class TrainingResult:
+    """What one training run produced."""
+
+    run_id: str
+    model_name: str
+    model_version: str | None
+    model_uri: str
+    metrics: dict[str, float]
+    spec: TrainingSetSpec
+    n_train: int
+    n_test: int
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+def lookups_from_settings(settings: TrainingSettings) -> list[FeatureLookup]:
+    """Return the configured feature lookups."""
+    lookups = []
+    for i, item in enumerate(settings.lookups):
+        if not item.table:
+            raise BadInputError(f"configuration training.lookups[{i}]: 'table' is required")
+        lookups.append(FeatureLookup(
+            table=item.table, features=item.features, lookup_keys=item.lookup_keys,
+            timestamp_lookup_key=item.timestamp_lookup_key,
+            ttl=timedelta(seconds=item.ttl_seconds) if item.ttl_seconds is not None else None,
+        ))
+    return lookups
+
+
+def read_labels(spark: SparkSession, path: str) -> DataFrame:
+    """Read a labels table: a Delta folder as Delta, anything else as parquet."""
+    try:
+        if DeltaTable.isDeltaTable(spark, path):
+            df = spark.read.format("delta").load(path)
+        else:
+            df = spark.read.parquet(path)
+        df.schema  # noqa: B018 - fail here when the path does not exist
+    except AnalysisException as exc:
+        raise NotFoundError(f"labels at {path} cannot be read: {str(exc).splitlines()[0]}") from None
+    return df
+
+
+def default_source() -> str:
+    """Return the script that runs this process (the ``featurelake.source`` tag default)."""
+    main = sys.argv[0] if sys.argv and sys.argv[0] else ""
+    return os.path.abspath(main) if main and main != "-c" else "interactive"
+
+
+def _feature_kinds(df: DataFrame, columns: Sequence[str]) -> tuple[list[str], list[str]]:
+    numeric, categorical, refused = [], [], []
+    for name in columns:
+        dtype = df.schema[name].dataType
+        if isinstance(dtype, _NUMERIC):
+            numeric.append(name)
+        elif isinstance(dtype, T.StringType):
+            categorical.append(name)
+        else:
+            refused.append(f"{name!r} ({dtype.simpleString()})")
+    if refused:
+        raise BadInputError(f"feature column(s) {', '.join(refused)} cannot be used by the model: "
+                            "only numeric and string features are supported")
+    return numeric, categorical
+
+
+def _to_pandas(df: DataFrame, numeric: list[str], categorical: list[str], label: str):
+    """Collect features and label; numeric features become float64 (nulls as NaN)."""
+    import pandas as pd
+
+    pdf = df.select(*numeric, *categorical, label).toPandas()
+    for name in numeric:
+        pdf[name] = pd.to_numeric(pdf[name], errors="coerce").astype("float64")
+    for name in categorical:
+        pdf[name] = pdf[name].astype(object).where(pdf[name].notna(), None)
+    return pdf
+
+
+def _split(pdf, label: str, task: str, test_fraction: float, seed: int):
+    from sklearn.model_selection import train_test_split
+
+    if not 0.0 < test_fraction < 1.0:
+        raise BadInputError(f"training.test_fraction must be between 0 and 1, got {test_fraction}")
+    stratify = None
+    if task == "classifier":
+        counts = pdf[label].value_counts()
+        if len(counts) < 2:
+            raise BadInputError(f"label {label!r} has a single class {list(counts.index)}: cannot train a classifier")
+        if counts.min() >= 2:
+            stratify = pdf[label]
+    n_test = max(int(round(len(pdf) * test_fraction)), 2 if stratify is None else len(pdf[label].unique()))
+    if len(pdf) - n_test < 2:
+        raise BadInputError(f"training set too small to split: {len(pdf)} labelled row(s)")
+    return train_test_split(pdf, test_size=n_test, random_state=seed, stratify=stratify)
+
+
+def train_model(spark: SparkSession, config: Config, labels: DataFrame | str | None = None, *,
+                model_name: str | None = None, lookups: Sequence[FeatureLookup] | None = None,
+                register: bool = True, source: str | None = None,
+                run_name: str | None = None) -> TrainingResult:
+    """Build the training set, fit the configured estimator and log (and register) it with MLflow.
+
+    Args:
+        spark: the session.
+        config: the project configuration (``training`` section, MLflow stores).
+        labels: a labels DataFrame or a path; default ``config.training.labels_path``.
+        model_name: the registered model; default ``config.training.model_name``.
+        lookups: feature lookups; default the configured ones.
+        register: register the logged model as a new version of ``model_name``.
+        source: notebook link or script path logged as ``featurelake.source``.
+        run_name: the MLflow run name.
+
+    Returns:
+        A :class:`TrainingResult` with the run id, registered version and metrics.
+
+    Raises:
+        BadInputError: bad labels, lookups, estimator or an empty training set.
+        NotFoundError: a table, feature or the labels do not exist.
+        DependencyUnavailableError: MLflow cannot be reached.
+    """
+    import mlflow
+
+    settings = config.training
+    model_name = validate_identifier(model_name or settings.model_name, "model name")
+    if settings.task not in TASKS:
+        raise BadInputError(f"training.task must be one of {', '.join(TASKS)}, got {settings.task!r}")
+    label = settings.label
+    estimator = load_estimator(settings.estimator, parse_params(settings.estimator_params))
+    configure_mlflow(config)  # fail fast, before any Spark work, when MLflow is unreachable
+    lookups = list(lookups) if lookups is not None else lookups_from_settings(settings)
+    if not lookups:
+        raise BadInputError("no feature lookups: configure training.lookups or pass lookups")
+    if labels is None:
+        labels = settings.labels_path
+        if not labels:
+            raise BadInputError("no labels: pass --labels PATH or set training.labels_path")
+    labels_df = read_labels(spark, labels) if isinstance(labels, str) else labels
+    training_set = create_training_set(spark, config, labels_df, lookups, label=label,
+                                       drop_missing=settings.drop_missing)
+    spec = training_set.spec
+    numeric, categorical = _feature_kinds(training_set.df, spec.feature_columns)
+    pdf = _to_pandas(training_set.df, numeric, categorical, label)
+    unlabelled = int(pdf[label].isna().sum())
+    if unlabelled:
+        logger.warning("dropping %d row(s) with a null label %r", unlabelled, label)
+        pdf = pdf[pdf[label].notna()]
+    if pdf.empty:
+        raise BadInputError(f"empty training set: no labelled rows after joining {len(lookups)} lookup(s) "
+                            f"on tables {', '.join(x['table'] for x in spec.lookups)}")
+    spec = TrainingSetSpec(spec.label, spec.timestamp_key, spec.entity_keys, [*numeric, *categorical], spec.lookups)
+    train_df, test_df = _split(pdf, label, settings.task, settings.test_fraction, settings.seed)
+    features = spec.feature_columns
+    pipeline = build_pipeline(estimator, numeric, categorical)
+    pipeline.fit(train_df[features], train_df[label])
+    logger.info("fitted %s on %d rows, %d features", settings.estimator, len(train_df), len(features))
+
+    experiment_id = ensure_experiment(config)
+    params = {
+        "estimator": settings.estimator,
+        **{f"estimator.{k}": v for k, v in simple_params(estimator).items()},
+        "label": label, "task": settings.task, "n_train": len(train_df), "n_test": len(test_df),
+        "n_features": len(features), "test_fraction": settings.test_fraction, "seed": settings.seed,
+        "drop_missing": settings.drop_missing,
+        **{f"delta_version.{x['table']}": x["delta_version"] for x in spec.lookups},
+    }
+    tables = ",".join(f"{x['table']}@v{x['delta_version']}" for x in spec.lookups)
+    spec_json = spec.to_json()
+    try:
+        with mlflow.start_run(experiment_id=experiment_id, run_name=run_name or f"train-{model_name}") as run:
+            mlflow.log_params(params)
+            mlflow.set_tags({
+                TAG_SOURCE: source or settings.source_url or default_source(),
+                TAG_TRAINING_SET: spec_json[:MAX_TAG_LENGTH],
+                TAG_FEATURE_TABLES: tables,
+                "featurelake.model_name": model_name,
+            })
+            mlflow.log_text(spec_json, SPEC_ARTIFACT)
+            model_info = _log_model(pipeline, train_df[features])
+            metrics = _evaluate(model_info.model_uri, test_df[[*features, label]], label, settings.task)
+            run_id = run.info.run_id
+    except (BadInputError, NotFoundError):
+        raise
+    except Exception as exc:
+        if _looks_unreachable(exc):
+            raise DependencyUnavailableError(f"MLflow at {config.mlflow.tracking_uri} failed: {exc}") from exc
+        raise
+    version = None
+    if register:
+        version = register_version(config, model_name, model_info.model_uri, run_id, spec, metrics)
+    logger.info("run %s: %s", run_id, ", ".join(f"{k}={v:.4f}" for k, v in sorted(metrics.items())
+                                              if k in ("roc_auc", "accuracy_score", "r2_score",
+                                                       "root_mean_squared_error")))
+    return TrainingResult(run_id=run_id, model_name=model_name, model_version=version,
+                          model_uri=f"models:/{model_name}/{version}" if version else model_info.model_uri,
+                          metrics=metrics, spec=spec, n_train=len(train_df), n_test=len(test_df), params=params)
+
+
+def _log_model(pipeline: Any, x_train):
+    import mlflow
+    from mlflow.models import infer_signature
+
+    import skops.io
+
+    example = x_train.head(5)
+    signature = infer_signature(x_train, pipeline.predict(x_train))
+    # skops (MLflow's default format) only loads types it is told to trust; the pipeline is ours.
+    trusted = skops.io.get_untrusted_types(data=skops.io.dumps(pipeline))
+    return mlflow.sklearn.log_model(pipeline, name=MODEL_ARTIFACT, signature=signature, input_example=example,
+                                    skops_trusted_types=trusted or None)
+
+
+def _evaluate(model_uri: str, test_df, label: str, task: str) -> dict[str, float]:
+    import mlflow
+
+    result = mlflow.models.evaluate(model_uri, data=test_df, targets=label, model_type=task,
+                                    evaluators=["default"])
+    return {k: float(v) for k, v in result.metrics.items() if isinstance(v, (int, float))}
+
+
+def _looks_unreachable(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return any(s in text for s in ("connection", "max retries", "timed out", "unable to open database"))
+
+
+def register_version(config: Config, model_name: str, model_uri: str, run_id: str, spec: TrainingSetSpec,
+                     metrics: dict[str, float]) -> str:
+    """Register ``model_uri`` as a new version of ``model_name`` with a description and tags."""
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    settings = config.training
+    client = MlflowClient(config.mlflow.tracking_uri, registry_uri(config))
+    if not client.search_registered_models(filter_string=f"name = '{model_name}'"):
+        client.create_registered_model(
+            model_name, tags={"featurelake.label": spec.label or ""},
+            description=settings.description or f"Model trained by featurelake on label {spec.label!r}",
+        )
+    version = mlflow.register_model(model_uri, model_name, tags={
+        **{str(k): str(v) for k, v in settings.tags.items()},
+        TAG_FEATURE_TABLES: ",".join(f"{x['table']}@v{x['delta_version']}" for x in spec.lookups),
+        "featurelake.run_id": run_id,
+    })
+    headline = {k: round(v, 4) for k, v in metrics.items() if k in ("roc_auc", "accuracy_score", "r2_score")}
+    client.update_model_version(
+        model_name, version.version,
+        description=(f"{settings.estimator} on features {', '.join(spec.feature_columns)} "
+                     f"from {', '.join(x['table'] + '@v' + str(x['delta_version']) for x in spec.lookups)}; "
+                     f"test metrics {headline}"),
+    )
+    logger.info("registered %s version %s (run %s)", model_name, version.version, run_id)
+    return str(version.version)
