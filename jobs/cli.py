@@ -16,6 +16,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("jobs.demo", "run the end-to-end demo on synthetic data"),
     "build": ("jobs.build_features", "build feature tables into Delta and register them in Feast"),
     "tables": ("jobs.tables", "list and describe feature tables"),
+    "train": ("jobs.train", "train a model on a point-in-time training set and register it in MLflow"),
+    "promote": ("jobs.promote", "promote a model version to Staging or Production through the gates"),
+    "models": ("jobs.models", "list, show, tag, alias and transition registered models"),
     "predict": ("jobs.batch_inference", "score entities with a registry model and append predictions to Delta"),
 }
 
