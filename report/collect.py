@@ -1,0 +1,262 @@
+"""Gather what the report shows, from Delta (feature tables and the model/monitoring tables)
+and the MLflow registry. Anything missing (a table not written yet, MLflow never used) is
+left empty, never an error: the report shows what exists."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+from urllib.parse import urlparse
+
+from delta.tables import DeltaTable
+from pyspark.sql import SparkSession
+
+from featurestore.catalog import TableInfo, list_tables
+from featurestore.config import Config
+
+logger = logging.getLogger(__name__)
+
+PROMOTION_EVENTS = "promotion_events"
+MODEL_METRICS = "model_metrics"
+MODEL_ALERTS = "model_alerts"
+RETRAIN_ATTEMPTS = "retrain_attempts"
+SPEC_ARTIFACT = "training_set_spec.json"
+HISTORY_LIMIT = 50
+
+
+@dataclass
+class HistoryEntry:
+    """One commit of a Delta table."""
+
+    version: int
+    timestamp: datetime | None
+    operation: str
+    user: str | None
+    rows: str
+
+
+@dataclass
+class TableView:
+    """A feature table page: the catalog entry, its Delta history and the models that use it."""
+
+    info: TableInfo
+    history: list[HistoryEntry]
+    row_count: int | None
+    used_by: list[tuple[str, str]] = field(default_factory=list)  # (model name, version)
+
+
+@dataclass
+class ModelVersionView:
+    """One registered model version."""
+
+    version: str
+    stage: str
+    aliases: list[str]
+    status: str
+    created: datetime | None
+    description: str | None
+    run_id: str | None
+    run_link: str | None
+    metrics: dict[str, float]
+    lookups: list[dict[str, Any]]
+
+
+@dataclass
+class ModelView:
+    """A registered model page."""
+
+    name: str
+    description: str | None
+    created: datetime | None
+    updated: datetime | None
+    tags: dict[str, str]
+    versions: list[ModelVersionView]
+    promotion_events: list[dict[str, Any]]
+
+
+@dataclass
+class MonitoringData:
+    """Rows of the monitoring tables (each None when the table does not exist)."""
+
+    metrics: list[dict[str, Any]] | None
+    alerts: list[dict[str, Any]] | None
+    attempts: list[dict[str, Any]] | None
+
+    @property
+    def empty(self) -> bool:
+        """True when no monitoring table holds any row."""
+        return not (self.metrics or self.alerts or self.attempts)
+
+
+@dataclass
+class Workspace:
+    """Everything one report shows."""
+
+    generated_at: datetime
+    warehouse: str
+    tables: list[TableView]
+    models: list[ModelView]
+    monitoring: MonitoringData
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def empty(self) -> bool:
+        """True when there is nothing to report."""
+        return not self.tables and not self.models and self.monitoring.empty
+
+
+def _rows_text(operation: str, metrics: dict[str, str] | None) -> str:
+    """Summarise the row counts of a Delta commit (operationMetrics)."""
+    m = metrics or {}
+    parts = []
+    for key, label in (("numTargetRowsInserted", "inserted"), ("numTargetRowsUpdated", "updated"),
+                       ("numTargetRowsDeleted", "deleted"), ("numUpdatedRows", "updated"),
+                       ("numDeletedRows", "deleted"), ("numCopiedRows", "copied")):
+        if key in m:
+            parts.append(f"{int(m[key])} {label}")
+    if not parts and "numOutputRows" in m:
+        parts.append(f"{int(m['numOutputRows'])} written")
+    return ", ".join(parts) if parts else ""
+
+
+def table_history(spark: SparkSession, path: str, limit: int = HISTORY_LIMIT) -> list[HistoryEntry]:
+    """Return the newest ``limit`` commits of the Delta table at ``path``, newest first."""
+    rows = (DeltaTable.forPath(spark, path).history(limit)
+            .select("version", "timestamp", "operation", "userName", "operationMetrics").collect())
+    return [HistoryEntry(int(r["version"]), r["timestamp"], r["operation"], r["userName"],
+                         _rows_text(r["operation"], r["operationMetrics"])) for r in rows]
+
+
+def _row_count(spark: SparkSession, path: str) -> int | None:
+    try:
+        return spark.read.format("delta").load(path).count()
+    except Exception as exc:  # a table being rewritten by another job: show no count
+        logger.warning("row count of %s failed: %s", path, exc)
+        return None
+
+
+def collect_tables(spark: SparkSession, config: Config) -> list[TableView]:
+    """Every feature table of the warehouse with its history, by name."""
+    return [TableView(info, table_history(spark, info.path), _row_count(spark, info.path))
+            for info in list_tables(spark, config)]
+
+
+def read_delta_rows(spark: SparkSession, config: Config, name: str) -> list[dict[str, Any]] | None:
+    """All rows of the Delta table ``name`` in the warehouse as dicts, or None when it does not exist.
+
+    Only for the small event tables (promotion events, monitoring), never for feature tables.
+    """
+    path = config.table_path(name)
+    if not DeltaTable.isDeltaTable(spark, path):
+        return None
+    return [r.asDict() for r in spark.read.format("delta").load(path).collect()]
+
+
+def _mlflow_in_use(config: Config) -> bool:
+    """False when the tracking store is a SQLite file that does not exist (MLflow never used)."""
+    from modeling.tracking import registry_uri
+
+    uri = registry_uri(config)
+    if uri.startswith("sqlite:///"):
+        return os.path.exists(uri[len("sqlite:///"):])
+    return True
+
+
+def _ms_to_datetime(value: int | None) -> datetime | None:
+    return datetime.fromtimestamp(value / 1000, tz=timezone.utc) if value else None
+
+
+def run_link(config: Config, experiment_id: str | None, run_id: str, artifact_uri: str | None) -> str | None:
+    """A link to the run: the MLflow UI for a tracking server, else the run's artifact folder."""
+    uri = config.mlflow.tracking_uri
+    if urlparse(uri).scheme in ("http", "https") and experiment_id:
+        return f"{uri.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
+    if artifact_uri and artifact_uri.startswith("file:"):
+        return artifact_uri
+    if artifact_uri and artifact_uri.startswith("/"):
+        return "file://" + artifact_uri
+    return None
+
+
+def _load_spec(run_id: str) -> dict[str, Any] | None:
+    import mlflow
+
+    try:
+        return json.loads(mlflow.artifacts.load_text(f"runs:/{run_id}/{SPEC_ARTIFACT}"))
+    except Exception:  # no spec logged with this run
+        return None
+
+
+def collect_models(config: Config, events: list[dict[str, Any]] | None) -> list[ModelView]:
+    """Every registered model with its versions, metrics, training tables and promotion events."""
+    if not _mlflow_in_use(config):
+        return []
+    from modeling.tracking import client as mlflow_client
+
+    client = mlflow_client(config)
+    models = []
+    for rm in client.search_registered_models():
+        versions = []
+        for mv in sorted(client.search_model_versions(f"name = '{_quote(rm.name)}'"),
+                         key=lambda v: int(v.version), reverse=True):
+            metrics: dict[str, float] = {}
+            link = None
+            lookups: list[dict[str, Any]] = []
+            if mv.run_id:
+                try:
+                    run = client.get_run(mv.run_id)
+                    metrics = dict(sorted(run.data.metrics.items()))
+                    link = run_link(config, run.info.experiment_id, mv.run_id, run.info.artifact_uri)
+                except Exception as exc:  # run deleted
+                    logger.warning("model %s version %s: run %s unreadable: %s", rm.name, mv.version, mv.run_id, exc)
+                spec = _load_spec(mv.run_id)
+                lookups = list((spec or {}).get("lookups") or [])
+            versions.append(ModelVersionView(
+                version=str(mv.version), stage=mv.current_stage or "None", aliases=sorted(mv.aliases or []),
+                status=mv.status or "", created=_ms_to_datetime(mv.creation_timestamp),
+                description=mv.description or None, run_id=mv.run_id or None, run_link=link,
+                metrics=metrics, lookups=lookups,
+            ))
+        model_events = sorted((e for e in events or [] if e.get("model_name") == rm.name),
+                              key=lambda e: e.get("decided_at") or datetime.min, reverse=True)
+        models.append(ModelView(
+            name=rm.name, description=rm.description or None, created=_ms_to_datetime(rm.creation_timestamp),
+            updated=_ms_to_datetime(rm.last_updated_timestamp), tags=dict(rm.tags or {}),
+            versions=versions, promotion_events=model_events,
+        ))
+    return sorted(models, key=lambda m: m.name)
+
+
+def _quote(name: str) -> str:
+    return name.replace("'", "\\'")
+
+
+def collect(spark: SparkSession, config: Config) -> Workspace:
+    """Gather the whole workspace for the report."""
+    problems: list[str] = []
+    tables = collect_tables(spark, config)
+    events = read_delta_rows(spark, config, config.promotion.events_table)
+    try:
+        models = collect_models(config, events)
+    except Exception as exc:  # the report still shows tables and monitoring
+        logger.warning("MLflow registry unreadable: %s", exc)
+        problems.append(f"The MLflow registry at {config.mlflow.tracking_uri} could not be read: "
+                        f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
+        models = []
+    by_table: dict[str, list[tuple[str, str]]] = {}
+    for model in models:
+        for version in model.versions:
+            for lookup in version.lookups:
+                by_table.setdefault(str(lookup.get("table")), []).append((model.name, version.version))
+    for table in tables:
+        table.used_by = by_table.get(table.info.name, [])
+    monitoring = MonitoringData(
+        metrics=read_delta_rows(spark, config, MODEL_METRICS),
+        alerts=read_delta_rows(spark, config, MODEL_ALERTS),
+        attempts=read_delta_rows(spark, config, RETRAIN_ATTEMPTS),
+    )
+    return Workspace(datetime.now(timezone.utc), config.warehouse, tables, models, monitoring, problems)
