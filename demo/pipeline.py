@@ -18,6 +18,7 @@ from pathlib import Path
 from pyspark.sql import SparkSession
 
 from demo.data import write_demo_data
+from demo.lifecycle import configure_training, train_and_promote
 from featurestore.build import build_features
 from featurestore.catalog import list_tables
 from featurestore.config import Config, load_config, write_config
@@ -37,6 +38,7 @@ def demo_config(workdir: Path) -> Config:
     config.mlflow.tracking_uri = "sqlite:///mlflow.db"
     config.mlflow.artifact_location = "mlartifacts"
     config.feast.repo_path = "feast_repo"
+    configure_training(config)
     return config
 
 
@@ -57,4 +59,5 @@ def run_demo(spark: SparkSession, workdir: str | Path, n_customers: int = 500) -
     for info in list_tables(spark, config):
         logger.info("feature table %s: Delta version %d, %d features", info.name, info.delta_version,
                     len(info.features))
+    train_and_promote(spark, config)
     return config

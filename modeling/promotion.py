@@ -200,6 +200,13 @@ def evaluate_gates(config: Config, name: str, candidate: Any, stage: str) -> Pro
     )
 
 
+def _drop_alias_if_on(config: Config, name: str, alias: str, version: str) -> None:
+    """Remove ``alias`` when it points at ``version`` (a challenger that became champion)."""
+    aliases = getattr(registry.get_registered_model(config, name), "aliases", {}) or {}
+    if str(aliases.get(alias)) == str(version):
+        registry.delete_alias(config, name, alias)
+
+
 def promote(spark: SparkSession, config: Config, name: str, version: str | int, stage: str = "Production", *,
             alias: str | None = "default", archive_existing: bool = True) -> PromotionDecision:
     """Promote ``name`` version ``version`` to ``stage`` if it passes the gates; record the decision.
@@ -235,6 +242,8 @@ def promote(spark: SparkSession, config: Config, name: str, version: str | int, 
         chosen = DEFAULT_ALIASES.get(stage) if alias == "default" else alias
         if chosen:
             registry.set_alias(config, name, chosen, candidate.version)
+        if stage == "Production":
+            _drop_alias_if_on(config, name, DEFAULT_ALIASES["Staging"], candidate.version)
         logger.info("promoted %s version %s to %s: %s", name, candidate.version, stage, decision.reason)
     else:
         logger.warning("rejected %s version %s for %s: %s", name, candidate.version, stage, decision.reason)
