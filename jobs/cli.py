@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "promote": ("jobs.promote", "promote a model version to Staging or Production through the gates"),
     "models": ("jobs.models", "list, show, tag, alias and transition registered models"),
     "predict": ("jobs.batch_inference", "score entities with a registry model and append predictions to Delta"),
+    "monitor": ("jobs.monitor", "check a batch's metrics; retrain, promote and rescore, or alert (exit 6)"),
     "materialize": ("jobs.materialize", "load the newest feature values into Feast's online store"),
     "online-features": ("jobs.online_features", "print online feature values as JSON"),
     "report": ("jobs.report", "write the static HTML report (feature tables, models, monitoring)"),

@@ -26,6 +26,8 @@ from adf_checks import (
 # pipeline -> the job file its Databricks activity runs
 EXPECTED_JOB_PIPELINES = {
     "pl_featurelake_build_features": "build_features",
+    "pl_featurelake_batch_inference": "batch_inference",
+    "pl_featurelake_monitor": "monitor",
 }
 
 
@@ -52,7 +54,8 @@ def _build_raw():
 
 def test_definitions_are_present():
     assert [p.stem for p in definition_files("linkedService")] == ["ls_featurelake_databricks"]
-    assert set(EXPECTED_JOB_PIPELINES) <= {p.stem for p in definition_files("pipeline")}
+    assert {p.stem for p in definition_files("pipeline")} == {*EXPECTED_JOB_PIPELINES, "pl_featurelake_daily"}
+    assert [p.stem for p in definition_files("trigger")] == ["tr_featurelake_daily"]
     for path in definition_files("pipeline") + definition_files("linkedService") + definition_files("trigger"):
         assert load_json(path)["name"] == path.stem, f"{path}: the file name must be the resource name"
 
@@ -170,3 +173,38 @@ def test_substitute_replaces_expressions():
     assert substitute("@{pipeline().parameters.jobsRoot}/monitor.py", samples) == "dbfs:/j/monitor.py"
     assert substitute("models:/@{pipeline().parameters.model}/Production", samples) == "models:/sample/Production"
     assert substitute("--config", samples) == "--config"
+
+
+def test_daily_pipeline_chains_the_jobs_on_success():
+    model = _pipelines()["pl_featurelake_daily"]
+    runs = {a.name: a for a in model.activities}
+    assert all(isinstance(a, adf.ExecutePipelineActivity) and a.wait_on_completion for a in runs.values())
+    assert [runs[n].pipeline.reference_name for n in ("RunBuildFeatures", "RunBatchInference", "RunMonitoring")] == [
+        "pl_featurelake_build_features", "pl_featurelake_batch_inference", "pl_featurelake_monitor"]
+    assert runs["RunMonitoring"].depends_on[0].activity == "RunBatchInference"
+    assert runs["RunMonitoring"].depends_on[0].dependency_conditions == ["Succeeded"]
+
+
+def test_monitor_pipeline_passes_max_attempts_as_an_integer_argument():
+    model = _pipelines()["pl_featurelake_monitor"]
+    job = next(a for a in model.activities if isinstance(a, adf.DatabricksSparkPythonActivity))
+    arguments = [substitute(a, sample_values(model.parameters)) for a in job.parameters]
+    namespace, complaint = parse_job_arguments("monitor", arguments)
+    assert complaint == ""
+    assert namespace.max_attempts == 3 and namespace.batch_id == "sample-batchId"
+    assert namespace.labels == "sample-labelsPath"
+
+
+def test_execute_pipeline_and_trigger_references_are_checked():
+    pipelines = _pipelines()
+    raw = load_json(next(p for p in definition_files("pipeline") if p.stem == "pl_featurelake_daily"))
+    raw["properties"]["activities"][1]["typeProperties"]["parameters"]["nope"] = "x"
+    del raw["properties"]["activities"][2]["typeProperties"]["parameters"]["batchId"]
+    model, _ = load_pipeline(raw)
+    problems = execute_pipeline_problems(model, "p", pipelines)
+    assert any("'nope' that pipeline 'pl_featurelake_batch_inference' does not declare" in p for p in problems)
+    assert any("required parameter 'batchId' of pipeline 'pl_featurelake_monitor'" in p for p in problems)
+    trigger = load_json(definition_files("trigger")[0])
+    trigger["properties"]["pipelines"][0]["pipelineReference"]["referenceName"] = "pl_missing"
+    _, problems = load_trigger(trigger, pipelines)
+    assert problems == ["trigger 'tr_featurelake_daily' pipelines[0]: refers to undefined pipeline 'pl_missing'"]
