@@ -27,6 +27,8 @@ Options (before or after JOB; everything else goes to the job):
                        (default: \$FEATURELAKE_CONFIG; without either the job uses its defaults)
   --dry-run            print the spark-submit command without running it
   --no-master-check    do not check that a spark:// master accepts connections before submitting
+  --no-delta-package   add no Delta jars (--packages, Ivy settings): for runtimes with Delta
+                       built in (Databricks, Synapse); the Delta extension and catalog stay
   -h, --help           show this help and exit
 
 What it adds to spark-submit:
@@ -78,6 +80,7 @@ DEPLOY_MODE="client"
 CONFIG="${FEATURELAKE_CONFIG:-}"
 DRY_RUN=0
 MASTER_CHECK=1
+DELTA_PACKAGE=1
 USER_CONF=()
 JOB=""
 JOB_ARGS=()
@@ -99,6 +102,7 @@ while [[ $# -gt 0 ]]; do
     --config=*) CONFIG="${1#*=}"; shift ;;
     --dry-run) DRY_RUN=1; shift ;;
     --no-master-check) MASTER_CHECK=0; shift ;;
+    --no-delta-package) DELTA_PACKAGE=0; shift ;;
     --) shift; if [[ -z "$JOB" ]]; then JOB="${1:-}"; shift || true; fi; JOB_ARGS+=("$@"); break ;;
     *)
       if [[ -z "$JOB" ]]; then
@@ -219,8 +223,9 @@ add_conf() { CMD+=(--conf "$1"); }
 
 for kv in "${SPARK_CONF[@]}"; do
   case "$kv" in
-    spark.jars.packages=*) CMD+=(--packages "${kv#*=}") ;;
-    spark.jars.excludes=*) CMD+=(--exclude-packages "${kv#*=}") ;;
+    spark.jars.packages=*) [[ "$DELTA_PACKAGE" == 1 ]] && CMD+=(--packages "${kv#*=}") ;;
+    spark.jars.excludes=*) [[ "$DELTA_PACKAGE" == 1 ]] && CMD+=(--exclude-packages "${kv#*=}") ;;
+    spark.jars.ivySettings=*) [[ "$DELTA_PACKAGE" == 1 ]] && add_conf "$kv" ;;
     *) add_conf "$kv" ;;
   esac
 done
