@@ -1,0 +1,69 @@
+"""Promotion thresholds: parsing and checking (no Spark, no MLflow)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from featurestore.config import load_config
+from featurestore.errors import BadInputError
+from modeling.estimators import load_estimator, parse_params
+from modeling.promotion import check_thresholds, parse_thresholds
+
+
+def test_parse_thresholds():
+    assert parse_thresholds({"roc_auc": ">= 0.7", "log_loss": "<0.5", "f1_score": "0.3"}) == [
+        ("roc_auc", ">=", 0.7), ("log_loss", "<", 0.5), ("f1_score", ">=", 0.3)]
+
+
+@pytest.mark.parametrize("text", ["high", ">= x", "=> 0.7", ""])
+def test_bad_threshold_names_the_metric(text):
+    with pytest.raises(BadInputError, match="roc_auc"):
+        parse_thresholds({"roc_auc": text})
+
+
+def test_check_thresholds_pass_fail_missing_nan():
+    checks = check_thresholds({"roc_auc": 0.8, "log_loss": 0.6, "f1_score": math.nan},
+                              {"roc_auc": ">= 0.7", "log_loss": "<= 0.5", "f1_score": ">= 0", "recall": "> 0"})
+    assert [(c.metric, c.passed) for c in checks] == [("roc_auc", True), ("log_loss", False),
+                                                       ("f1_score", False), ("recall", False)]
+
+
+def test_training_and_promotion_sections_load_from_yaml(tmp_path):
+    path = tmp_path / "featurelake.yaml"
+    path.write_text(
+        "training:\n"
+        "  labels_path: raw/labels.parquet\n"
+        "  estimator: sklearn.ensemble.RandomForestClassifier\n"
+        "  estimator_params: {n_estimators: 10, max_depth: 'null'}\n"
+        "  lookups:\n"
+        "    - {table: t1, features: [a, b], timestamp_lookup_key: ts, ttl_seconds: 3600}\n"
+        "promotion:\n"
+        "  thresholds: {roc_auc: '>= 0.7'}\n"
+        "  min_improvement: 0.01\n", encoding="utf-8")
+    config = load_config(path, env={"FEATURELAKE_PROMOTION_METRIC": "f1_score"})
+    assert config.training.labels_path == str(tmp_path / "raw" / "labels.parquet")
+    assert config.training.lookups[0].table == "t1" and config.training.lookups[0].ttl_seconds == 3600
+    assert config.promotion.metric == "f1_score" and config.promotion.min_improvement == 0.01
+    estimator = load_estimator(config.training.estimator, parse_params(config.training.estimator_params))
+    assert estimator.n_estimators == 10 and estimator.max_depth is None
+
+
+def test_unknown_training_key_is_refused(tmp_path):
+    path = tmp_path / "featurelake.yaml"
+    path.write_text("training:\n  lookups:\n    - {table: t1, feature: [a]}\n", encoding="utf-8")
+    with pytest.raises(BadInputError, match="feature"):
+        load_config(path, env={})
+
+
+@pytest.mark.parametrize("path, params, words", [
+    ("LogisticRegression", {}, ["LogisticRegression"]),
+    ("sklearn.linear_model.NoSuchModel", {}, ["NoSuchModel"]),
+    ("sklearn.linear_model.LogisticRegression", {"bogus": 1}, ["bogus"]),
+])
+def test_bad_estimators(path, params, words):
+    with pytest.raises(BadInputError) as info:
+        load_estimator(path, params)
+    for word in words:
+        assert word in str(info.value)
