@@ -25,7 +25,7 @@ from typing import Callable
 LOOPBACK = "127.0.0.1"
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SPARK_SUBMIT_SH = REPO_ROOT / "spark-submit.sh"
-START_TIMEOUT_S = 180  # the machine is small and shared: JVM and MLflow start-ups can be slow
+START_TIMEOUT_S = 300  # the machine is small and shared: JVM and MLflow start-ups can be slow
 WORKER_CORES = 1
 WORKER_MEMORY = "1536m"
 EXECUTOR_MEMORY = "1g"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -13,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from cluster_services import REPO_ROOT, free_port, run_submit
+from cluster_services import REPO_ROOT, free_port, run_submit, spark_home
 from featurestore.spark_session import PROVIDED_BY_SPARK, delta_package
 
 ARCHIVE = REPO_ROOT / "dist" / "featurelake-code.zip"
@@ -128,6 +129,16 @@ def test_cluster_deploy_mode_ships_the_config_file(tmp_path, config_file):
     assert conf_values(cmd)["spark.yarn.appMasterEnv.MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
 
 
+def test_no_delta_package_keeps_extension_but_adds_no_jars(tmp_path):
+    result = run_submit(["--dry-run", "--no-delta-package", "--master", "local[1]", "build_features"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    cmd = printed_command(result.stderr)
+    assert "--packages" not in cmd and "--exclude-packages" not in cmd
+    conf = conf_values(cmd)
+    assert "spark.jars.ivySettings" not in conf
+    assert conf["spark.sql.extensions"] == "io.delta.sql.DeltaSparkSessionExtension"
+
+
 def test_bad_deploy_mode_and_conf_are_refused(tmp_path):
     result = run_submit(["--deploy-mode", "remote", "build_features"], cwd=tmp_path)
     assert result.returncode == 2 and "--deploy-mode must be client or cluster" in result.stderr
@@ -135,22 +146,42 @@ def test_bad_deploy_mode_and_conf_are_refused(tmp_path):
     assert result.returncode == 2 and "--conf expects KEY=VALUE" in result.stderr
 
 
+def copy_of_project(target: Path) -> Path:
+    """A copy of the script and the project's packages, so the archive test owns its dist/."""
+    target.mkdir()
+    shutil.copy2(REPO_ROOT / "spark-submit.sh", target / "spark-submit.sh")
+    for package in ("featurestore", "inference", "jobs", "modeling", "monitoring", "demo"):
+        if (REPO_ROOT / package).is_dir():
+            shutil.copytree(REPO_ROOT / package, target / package,
+                            ignore=shutil.ignore_patterns("__pycache__"))
+    return target
+
+
 def test_archive_holds_the_packages_and_is_rebuilt_when_stale(tmp_path):
-    result = run_submit(["--dry-run", "--master", "local[1]", "build_features"], cwd=tmp_path)
+    project = copy_of_project(tmp_path / "project")
+    archive = project / "dist" / "featurelake-code.zip"
+
+    def dry_run() -> subprocess.CompletedProcess:
+        env = {**os.environ, "SPARK_HOME": str(spark_home()), "PYTHON": sys.executable}
+        return subprocess.run([str(project / "spark-submit.sh"), "--dry-run", "--master", "local[1]",
+                               "build_features"], cwd=tmp_path, env=env, text=True, capture_output=True,
+                              timeout=120)
+
+    result = dry_run()
     assert result.returncode == 0, result.stderr
-    names = zipfile.ZipFile(ARCHIVE).namelist()
+    assert "built " + str(archive) in result.stderr
+    names = zipfile.ZipFile(archive).namelist()
     for expected in ("featurestore/__init__.py", "featurestore/ivysettings.xml", "jobs/build_features.py",
                      "demo/tables.py", "inference/__init__.py", "modeling/__init__.py"):
         assert expected in names
     assert not [n for n in names if "__pycache__" in n]
 
-    old = time.time() - 10 * 365 * 24 * 3600  # older than every source file
-    os.utime(ARCHIVE, (old, old))
-    result = run_submit(["--dry-run", "--master", "local[1]", "build_features"], cwd=tmp_path)
-    assert "built " + str(ARCHIVE) in result.stderr
-    assert ARCHIVE.stat().st_mtime > old
-    result = run_submit(["--dry-run", "--master", "local[1]", "build_features"], cwd=tmp_path)
-    assert "built " not in result.stderr  # up to date: not rebuilt
+    assert "built " not in dry_run().stderr  # up to date: not rebuilt
+
+    source = project / "demo" / "tables.py"
+    later = archive.stat().st_mtime + 60
+    os.utime(source, (later, later))
+    assert "built " + str(archive) in dry_run().stderr  # a newer source file: rebuilt
 
 
 def test_jobs_import_from_the_archive_through_the_launcher(tmp_path):
