@@ -206,12 +206,13 @@ def scoring_udf(spark: SparkSession, model: ScoringModel):  # noqa: ANN201 - a p
     return mlflow.pyfunc.spark_udf(spark, model.udf_path, result_type=result_type, env_manager="local")
 
 
-def score(spark: SparkSession, df: DataFrame, model: ScoringModel, keep: list[str]) -> DataFrame:
+def score(spark: SparkSession, df: DataFrame, model: ScoringModel, keep: list[str], udf=None) -> DataFrame:  # noqa: ANN001
     """Add the model's output to ``df`` (lazily) and keep only ``keep`` plus the outputs.
 
     ``df`` must have passed :func:`check_inputs`. Returns ``keep..., prediction[, probability]``.
+    Pass ``udf`` (from :func:`scoring_udf`) to reuse one UDF, and its warm workers, across calls.
     """
-    udf = scoring_udf(spark, model)
+    udf = udf or scoring_udf(spark, model)
     inputs: list[Column] = [F.col(n) for n in model.feature_names if n in df.columns]
     out = udf(F.struct(*inputs))
     if model.has_probability:

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from conftest import make_config
+from featurestore.config import Config, resolve_paths
 
 FEATURES = ["x1", "x2", "x3", "n"]
 
@@ -27,6 +27,14 @@ def training_frame(seed: int, rows: int = 200) -> tuple[pd.DataFrame, np.ndarray
     })
     y = ((X["x1"] - 0.5 * X["x2"] + 0.1 * X["n"] + rng.normal(scale=0.5, size=rows)) > 0.5).astype("int64")
     return X, y.to_numpy()
+
+
+def make_config(root: Path) -> Config:
+    """A configuration whose warehouse and MLflow store live under ``root``."""
+    config = Config(warehouse="warehouse", source_root=".")
+    config.spark.master = "local[2]"
+    config.mlflow.tracking_uri = "sqlite:///mlflow.db"
+    return resolve_paths(config, root)
 
 
 def log_model(config, name: str, model, X: pd.DataFrame, spec: dict | None = None) -> tuple[str, int]:
