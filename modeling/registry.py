@@ -287,7 +287,9 @@ def resolve_model_uri(config: Config, uri: str) -> Any:
     client = mlflow_client(config)
     if "@" in rest:
         name, alias = rest.split("@", 1)
-        get_registered_model(config, name)
+        model = get_registered_model(config, name)
+        if alias not in (getattr(model, "aliases", {}) or {}):
+            raise NotFoundError(f"model {name!r} has no alias {alias!r}")
         return mlflow_call(lambda: client.get_model_version_by_alias(name, alias), f"alias {alias!r} of model {name!r}")
     name, _, ref = rest.partition("/")
     if not ref:

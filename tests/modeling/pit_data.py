@@ -7,11 +7,22 @@ from datetime import datetime, timedelta, timezone
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import types as T
 
-from featurestore.config import Config
+from pathlib import Path
+
+from featurestore.config import Config, resolve_paths
 from featurestore.definitions import FeatureTable, Field
 from featurestore.delta_tables import write_feature_table
 
 UTC = timezone.utc
+
+
+def make_config(root: Path) -> Config:
+    """A configuration whose warehouse, Feast repo and MLflow store all live under ``root``
+    (like tests/conftest.py's, importable whatever the test import mode)."""
+    config = Config(warehouse="warehouse", source_root=".")
+    config.spark.master = "local[2]"
+    config.mlflow.tracking_uri = "sqlite:///mlflow.db"
+    return resolve_paths(config, root)
 
 
 def ts(day: int, hour: int = 0) -> datetime:

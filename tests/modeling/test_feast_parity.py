@@ -6,8 +6,7 @@ import math
 
 import pandas as pd
 import pytest
-from conftest import make_config
-from pit_data import EVENTS, LABELS, PROFILE, write_pit_tables
+from pit_data import make_config, EVENTS, LABELS, PROFILE, write_pit_tables
 
 from featurestore.feast_repo import feature_store, register_tables
 from modeling.training_set import FeatureLookup, join_features

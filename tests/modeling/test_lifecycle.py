@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import make_config
+from pit_data import make_config
 from pyspark.sql import types as T
 
 from featurestore.config import write_config

@@ -5,8 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from conftest import make_config
-from pit_data import EVENTS, PROFILE, labels_df, write_pit_tables
+from pit_data import make_config, EVENTS, PROFILE, labels_df, write_pit_tables
 
 from featurestore.errors import BadInputError, NotFoundError
 from modeling.training_set import FeatureLookup, create_training_set, join_features
