@@ -245,14 +245,32 @@ def _log_model(pipeline: Any, x_train):
     # skops (MLflow's default format) only loads types it is told to trust; the pipeline is ours.
     trusted = skops.io.get_untrusted_types(data=skops.io.dumps(pipeline))
     return mlflow.sklearn.log_model(pipeline, name=MODEL_ARTIFACT, signature=signature, input_example=example,
-                                    skops_trusted_types=trusted or None)
+                                    skops_trusted_types=trusted or None, pip_requirements=pip_requirements())
+
+
+def pip_requirements() -> list[str]:
+    """Pinned requirements of the logged model.
+
+    Given explicitly so that MLflow does not infer them by loading the model in a
+    subprocess (slow, and the model needs nothing beyond these).
+    """
+    from importlib.metadata import PackageNotFoundError, version
+
+    pins = []
+    for dist in ("mlflow", "scikit-learn", "skops", "numpy", "pandas", "scipy"):
+        try:
+            pins.append(f"{dist}=={version(dist)}")
+        except PackageNotFoundError:
+            continue
+    return pins
 
 
 def _evaluate(model_uri: str, test_df, label: str, task: str) -> dict[str, float]:
     import mlflow
 
     result = mlflow.models.evaluate(model_uri, data=test_df, targets=label, model_type=task,
-                                    evaluators=["default"])
+                                    evaluators=["default"],
+                                    evaluator_config={"log_model_explainability": False})
     return {k: float(v) for k, v in result.metrics.items() if isinstance(v, (int, float))}
 
 
