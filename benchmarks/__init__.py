@@ -1,0 +1,1 @@
+"""featurelake benchmark suite (see benchmarks/README.md)."""
