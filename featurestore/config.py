@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -151,7 +152,8 @@ def join_location(root: str, name: str) -> str:
 
 
 def _is_uri(value: str) -> bool:
-    return "://" in value or value.startswith("file:")
+    # scheme:... of two or more letters (file:, dbfs:/, mlflow-artifacts:/), not a Windows drive
+    return "://" in value or re.match(r"[A-Za-z][A-Za-z0-9+.-]+:", value) is not None
 
 
 def _resolve_path(value: str, base_dir: Path) -> str:

@@ -75,7 +75,7 @@ def ensure_experiment(config: Config) -> str:
         if existing is not None:
             return existing.experiment_id
         location = config.mlflow.artifact_location
-        if location and "://" not in location:
+        if location and not urlparse(location).scheme[1:]:  # a plain path (a Windows drive has a 1-letter scheme)
             location = "file://" + os.path.abspath(location)
         return mlflow.create_experiment(name, artifact_location=location or None)
     except Exception as exc:
