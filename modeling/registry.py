@@ -104,6 +104,13 @@ def _version_info(mv: Any, signature: dict | None = None) -> VersionInfo:
     )
 
 
+def _with_aliases(info: VersionInfo, model: Any) -> VersionInfo:
+    """Fill a version's aliases from its model (search results of some stores leave them empty)."""
+    aliases = getattr(model, "aliases", {}) or {}
+    info.aliases = sorted(set(info.aliases) | {a for a, v in aliases.items() if str(v) == info.version})
+    return info
+
+
 def get_registered_model(config: Config, name: str) -> Any:
     """Return MLflow's RegisteredModel ``name``; NotFoundError if it does not exist."""
     validate_identifier(name, "model name")
@@ -158,7 +165,7 @@ def list_models(config: Config, name: str | None = None) -> list[ModelInfo]:
         infos.append(ModelInfo(
             name=model.name, description=model.description or "", tags=dict(model.tags or {}),
             aliases=dict(getattr(model, "aliases", {}) or {}), last_modified=_iso(model.last_updated_timestamp),
-            versions=[_version_info(v) for v in versions],
+            versions=[_with_aliases(_version_info(v), model) for v in versions],
         ))
     return infos
 
@@ -181,7 +188,7 @@ def show_version(config: Config, name: str, version: str | int | None = None) ->
             signature = info.signature.to_dict()
     except Exception as exc:  # artifacts may be gone; the registry entry is still worth showing
         logger.warning("model %s version %s: signature unavailable: %s", name, mv.version, exc)
-    return _version_info(mv, signature)
+    return _with_aliases(_version_info(mv, signature), get_registered_model(config, name))
 
 
 def set_tag(config: Config, name: str, key: str, value: str, version: str | int | None = None) -> None:
