@@ -25,6 +25,8 @@ Options (before or after JOB; everything else goes to the job):
   --conf KEY=VALUE     extra Spark configuration (repeatable); it wins over the defaults below
   --config FILE        featurelake configuration file, handed to the job as an absolute path
                        (default: \$FEATURELAKE_CONFIG; without either the job uses its defaults)
+  --timeout SECONDS    stop the submission (exit code 124) when it runs longer, for example when a
+                       reachable master never grants the application any executor
   --dry-run            print the spark-submit command without running it
   --no-master-check    do not check that a spark:// master accepts connections before submitting
   --no-delta-package   add no Delta jars (--packages, Ivy settings): for runtimes with Delta
@@ -81,6 +83,7 @@ CONFIG="${FEATURELAKE_CONFIG:-}"
 DRY_RUN=0
 MASTER_CHECK=1
 DELTA_PACKAGE=1
+TIMEOUT=""
 USER_CONF=()
 JOB=""
 JOB_ARGS=()
@@ -101,6 +104,8 @@ while [[ $# -gt 0 ]]; do
     --config) need_value "$1" $#; CONFIG="$2"; shift 2 ;;
     --config=*) CONFIG="${1#*=}"; shift ;;
     --dry-run) DRY_RUN=1; shift ;;
+    --timeout) need_value "$1" $#; TIMEOUT="$2"; shift 2 ;;
+    --timeout=*) TIMEOUT="${1#*=}"; shift ;;
     --no-master-check) MASTER_CHECK=0; shift ;;
     --no-delta-package) DELTA_PACKAGE=0; shift ;;
     --) shift; if [[ -z "$JOB" ]]; then JOB="${1:-}"; shift || true; fi; JOB_ARGS+=("$@"); break ;;
@@ -128,6 +133,7 @@ esac
 for kv in ${USER_CONF[@]+"${USER_CONF[@]}"}; do
   [[ "$kv" == *=* ]] || die 2 "--conf expects KEY=VALUE, got '$kv'"
 done
+[[ -z "$TIMEOUT" || "$TIMEOUT" =~ ^[1-9][0-9]*$ ]] || die 2 "--timeout expects a number of seconds, got '$TIMEOUT'"
 
 if [[ -n "$CONFIG" ]]; then
   [[ -f "$CONFIG" ]] || die 2 "configuration file not found: $CONFIG"
@@ -274,4 +280,10 @@ printf '%s:' "$PROG" >&2
 printf ' %q' "${CMD[@]}" >&2
 printf '\n' >&2
 [[ "$DRY_RUN" == 1 ]] && exit 0
-exec "${CMD[@]}"
+[[ -z "$TIMEOUT" ]] && exec "${CMD[@]}"
+status=0
+timeout --kill-after=30 "$TIMEOUT" "${CMD[@]}" || status=$?
+if [[ "$status" == 124 || "$status" == 137 ]]; then
+  die 124 "$JOB did not finish within $TIMEOUT s (--timeout): spark-submit was stopped"
+fi
+exit "$status"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shlex
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -218,3 +219,18 @@ def test_unreachable_master_makes_spark_submit_give_up(tmp_path):
                          "build_features"], cwd=tmp_path, timeout_s=400)
     assert result.returncode != 0
     assert "All masters are unresponsive" in result.stderr
+
+
+@pytest.mark.slow
+def test_timeout_stops_a_submission_that_never_gets_going(tmp_path):
+    """A master that accepts connections but never answers: --timeout stops the wait."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)  # accepts TCP connections (the script's check passes), never speaks Spark
+        master = f"spark://127.0.0.1:{silent.getsockname()[1]}"
+        started = time.monotonic()
+        result = run_submit(["--timeout", "20", "--master", master, "--conf", "spark.ui.enabled=false",
+                             "--conf", "spark.driver.host=127.0.0.1", "build_features"], cwd=tmp_path, timeout_s=300)
+    assert result.returncode == 124
+    assert "build_features did not finish within 20 s (--timeout)" in result.stderr
+    print(f"stopped after {time.monotonic() - started:.1f} s")
