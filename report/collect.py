@@ -200,6 +200,10 @@ def collect_models(config: Config, events: list[dict[str, Any]] | None) -> list[
     client = mlflow_client(config)
     models = []
     for rm in client.search_registered_models():
+        # search results may omit aliases; the registered model itself maps alias -> version
+        aliases: dict[str, list[str]] = {}
+        for alias, version in (client.get_registered_model(rm.name).aliases or {}).items():
+            aliases.setdefault(str(version), []).append(alias)
         versions = []
         for mv in sorted(client.search_model_versions(f"name = '{_quote(rm.name)}'"),
                          key=lambda v: int(v.version), reverse=True):
@@ -216,7 +220,7 @@ def collect_models(config: Config, events: list[dict[str, Any]] | None) -> list[
                 spec = _load_spec(mv.run_id)
                 lookups = list((spec or {}).get("lookups") or [])
             versions.append(ModelVersionView(
-                version=str(mv.version), stage=mv.current_stage or "None", aliases=sorted(mv.aliases or []),
+                version=str(mv.version), stage=mv.current_stage or "None", aliases=sorted(set(mv.aliases or []) | set(aliases.get(str(mv.version), []))),
                 status=mv.status or "", created=_ms_to_datetime(mv.creation_timestamp),
                 description=mv.description or None, run_id=mv.run_id or None, run_link=link,
                 metrics=metrics, lookups=lookups,

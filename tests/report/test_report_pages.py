@@ -1,0 +1,87 @@
+"""The static report: pages for feature tables, models and monitoring, rendered from real tables."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from markupsafe import escape
+
+from jobs import report as report_job
+from report_workspace import HTML_DESCRIPTION, MODEL, make_project
+
+
+def text_of(page: Path) -> str:
+    return page.read_text(encoding="utf-8")
+
+
+def test_index_links_every_page_with_generation_time(report_site):
+    index = text_of(report_site / "index.html")
+    assert re.search(r'id="generated-at">\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC<', index)
+    for href in ("tables/customer_profile.html", "tables/customer_weekly_spend.html",
+                 f"models/{MODEL}.html", "monitoring.html"):
+        assert f'href="{href}"' in index
+        assert (report_site / href).is_file()
+    assert "This workspace is empty" not in index
+
+
+def test_feature_table_page_shows_catalog_and_history(report_site):
+    page = text_of(report_site / "tables" / "customer_weekly_spend.html")
+    for expected in ("customer_weekly_spend", "customer_id", "week_end", "payments-data@example.com",
+                     "raw/transactions.parquet", "https://github.com/featurelake/featurelake/blob/main/demo/tables.py",
+                     "21 days", "domain=payments"):
+        assert expected in page, expected
+    features = re.findall(r"<tr><td><code>(\w+)</code></td><td>(\w+)</td>", page)
+    assert features == [("txn_count_7d", "bigint"), ("spend_7d", "double"), ("avg_amount_7d", "double"),
+                        ("days_since_last_txn", "double")]
+    history = re.findall(r'<td class="num">(\d+)</td><td>[^<]+</td><td>([A-Z ]+)</td>', page)
+    assert history[-1] == ("0", "CREATE TABLE")
+    assert ("1", "MERGE") in history
+    assert re.search(r"\d+ inserted, 0 updated", page)
+    assert f'href="../models/{MODEL}.html"' in page  # the model trained on it
+
+
+def test_html_in_metadata_is_escaped_and_missing_fields_show_not_set(report_site):
+    page = text_of(report_site / "tables" / "customer_profile.html")
+    assert str(escape(HTML_DESCRIPTION)) in page
+    assert "<script>window.__pwned" not in page and "<b>Bold</b>" not in page
+    owner = re.search(r"<dt>Owner</dt><dd>(.*?)</dd>", page).group(1)
+    notebook = re.search(r"<dt>Notebook</dt><dd>(.*?)</dd>", page).group(1)
+    assert "not set" in owner and "not set" in notebook
+    assert "ALTER TABLE" in page or "SET TBLPROPERTIES" in page
+
+
+def test_model_page_shows_versions_stages_aliases_and_promotions(report_site):
+    page = text_of(report_site / "models" / f"{MODEL}.html")
+    assert "Predicts churn &lt;i&gt;weekly&lt;/i&gt;" in page
+    rows = re.findall(r'<td class="num">v(\d+)</td>\s*<td><span class="pill stage-(\w+)">', page)
+    assert rows == [("2", "Production"), ("1", "Archived")]
+    assert "@champion" in page
+    assert "<code>roc_auc</code> 0.78" in page and "<code>roc_auc</code> 0.71" in page
+    assert 'href="../tables/customer_profile.html"' in page and "Delta v1" in page
+    assert re.search(r'href="file://[^"]+"', page)  # run link: the run's artifact folder
+    assert "roc_auc improved by 0.07" in page and "no incumbent" in page
+
+
+def test_monitoring_page_has_charts_drift_alerts_attempts(report_site):
+    page = text_of(report_site / "monitoring.html")
+    charts = re.findall(r'<div class="chart" data-metric="([\w.]+)"><svg', page)
+    assert charts == ["auc", "row_count", "feature_psi"]
+    assert "threshold &gt;= 0.7" in page or "threshold >= 0.7" in page  # legend text inside the SVG
+    drift = re.findall(r"<tr><td><code>(\w+)</code></td><td>([\d-]+)</td><td class=\"num\">([\d.]+)</td>", page)
+    assert drift == [("age", "2026-03-04", "0.05"), ("spend_7d", "2026-03-04", "0.31")]
+    assert "auc 0.62 out of range after 3 attempts" in page
+    assert page.count("auc 0.65 still below &gt;= 0.7") == 3
+
+
+def test_empty_workspace_says_so(spark, tmp_path, capsys):
+    config = make_project(tmp_path)
+    code = report_job.main(["--config", str(tmp_path / "featurelake.yaml"), "--out", str(tmp_path / "site")])
+    assert code == 0
+    index = text_of(tmp_path / "site" / "index.html")
+    assert "This workspace is empty" in index
+    assert "No monitoring data yet" in text_of(tmp_path / "site" / "monitoring.html")
+    assert not (tmp_path / "mlflow.db").exists()  # the report does not create an MLflow store
+    assert "report written" in capsys.readouterr().out
+    assert config.warehouse in index
