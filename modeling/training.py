@@ -270,7 +270,7 @@ def _evaluate(model_uri: str, test_df, label: str, task: str) -> dict[str, float
 
     result = mlflow.models.evaluate(model_uri, data=test_df, targets=label, model_type=task,
                                     evaluators=["default"],
-                                    evaluator_config={"log_model_explainability": False})
+                                    evaluator_config={"default": {"log_model_explainability": False}})
     return {k: float(v) for k, v in result.metrics.items() if isinstance(v, (int, float))}
 
 
