@@ -32,7 +32,9 @@ def _run(args: argparse.Namespace, config: Config) -> None:
     demo_config = run_demo(spark, args.workdir, n_customers=args.customers)
     config_path = Path(demo_config.base_dir) / CONFIG_FILE
     print(f"demo finished; try:\n  featurelake --config {config_path} tables list\n"
-          f"  feast -c {demo_config.feast.repo_path} feature-views list")
+          f"  feast -c {demo_config.feast.repo_path} feature-views list\n"
+          f"  featurelake --config {config_path} models list\n"
+          f"  mlflow ui --backend-store-uri {demo_config.mlflow.tracking_uri}")
 
 
 def main(argv: list[str] | None = None) -> int:
