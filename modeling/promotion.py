@@ -196,7 +196,7 @@ def evaluate_gates(config: Config, name: str, candidate: Any, stage: str) -> Pro
         model_name=name, candidate_version=int(candidate.version),
         incumbent_version=int(incumbent.version) if incumbent is not None else None, metric=metric,
         candidate_value=cand_value, incumbent_value=inc_value, decision=decision, reason=reason,
-        decided_at=datetime.now(timezone.utc).replace(microsecond=0), stage=stage,
+        decided_at=datetime.now(timezone.utc), stage=stage,
     )
 
 

@@ -65,6 +65,10 @@ def lifecycle(spark, tmp_path_factory):
 LOOKUPS = [FeatureLookup("tl_profile", timestamp_lookup_key="label_time")]
 
 
+def _aliases(config) -> dict[str, str]:
+    return {k: str(v) for k, v in registry.get_registered_model(config, MODEL).aliases.items()}
+
+
 @pytest.mark.slow
 def test_train_register_promote_cycle(spark, lifecycle):
     import mlflow
@@ -97,10 +101,10 @@ def test_train_register_promote_cycle(spark, lifecycle):
 
     staging = promote(spark, config, MODEL, 1, "Staging")
     assert staging.promoted and registry.get_version(config, MODEL, 1).current_stage == "Staging"
-    assert registry.get_registered_model(config, MODEL).aliases == {"challenger": "1"}
+    assert _aliases(config) == {"challenger": "1"}
     prod = promote(spark, config, MODEL, 1, "Production")
     assert prod.promoted and prod.incumbent_version is None
-    assert registry.get_registered_model(config, MODEL).aliases == {"champion": "1"}
+    assert _aliases(config) == {"champion": "1"}
 
     sample = pd.DataFrame({"score": [2.0, -2.0], "visits": [1.0, None], "segment": ["a", "zz"]})
     by_stage = mlflow.pyfunc.load_model("models:/test_churn/Production")
@@ -135,7 +139,7 @@ def test_train_register_promote_cycle(spark, lifecycle):
     passed = promote(spark, config, MODEL, 2, "Production")
     assert passed.promoted and passed.incumbent_version == 1
     assert registry.get_version(config, MODEL, 1).current_stage == "Archived"
-    assert registry.get_registered_model(config, MODEL).aliases == {"champion": "2"}
+    assert _aliases(config) == {"champion": "2"}
 
     events = read_events(spark, config, MODEL).collect()
     assert [(e.candidate_version, e.stage, e.decision) for e in reversed(events)] == [
