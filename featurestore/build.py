@@ -14,7 +14,7 @@ from featurestore.config import Config
 from featurestore.definitions import FeatureTable, Source, load_definitions, select_tables
 from featurestore.delta_tables import WriteResult, write_feature_table
 from featurestore.errors import BadInputError, NotFoundError
-from featurestore.feast_repo import register_tables
+from featurestore.feast_repo import check_registry, register_tables
 from featurestore.validation import validate_feature_frame
 
 logger = logging.getLogger(__name__)
@@ -84,6 +84,7 @@ def build_features(spark: SparkSession, config: Config, names: list[str] | None 
     build with its table unchanged.
     """
     tables = select_tables(load_project_tables(config), names)
+    check_registry(config)  # a broken Feast registry stops the build before anything is written
     results = [build_table(spark, config, table) for table in tables]
     register_tables(config, tables)
     return results

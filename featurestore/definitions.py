@@ -99,6 +99,8 @@ class FeatureTable:
         tags: free-form labels.
         ttl: how old a feature value may be for a point-in-time lookup (None: no limit).
         partition_by: optional partition columns of the Delta table.
+        allow_new_columns: let a build add newly declared feature columns to an existing
+            table (schema evolution); dropped or retyped columns are always refused.
     """
 
     name: str
@@ -113,6 +115,7 @@ class FeatureTable:
     tags: Mapping[str, str] = field(default_factory=dict)
     ttl: timedelta | None = None
     partition_by: list[str] = field(default_factory=list)
+    allow_new_columns: bool = False
 
     def __post_init__(self) -> None:
         validate_identifier(self.name, "table name")

@@ -4,17 +4,23 @@ from __future__ import annotations
 
 import getpass
 import logging
+import random
+import time
 from dataclasses import dataclass
 
+from delta.exceptions import DeltaConcurrentModificationException
 from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 
 from featurestore.definitions import FeatureTable
-from featurestore.errors import BadInputError
+from featurestore.errors import BadInputError, ConflictError, NotFoundError
 from featurestore.identifiers import quote_identifier, quote_path
 from featurestore.table_metadata import PREFIX, column_comments, definition_properties
 
 logger = logging.getLogger(__name__)
+
+MAX_WRITE_ATTEMPTS = 5
 
 
 @dataclass(frozen=True)
@@ -42,27 +48,38 @@ def current_version(spark: SparkSession, path: str) -> int | None:
     return int(DeltaTable.forPath(spark, path).history(1).select("version").first()[0])
 
 
-def create_table(spark: SparkSession, table: FeatureTable, path: str) -> None:
-    """Create the (empty) Delta table for ``table`` with its columns, comments and properties."""
+def create_table_with(spark: SparkSession, table: FeatureTable, path: str, df: DataFrame) -> None:
+    """Create the Delta table for ``table`` from ``df`` in one commit (CREATE TABLE AS SELECT).
+
+    Columns carry their descriptions as comments and the table its properties, so a build
+    killed before the commit leaves no table at all, and one killed after leaves a whole one.
+    """
     comments = column_comments(table)
-    builder = DeltaTable.createIfNotExists(spark).location(path).comment(table.description or table.name)
-    for column in table.columns:
-        builder = builder.addColumn(column.name, column.dtype, nullable=column.name not in table.merge_keys,
-                                    comment=comments[column.name] or None)
-    if table.partition_by:
-        builder = builder.partitionedBy(*table.partition_by)
+    documented = df.select(*[
+        F.col(quote_identifier(c.name)).alias(c.name, metadata={"comment": comments[c.name]})
+        for c in table.columns
+    ])
+    writer = documented.writeTo(quote_path(path)).using("delta")
+    writer = writer.tableProperty("comment", table.description or table.name)
     properties = {**definition_properties(table), f"{PREFIX}created_by": getpass.getuser()}
     for key, value in properties.items():
-        builder = builder.property(key, value)
-    builder.execute()
+        writer = writer.tableProperty(key, value)
+    if table.partition_by:
+        writer = writer.partitionedBy(*[F.col(quote_identifier(c)) for c in table.partition_by])
+    writer.create()
     logger.info("created Delta table %s at %s", table.name, path)
 
 
-def check_table_columns(spark: SparkSession, table: FeatureTable, path: str) -> None:
-    """Refuse a definition whose columns differ from the existing table's (no silent evolution)."""
+def check_table_columns(spark: SparkSession, table: FeatureTable, path: str) -> list[str]:
+    """Refuse a definition whose columns differ from the existing table's (no silent evolution).
+
+    New feature columns are allowed when the definition sets ``allow_new_columns``; dropped
+    and retyped columns are always refused. Returns the names of the new columns.
+    """
     existing = {f.name: f.dataType.simpleString() for f in spark.read.format("delta").load(path).schema.fields}
     declared = {c.name: c.dtype for c in table.columns}
-    problems = [f"new column {n!r}" for n in declared if n not in existing]
+    new = [n for n in declared if n not in existing]
+    problems = [] if table.allow_new_columns else [f"new column {n!r}" for n in new]
     problems += [f"dropped column {n!r}" for n in existing if n not in declared]
     problems += [f"column {n!r} retyped from {existing[n]} to {t}"
                  for n, t in declared.items() if n in existing and existing[n] != t]
@@ -70,7 +87,19 @@ def check_table_columns(spark: SparkSession, table: FeatureTable, path: str) -> 
         raise BadInputError(
             f"table {table.name!r}: the definition no longer matches the Delta table at {path}: "
             + "; ".join(problems)
+            + (" (set allow_new_columns=True on the definition to add new features)" if new else "")
         )
+    return new
+
+
+def add_columns(spark: SparkSession, table: FeatureTable, path: str, names: list[str]) -> None:
+    """Add the declared columns ``names`` (with their comments) to the existing Delta table."""
+    columns = {c.name: c for c in table.columns}
+    spec = ", ".join(
+        f"{quote_identifier(n)} {columns[n].dtype} COMMENT {_sql_string(columns[n].description)}" for n in names
+    )
+    spark.sql(f"ALTER TABLE {quote_path(path)} ADD COLUMNS ({spec})")
+    logger.info("table %s: added column(s) %s", table.name, ", ".join(names))
 
 
 def sync_metadata(spark: SparkSession, table: FeatureTable, path: str) -> bool:
@@ -129,21 +158,77 @@ def merge_into(spark: SparkSession, table: FeatureTable, path: str, df: DataFram
     return int(metrics.get("numTargetRowsInserted", 0)), int(metrics.get("numTargetRowsUpdated", 0))
 
 
-def write_feature_table(spark: SparkSession, table: FeatureTable, path: str, df: DataFrame) -> WriteResult:
-    """Create the table on first run, keep its metadata current and MERGE ``df`` into it.
-
-    ``df`` must already be validated (:func:`featurestore.validation.validate_feature_frame`).
-    """
+def _write_once(spark: SparkSession, table: FeatureTable, path: str, df: DataFrame) -> WriteResult:
     version_before = current_version(spark, path)
-    created = version_before is None
-    if created:
-        create_table(spark, table, path)
+    if version_before is None:
+        create_table_with(spark, table, path, df)
+        metrics = DeltaTable.forPath(spark, path).history(1).first()["operationMetrics"] or {}
+        inserted, updated = int(metrics.get("numOutputRows", 0)), 0
     else:
-        check_table_columns(spark, table, path)
+        new_columns = check_table_columns(spark, table, path)
+        if new_columns:
+            add_columns(spark, table, path, new_columns)
         sync_metadata(spark, table, path)
-    inserted, updated = merge_into(spark, table, path, df)
+        inserted, updated = merge_into(spark, table, path, df)
     version_after = current_version(spark, path)
     assert version_after is not None
-    logger.info("table %s: %d rows inserted, %d updated (Delta version %s -> %s)",
-                table.name, inserted, updated, version_before, version_after)
-    return WriteResult(table.name, path, created, version_before, version_after, inserted, updated)
+    return WriteResult(table.name, path, version_before is None, version_before, version_after, inserted, updated)
+
+
+def is_write_conflict(error: BaseException) -> bool:
+    """True for Delta's optimistic-concurrency conflicts (and a lost race to create the table)."""
+    if isinstance(error, DeltaConcurrentModificationException):
+        return True
+    text = str(error)
+    return "DELTA_CONCURRENT" in text or "TABLE_OR_VIEW_ALREADY_EXISTS" in text or "DELTA_TABLE_ALREADY_EXISTS" in text
+
+
+def write_feature_table(spark: SparkSession, table: FeatureTable, path: str, df: DataFrame,
+                        max_attempts: int = MAX_WRITE_ATTEMPTS) -> WriteResult:
+    """Create the table on first run (one commit), else keep its metadata current and MERGE ``df``.
+
+    ``df`` must already be validated (:func:`featurestore.validation.validate_feature_frame`).
+    A concurrent writer's conflicting commit is retried (the MERGE is idempotent) at most
+    ``max_attempts`` times in all, then reported as :class:`ConflictError`.
+    """
+    for attempt in range(1, max_attempts + 1):
+        try:
+            result = _write_once(spark, table, path, df)
+            break
+        except Exception as exc:  # noqa: BLE001 - only Delta conflicts are retried
+            if not is_write_conflict(exc):
+                raise
+            if attempt == max_attempts:
+                raise ConflictError(
+                    f"table {table.name!r}: concurrent writers kept conflicting after {attempt} attempts: "
+                    f"{str(exc).splitlines()[0]}"
+                ) from exc
+            logger.warning("table %s: write conflict (attempt %d of %d), retrying: %s",
+                           table.name, attempt, max_attempts, str(exc).splitlines()[0])
+            time.sleep(min(2.0 ** attempt, 10.0) * random.uniform(0.5, 1.0))
+    logger.info("table %s: %d rows inserted, %d updated (Delta version %s -> %s)", table.name,
+                result.rows_inserted, result.rows_updated, result.version_before, result.version_after)
+    return result
+
+
+def table_history(spark: SparkSession, path: str, limit: int | None = None) -> list[dict]:
+    """Return the Delta history of the table at ``path``, newest first (version, time, operation...)."""
+    history = DeltaTable.forPath(spark, path).history(limit) if limit else DeltaTable.forPath(spark, path).history()
+    rows = history.select("version", "timestamp", "operation", "operationParameters",
+                          "operationMetrics", "userName").collect()
+    return [row.asDict(recursive=True) for row in rows]
+
+
+def restore_table(spark: SparkSession, path: str, version: int) -> int:
+    """Restore the table at ``path`` to ``version`` (Delta RESTORE, itself a new commit).
+
+    Returns the new current version.
+    """
+    known = [h["version"] for h in table_history(spark, path)]
+    if version not in known:
+        raise NotFoundError(f"table at {path} has no version {version} (known: {min(known)}..{max(known)})")
+    DeltaTable.forPath(spark, path).restoreToVersion(version)
+    new_version = current_version(spark, path)
+    logger.info("restored %s to version %d (now version %s)", path, version, new_version)
+    assert new_version is not None
+    return new_version

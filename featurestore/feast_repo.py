@@ -126,6 +126,17 @@ def feast_definitions(table: FeatureTable, path: str) -> list:
     return [*entities, source, view]
 
 
+def check_registry(config: Config) -> None:
+    """Fail early, with :class:`DependencyUnavailableError`, when the Feast registry cannot be read."""
+    store = feature_store(config)
+    try:
+        store.list_feature_views()
+    except Exception as exc:
+        raise DependencyUnavailableError(
+            f"Feast registry of {config.feast.repo_path} cannot be read: {exc}"
+        ) from exc
+
+
 def register_tables(config: Config, tables: list[FeatureTable]) -> None:
     """Apply the Feast definitions of ``tables`` to the project's feature repository."""
     objects = []

@@ -1,7 +1,9 @@
-"""The feature-table catalog on the command line: list, describe.
+"""The feature-table catalog on the command line: list, describe, history, restore.
 
     featurelake tables list [--json]
     featurelake tables describe NAME [--json]
+    featurelake tables history NAME [--limit N] [--json]
+    featurelake tables restore NAME --version V
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import sys
 
 from featurestore.catalog import describe_table, format_table_info, list_tables
 from featurestore.config import Config
+from featurestore.delta_tables import restore_table, table_history
 from featurestore.spark_session import get_spark
 from jobs.common import job_parser, run_job
 
@@ -25,6 +28,13 @@ def build_parser() -> argparse.ArgumentParser:
     describe = sub.add_parser("describe", help="show one feature table")
     describe.add_argument("name", help="feature table name")
     describe.add_argument("--json", action="store_true", help="print JSON")
+    history = sub.add_parser("history", help="show the Delta history (time travel) of a feature table")
+    history.add_argument("name", help="feature table name")
+    history.add_argument("--limit", type=int, default=20, help="newest N versions (default 20)")
+    history.add_argument("--json", action="store_true", help="print JSON")
+    restore = sub.add_parser("restore", help="restore a feature table to an earlier Delta version")
+    restore.add_argument("name", help="feature table name")
+    restore.add_argument("--version", type=int, required=True, help="Delta version to restore")
     return parser
 
 
@@ -43,6 +53,19 @@ def _run(args: argparse.Namespace, config: Config) -> None:
     elif args.action == "describe":
         info = describe_table(spark, config, args.name)
         print(json.dumps(info.to_dict(), indent=2) if args.json else format_table_info(info))
+    elif args.action == "history":
+        path = describe_table(spark, config, args.name).path
+        entries = table_history(spark, path, args.limit)
+        if args.json:
+            print(json.dumps(entries, indent=2, default=str))
+        for entry in [] if args.json else entries:
+            metrics = entry["operationMetrics"] or {}
+            rows = metrics.get("numOutputRows") or metrics.get("numTargetRowsInserted") or "-"
+            print(f"v{entry['version']:<5} {entry['timestamp']}  {entry['operation']:<24} rows={rows}")
+    elif args.action == "restore":
+        path = describe_table(spark, config, args.name).path
+        new_version = restore_table(spark, path, args.version)
+        print(f"{args.name}: restored to version {args.version}, now at version {new_version}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,57 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
-import pandas as pd
 import pytest
 from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
 from featurestore.build import build_features, build_table, read_sources
 from featurestore.catalog import describe_table, list_tables
-from featurestore.definitions import FeatureTable, Field, Source
+from featurestore.definitions import Field, Source
 from featurestore.delta_tables import current_version
 from featurestore.errors import BadInputError, NotFoundError
 from featurestore.feast_repo import feature_store, register_tables
-
-T0 = datetime(2026, 3, 1)
-
-
-def write_source(root: Path, rows: list[tuple], name: str = "events") -> str:
-    frame = pd.DataFrame(rows, columns=["user_id", "ts", "clicks", "spend"])
-    frame["ts"] = pd.to_datetime(frame["ts"]).dt.tz_localize("UTC").astype("datetime64[us, UTC]")
-    path = root / "raw" / f"{name}.parquet"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    frame.to_parquet(path, index=False)
-    return str(path)
-
-
-def passthrough(spark, inputs):
-    return inputs["events"].select("user_id", "ts", F.col("clicks").cast("bigint"), F.col("spend").cast("double"))
-
-
-def user_table(name: str = "user_activity", transform=passthrough, **overrides) -> FeatureTable:
-    fields = dict(
-        name=name,
-        primary_keys=[Field("user_id", "bigint", "User identifier")],
-        timestamp_key="ts",
-        features=[Field("clicks", "bigint", "Clicks in the hour"), Field("spend", "double", "Spend in the hour")],
-        sources=[Source("events", "raw/events.parquet")],
-        transform=transform,
-        owner="growth@example.com",
-        description="Hourly user activity",
-        notebook_url="https://example.com/notebooks/activity",
-        tags={"team": "growth"},
-        ttl=timedelta(days=2),
-    )
-    fields.update(overrides)
-    return FeatureTable(**fields)
-
-
-ROWS = [(1, T0, 3, 1.5), (2, T0, 0, 0.0), (1, T0 + timedelta(hours=1), 5, 2.5)]
-
+from tests.featurestore.sample_tables import ROWS, T0, passthrough, user_table, write_source
 
 def test_metadata_round_trip_to_delta_catalog_and_feast(spark, project):
     write_source(Path(project.source_root), ROWS)
