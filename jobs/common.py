@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import traceback
 from typing import Callable
 
 from featurestore.config import Config, load_config
 from featurestore.errors import EXIT_OK, FeaturelakeError, exit_code_for
+from featurestore.secrets import redact_text
 
 logger = logging.getLogger("featurelake")
 
@@ -43,8 +45,8 @@ def run_job(body: Callable[[argparse.Namespace, Config], int | None], args: argp
         code = body(args, config)
         return EXIT_OK if code is None else code
     except FeaturelakeError as exc:
-        logger.error("%s: %s", type(exc).__name__, exc)
+        logger.error("%s: %s", type(exc).__name__, redact_text(str(exc)))
         return exit_code_for(exc)
-    except Exception:  # noqa: BLE001 - the job's last line of defence
-        logger.exception("unexpected failure")
-        return exit_code_for(Exception())
+    except Exception as exc:  # noqa: BLE001 - the job's last line of defence
+        logger.error("unexpected failure: %s", redact_text(traceback.format_exc()))
+        return exit_code_for(exc)

@@ -1,0 +1,41 @@
+"""Keeping secrets (storage keys, tokens, passwords in URIs) out of logs, errors and metadata."""
+
+from __future__ import annotations
+
+import re
+from typing import Mapping
+
+REDACTED = "***"
+_SECRET_KEY = re.compile(r"(key|secret|token|password|passwd|credential|sas|signature)", re.IGNORECASE)
+_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^/@\s]+)@")
+_QUERY_SECRET = re.compile(r"(?P<name>[?&](?:sig|sv|se|sp|st|token|key|password|access_token)=)[^&\s]+",
+                           re.IGNORECASE)
+
+
+def redact_uri(uri: str) -> str:
+    """Return ``uri`` without the password or token in its user-info or query string.
+
+    >>> redact_uri("http://alice:s3cret@mlflow:5000/")
+    'http://alice:***@mlflow:5000/'
+    """
+    return redact_text(uri)
+
+
+def redact_text(text: str, secrets: list[str] | None = None) -> str:
+    """Mask URI credentials, secret query parameters and the given literal ``secrets`` in ``text``."""
+
+    def userinfo(match: re.Match[str]) -> str:
+        user = match.group("userinfo").split(":", 1)[0]
+        hidden = f"{user}:{REDACTED}" if ":" in match.group("userinfo") else REDACTED
+        return f"{match.group('scheme')}{hidden}@"
+
+    text = _QUERY_SECRET.sub(lambda m: m.group("name") + REDACTED, _USERINFO.sub(userinfo, text))
+    for secret in secrets or []:
+        if secret and len(secret) >= 4:
+            text = text.replace(secret, REDACTED)
+    return text
+
+
+def redact_conf(conf: Mapping[str, str]) -> dict[str, str]:
+    """Return a copy of a configuration mapping whose secret-looking values are masked."""
+    return {k: (REDACTED if _SECRET_KEY.search(k) else redact_text(str(v))) for k, v in conf.items()}

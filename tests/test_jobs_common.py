@@ -1,0 +1,47 @@
+"""The jobs' shared wrapper: exit codes per error type, secrets masked in what is logged."""
+
+import argparse
+import logging
+
+import pytest
+
+from featurestore.errors import BadInputError, DependencyUnavailableError, NotFoundError
+from jobs.common import run_job
+
+
+def _args(tmp_path):
+    config = tmp_path / "featurelake.yaml"
+    config.write_text("warehouse: wh\n")
+    return argparse.Namespace(config=str(config), log_level="INFO")
+
+
+@pytest.mark.parametrize("error, code", [
+    (BadInputError("bad"), 2), (NotFoundError("missing"), 3), (DependencyUnavailableError("down"), 5),
+    (RuntimeError("boom"), 1),
+])
+def test_errors_map_to_documented_exit_codes(tmp_path, error, code):
+    def body(args, config):
+        raise error
+
+    assert run_job(body, _args(tmp_path)) == code
+
+
+def test_success_is_zero(tmp_path):
+    assert run_job(lambda args, config: None, _args(tmp_path)) == 0
+
+
+@pytest.mark.parametrize("error", [
+    DependencyUnavailableError("MLflow at http://admin:hunter2pw@mlflow:5000 cannot be used"),
+    RuntimeError("cannot reach https://admin:hunter2pw@store/x?sig=hunter2pw"),
+])
+def test_secrets_in_errors_never_reach_the_log(tmp_path, caplog, error):
+    def body(args, config):
+        raise error
+
+    logging.getLogger("featurelake").addHandler(caplog.handler)
+    try:
+        run_job(body, _args(tmp_path))
+    finally:
+        logging.getLogger("featurelake").removeHandler(caplog.handler)
+    assert "admin:***@" in caplog.text
+    assert "hunter2pw" not in caplog.text
