@@ -282,6 +282,21 @@ def to_markdown(result: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
+def create_feature_table(spark: Any, table: Any, path: str, df: Any) -> None:
+    """Create the Delta feature table ``table`` at ``path`` holding ``df`` (with featurelake metadata).
+
+    Uses ``featurestore.delta_tables.create_table_with`` (one commit) when present, else
+    ``create_table`` followed by an append.
+    """
+    from featurestore import delta_tables
+
+    if hasattr(delta_tables, "create_table_with"):
+        delta_tables.create_table_with(spark, table, path, df)
+    else:
+        delta_tables.create_table(spark, table, path)
+        df.write.format("delta").mode("append").save(path)
+
+
 def target_row(name: str, value: float | None, target: str, met: bool | None) -> dict[str, Any]:
     """Return one row of the ratios table."""
     return {"ratio": name, "value": value, "target": target,

@@ -27,11 +27,11 @@ from typing import Any
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from benchmarks.common import (MemorySampler, base_parser, main_for, measure, ratio, result_header,
-                               target_row)
+from benchmarks.common import (MemorySampler, base_parser, create_feature_table, main_for, measure, ratio,
+                               result_header, target_row)
 from featurestore.config import Config, resolve_paths
 from featurestore.definitions import FeatureTable, Field
-from featurestore.delta_tables import create_table, merge_into, write_feature_table
+from featurestore.delta_tables import merge_into, write_feature_table
 from featurestore.spark_session import get_spark
 
 logger = logging.getLogger(__name__)
@@ -99,7 +99,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 workdir / "rewritten", args.partitions)
             delta_rows = delta.count()
 
-            create_table(spark, TABLE, path)
+            create_feature_table(spark, TABLE, path, base)
 
             def reset() -> None:
                 overwrite(base, path)

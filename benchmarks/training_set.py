@@ -23,11 +23,10 @@ from typing import Any
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from benchmarks.common import (MemorySampler, base_parser, main_for, measure, ratio, result_header,
-                               target_row)
+from benchmarks.common import (MemorySampler, base_parser, create_feature_table, main_for, measure, ratio,
+                               result_header, target_row)
 from featurestore.config import Config, resolve_paths
 from featurestore.definitions import FeatureTable, Field
-from featurestore.delta_tables import create_table
 from featurestore.feast_repo import feature_store, register_tables
 from featurestore.spark_session import get_spark
 
@@ -100,9 +99,8 @@ def prepare(spark: SparkSession, config: Config, labels: int, entities: int, per
     defs = tables()
     for i, table in enumerate(defs):
         path = config.table_path(table.name)
-        create_table(spark, table, path)
-        _feature_rows(spark, table, entities, per_entity, seed=i + 1).repartition(2).write.format("delta") \
-            .mode("append").save(path)
+        create_feature_table(spark, table, path,
+                             _feature_rows(spark, table, entities, per_entity, seed=i + 1).repartition(2))
     register_tables(config, defs)
     labels_path = str(Path(config.base_dir) / "labels.parquet")
     _label_rows(spark, labels, entities).repartition(2).write.mode("overwrite").parquet(labels_path)

@@ -1,0 +1,69 @@
+"""Smoke tests of the benchmark suite: each benchmark runs at a minimal size, produces a
+results structure and its equality check passes. No timings are asserted."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def _check_result(result: dict, names: int) -> None:
+    assert result["machine"]["cpu_count"] >= 1
+    assert len(result["load_at_start"]) == 3
+    assert len(result["measurements"]) == names
+    for m in result["measurements"]:
+        assert m["seconds"] > 0 and m["rows"] > 0
+        assert m["peak_driver_rss_mib"] > 0
+    assert result["ratios"]
+
+
+def test_training_set_matches_feast(spark, tmp_path: Path) -> None:
+    from benchmarks import training_set
+
+    args = training_set.build_parser().parse_args(
+        ["--labels", "300", "--entities", "30", "--rows-per-entity", "3", "--no-warmup", "--workdir", str(tmp_path)])
+    result = training_set.run(args)
+    _check_result(result, 2)
+    check = result["equality_check"]
+    assert result["equal"], check
+    assert check["rows_ours"] == check["rows_feast"] == 300
+    assert 0 < check["feature_nulls_ours"] < 300   # the ttl table leaves some rows without features
+
+
+def test_table_writes_merge_equals_rewrite(spark, tmp_path: Path) -> None:
+    from benchmarks import table_writes
+
+    args = table_writes.build_parser().parse_args(["--rows", "2000", "--partitions", "2", "--workdir", str(tmp_path)])
+    result = table_writes.run(args)
+    _check_result(result, 5)
+    assert result["equal"]
+    merged = result["tables"]["Last incremental MERGE (Delta operation metrics)"][0]
+    assert merged["operation"] == "MERGE"
+    assert int(merged["numTargetRowsUpdated"]) == 10 and int(merged["numTargetRowsInserted"]) == 10
+
+
+def test_startup_profile_names_the_phases(tmp_path: Path) -> None:
+    from benchmarks import startup
+
+    profile = startup.run_profile(startup.prepare(tmp_path))
+    phases = dict(profile["marks"])
+    assert phases["JVM launch + Ivy resolution (launch_gateway)"] > 0
+    assert phases["Feast apply"] > 0
+    assert (tmp_path / "warehouse" / "tiny" / "_delta_log").is_dir()
+
+
+def test_results_files_render(tmp_path: Path) -> None:
+    from benchmarks.common import result_header, target_row, write_results
+    from benchmarks.training_set import build_parser
+
+    result = result_header("demo", build_parser().parse_args([]), {"rows": 1})
+    result.update(measurements=[{"name": "x", "rows": 1, "seconds": 0.5, "rows_per_second": 2}],
+                  ratios=[target_row("a / b", 2.5, ">= 2", True)], summary=["x took 0.5 s"])
+    json_path, md_path = write_results(result, tmp_path / "demo")
+    assert json.loads(json_path.read_text())["ratios"][0]["met"] == "yes"
+    text = md_path.read_text()
+    assert "| a / b | 2.5 | >= 2 | yes |" in text and "x took 0.5 s" in text
