@@ -19,6 +19,7 @@ from pyspark.sql import SparkSession
 
 from demo.data import write_demo_data
 from demo.lifecycle import configure_training, train_and_promote
+from demo.monitoring_step import configure_monitoring, run_monitoring_demo
 from featurestore.build import build_features
 from featurestore.catalog import list_tables
 from featurestore.config import Config, load_config, write_config
@@ -39,6 +40,7 @@ def demo_config(workdir: Path) -> Config:
     config.mlflow.artifact_location = "mlartifacts"
     config.feast.repo_path = "feast_repo"
     configure_training(config)
+    configure_monitoring(config)
     return config
 
 
@@ -51,7 +53,7 @@ def prepare_workdir(workdir: str | Path, n_customers: int = 500) -> Config:
     return load_config(config_path, env={})
 
 
-def run_demo(spark: SparkSession, workdir: str | Path, n_customers: int = 500) -> Config:
+def run_demo(spark: SparkSession, workdir: str | Path, n_customers: int = 500, monitor: bool = False) -> Config:
     """Run every step of the demo in ``workdir`` and return its configuration."""
     config = prepare_workdir(workdir, n_customers)
     logger.info("demo data written under %s", workdir)
@@ -60,4 +62,6 @@ def run_demo(spark: SparkSession, workdir: str | Path, n_customers: int = 500) -
         logger.info("feature table %s: Delta version %d, %d features", info.name, info.delta_version,
                     len(info.features))
     train_and_promote(spark, config)
+    if monitor:
+        run_monitoring_demo(spark, config)
     return config

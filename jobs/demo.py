@@ -24,12 +24,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser = job_parser("featurelake demo", "Run the end-to-end demo on synthetic data.")
     parser.add_argument("--workdir", required=True, help="folder that receives everything the demo writes")
     parser.add_argument("--customers", type=int, default=500, help="number of synthetic customers (default 500)")
+    parser.add_argument("--monitor", action="store_true",
+                        help="also show the monitoring loop: a batch in range, then drift injected, "
+                             "retrained and promoted (see model_metrics and retrain_attempts)")
     return parser
 
 
 def _run(args: argparse.Namespace, config: Config) -> None:
     spark = get_spark(config)
-    demo_config = run_demo(spark, args.workdir, n_customers=args.customers)
+    demo_config = run_demo(spark, args.workdir, n_customers=args.customers, monitor=args.monitor)
     config_path = Path(demo_config.base_dir) / CONFIG_FILE
     print(f"demo finished; try:\n  featurelake --config {config_path} tables list\n"
           f"  feast -c {demo_config.feast.repo_path} feature-views list\n"
