@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 
 from featurestore.config import Config
@@ -42,7 +43,7 @@ def _run(args: argparse.Namespace, config: Config) -> None:
 
     spark = get_spark(config)
     result = train_model(spark, config, args.labels, model_name=args.model_name, register=not args.no_register,
-                         source=args.source or __file__, run_name=args.run_name)
+                         source=args.source or config.training.source_url or os.path.abspath(__file__), run_name=args.run_name)
     summary = {"run_id": result.run_id, "model_name": result.model_name, "model_version": result.model_version,
                "model_uri": result.model_uri, "n_train": result.n_train, "n_test": result.n_test,
                "feature_columns": result.spec.feature_columns, "metrics": result.metrics}
