@@ -23,10 +23,13 @@ from demo.monitoring_step import configure_monitoring, run_monitoring_demo
 from featurestore.build import build_features
 from featurestore.catalog import list_tables
 from featurestore.config import Config, load_config, write_config
+from featurestore.online import materialize
+from report.render import generate_report
 
 logger = logging.getLogger(__name__)
 
 CONFIG_FILE = "featurelake.yaml"
+REPORT_DIR = "report"
 
 
 def demo_config(workdir: Path) -> Config:
@@ -53,7 +56,8 @@ def prepare_workdir(workdir: str | Path, n_customers: int = 500) -> Config:
     return load_config(config_path, env={})
 
 
-def run_demo(spark: SparkSession, workdir: str | Path, n_customers: int = 500, monitor: bool = False) -> Config:
+def run_demo(spark: SparkSession, workdir: str | Path, n_customers: int = 500, monitor: bool = False,
+             online: bool = False) -> Config:
     """Run every step of the demo in ``workdir`` and return its configuration."""
     config = prepare_workdir(workdir, n_customers)
     logger.info("demo data written under %s", workdir)
@@ -64,4 +68,7 @@ def run_demo(spark: SparkSession, workdir: str | Path, n_customers: int = 500, m
     train_and_promote(spark, config)
     if monitor:
         run_monitoring_demo(spark, config)
+    if online:
+        materialize(spark, config)
+    generate_report(spark, config, Path(config.base_dir) / REPORT_DIR)
     return config

@@ -11,7 +11,7 @@ import logging
 import sys
 from pathlib import Path
 
-from demo.pipeline import CONFIG_FILE, run_demo
+from demo.pipeline import CONFIG_FILE, REPORT_DIR, run_demo
 from featurestore.config import Config
 from featurestore.spark_session import get_spark
 from jobs.common import job_parser, run_job
@@ -27,17 +27,21 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--monitor", action="store_true",
                         help="also show the monitoring loop: a batch in range, then drift injected, "
                              "retrained and promoted (see model_metrics and retrain_attempts)")
+    parser.add_argument("--online", action="store_true",
+                        help="also materialize the feature tables into Feast's online store")
     return parser
 
 
 def _run(args: argparse.Namespace, config: Config) -> None:
     spark = get_spark(config)
-    demo_config = run_demo(spark, args.workdir, n_customers=args.customers, monitor=args.monitor)
+    demo_config = run_demo(spark, args.workdir, n_customers=args.customers, monitor=args.monitor,
+                           online=args.online)
     config_path = Path(demo_config.base_dir) / CONFIG_FILE
     print(f"demo finished; try:\n  featurelake --config {config_path} tables list\n"
           f"  feast -c {demo_config.feast.repo_path} feature-views list\n"
           f"  featurelake --config {config_path} models list\n"
-          f"  mlflow ui --backend-store-uri {demo_config.mlflow.tracking_uri}")
+          f"  mlflow ui --backend-store-uri {demo_config.mlflow.tracking_uri}\n"
+          f"  open {Path(demo_config.base_dir) / REPORT_DIR / 'index.html'} (the HTML report)")
 
 
 def main(argv: list[str] | None = None) -> int:
