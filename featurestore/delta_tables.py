@@ -14,7 +14,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from featurestore.definitions import FeatureTable
-from featurestore.errors import BadInputError, ConflictError, NotFoundError
+from featurestore.errors import BadInputError, ConflictError, DependencyUnavailableError, NotFoundError
 from featurestore.identifiers import quote_identifier, quote_path
 from featurestore.table_metadata import PREFIX, column_comments, definition_properties
 
@@ -183,6 +183,20 @@ def is_write_conflict(error: BaseException) -> bool:
     return "DELTA_CONCURRENT" in text or "TABLE_OR_VIEW_ALREADY_EXISTS" in text or "DELTA_TABLE_ALREADY_EXISTS" in text
 
 
+_STORAGE_FAILURES = ("java.io.", "org.apache.hadoop.fs.", "AccessDenied", "Permission denied",
+                     "ParentNotDirectory", "Mkdirs failed", "Not a directory")
+
+
+def is_storage_failure(error: BaseException) -> bool:
+    """True when the storage under a table cannot be read or written (permissions, bad path)."""
+    return not is_write_conflict(error) and any(marker in str(error) for marker in _STORAGE_FAILURES)
+
+
+def _first_line(error: BaseException) -> str:
+    lines = [line for line in str(error).splitlines() if line.strip()]
+    return lines[0] if lines else type(error).__name__
+
+
 def write_feature_table(spark: SparkSession, table: FeatureTable, path: str, df: DataFrame,
                         max_attempts: int = MAX_WRITE_ATTEMPTS) -> WriteResult:
     """Create the table on first run (one commit), else keep its metadata current and MERGE ``df``.
@@ -196,15 +210,19 @@ def write_feature_table(spark: SparkSession, table: FeatureTable, path: str, df:
             result = _write_once(spark, table, path, df)
             break
         except Exception as exc:  # noqa: BLE001 - only Delta conflicts are retried
+            if is_storage_failure(exc):
+                raise DependencyUnavailableError(
+                    f"table {table.name!r}: storage at {path} cannot be written: {_first_line(exc)}"
+                ) from exc
             if not is_write_conflict(exc):
                 raise
             if attempt == max_attempts:
                 raise ConflictError(
                     f"table {table.name!r}: concurrent writers kept conflicting after {attempt} attempts: "
-                    f"{str(exc).splitlines()[0]}"
+                    f"{_first_line(exc)}"
                 ) from exc
             logger.warning("table %s: write conflict (attempt %d of %d), retrying: %s",
-                           table.name, attempt, max_attempts, str(exc).splitlines()[0])
+                           table.name, attempt, max_attempts, _first_line(exc))
             time.sleep(min(2.0 ** attempt, 10.0) * random.uniform(0.5, 1.0))
     logger.info("table %s: %d rows inserted, %d updated (Delta version %s -> %s)", table.name,
                 result.rows_inserted, result.rows_updated, result.version_before, result.version_after)

@@ -95,6 +95,16 @@ def test_corrupt_feast_registry_stops_the_build_before_writing(spark, project, t
     assert current_version(spark, project.table_path("user_activity")) is None
 
 
+def test_unwritable_storage_is_a_dependency_error_and_writes_nothing(spark, project):
+    write_source(Path(project.source_root), ROWS)
+    blocker = Path(project.warehouse).parent / "not_a_folder"
+    blocker.write_text("a file where the warehouse folder should be")
+    project.warehouse = str(blocker)
+    with pytest.raises(DependencyUnavailableError, match="'user_activity': storage at .*not_a_folder"):
+        build_table(spark, project, user_table())
+    assert blocker.read_text() == "a file where the warehouse folder should be"
+
+
 SLOW_DEFINITIONS = """
 import time
 from pyspark.sql import functions as F
