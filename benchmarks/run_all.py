@@ -17,6 +17,7 @@ import argparse
 import json
 import logging
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -54,12 +55,16 @@ def run_one(name: str, scale: float, prefix: Path, extra: list[str], timeout: fl
     logger.info("running %s", " ".join(command[1:]))
     load = load_average()
     started = time.perf_counter()
+    # Own process group, so a timeout stops the benchmark's JVM and Python workers too.
+    proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
     try:
-        proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
-        code, stderr = proc.returncode, proc.stderr
-    except subprocess.TimeoutExpired as exc:
-        code, stderr = "timeout", (exc.stderr or b"").decode(errors="replace") if isinstance(exc.stderr, bytes) \
-            else (exc.stderr or "")
+        _, stderr = proc.communicate(timeout=timeout)
+        code: int | str = proc.returncode
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGTERM)
+        _, stderr = proc.communicate()
+        code = "timeout"
     seconds = round(time.perf_counter() - started, 1)
     json_path = prefix.with_suffix(".json")
     outcome: dict[str, Any] = {"benchmark": name, "scale": scale, "exit_code": code, "process_seconds": seconds,
@@ -71,6 +76,21 @@ def run_one(name: str, scale: float, prefix: Path, extra: list[str], timeout: fl
         logger.error("%s at scale %s failed (%s):\n%s", name, scale, code, stderr[-2000:])
     logger.info("%s at scale %s: exit %s in %.0f s (load %s)", name, scale, code, seconds, load)
     return outcome
+
+
+def earlier_results(ran: list[str], first: float) -> list[dict[str, Any]]:
+    """Results files of benchmarks not run now (``--only``), so the summary still lists them."""
+    found = []
+    for name in BENCHMARKS:
+        path = result_prefix(name, first, first).with_suffix(".json")
+        if name in ran or not path.exists():
+            continue
+        result = json.loads(path.read_text(encoding="utf-8"))
+        found.append({"benchmark": name, "scale": result.get("parameters", {}).get("scale", "?"),
+                      "exit_code": "earlier run", "process_seconds": "",
+                      "load_before": result.get("load_at_start"), "load_after": result.get("load_at_end"),
+                      "results": str(path), "result": result})
+    return found
 
 
 def headline_rows(outcomes: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -148,6 +168,15 @@ def write_summary(outcomes: list[dict[str, Any]], args: argparse.Namespace) -> P
     return path
 
 
+def seconds_left(deadline: str | None) -> float:
+    """Seconds until the UTC time ``HH:MM`` today (infinite without a deadline)."""
+    if not deadline:
+        return float("inf")
+    hour, minute = (int(x) for x in deadline.split(":"))
+    now = datetime.now(timezone.utc)
+    return (now.replace(hour=hour, minute=minute, second=0, microsecond=0) - now).total_seconds()
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the runner's argument parser."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks.run_all", description=__doc__.splitlines()[0])
@@ -156,6 +185,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--only", nargs="+", choices=BENCHMARKS, help="run only these benchmarks")
     parser.add_argument("--repeat", type=int, help="timed repetitions per measurement (passed on)")
     parser.add_argument("--timeout", type=float, default=3600, help="seconds per benchmark run (default 3600)")
+    parser.add_argument("--deadline", help="UTC time HH:MM by which every run must end (later runs are skipped, "
+                        "a running one is stopped); the summary is rewritten after every run")
     return parser
 
 
@@ -168,14 +199,20 @@ def main(argv: list[str] | None = None) -> int:
     for missing in sorted(set(args.only or BENCHMARKS) - set(names)):
         logger.warning("benchmark %s not present (benchmarks/%s.py), skipped", missing, missing)
     extra = ["--repeat", str(args.repeat)] if args.repeat else []
-    outcomes = []
-    for name in names:
-        scales = args.scales[:1] if name in UNSCALED else args.scales
-        for scale in scales:
-            outcomes.append(run_one(name, scale, result_prefix(name, scale, args.scales[0]), extra, args.timeout))
+    outcomes: list[dict[str, Any]] = []
+    plan = [(name, scale) for scale in args.scales for name in names
+            if not (name in UNSCALED and scale != args.scales[0])]
+    for name, scale in plan:
+        timeout = min(args.timeout, seconds_left(args.deadline))
+        if timeout < 60:
+            logger.warning("deadline %s reached: %s at scale %s not run", args.deadline, name, scale)
+            continue
+        outcomes.append(run_one(name, scale, result_prefix(name, scale, args.scales[0]), extra, timeout))
+        write_summary(outcomes + earlier_results([n for n, _ in plan], args.scales[0]), args)
+    outcomes += earlier_results([n for n, _ in plan], args.scales[0])
     path = write_summary(outcomes, args)
     print(path.read_text(encoding="utf-8"))
-    return 0 if all(o["exit_code"] == 0 for o in outcomes) else 1
+    return 0 if all(o["exit_code"] in (0, "earlier run") for o in outcomes) else 1
 
 
 if __name__ == "__main__":

@@ -39,9 +39,9 @@ def test_table_writes_merge_equals_rewrite(spark, tmp_path: Path) -> None:
 
     args = table_writes.build_parser().parse_args(["--rows", "2000", "--partitions", "2", "--workdir", str(tmp_path)])
     result = table_writes.run(args)
-    _check_result(result, 5)
+    _check_result(result, 6)
     assert result["equal"]
-    merged = result["tables"]["Last incremental MERGE (Delta operation metrics)"][0]
+    merged = result["tables"]["Incremental MERGE (Delta operation metrics)"][0]
     assert merged["operation"] == "MERGE"
     assert int(merged["numTargetRowsUpdated"]) == 10 and int(merged["numTargetRowsInserted"]) == 10
 
