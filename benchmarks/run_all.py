@@ -93,6 +93,23 @@ def earlier_results(ran: list[str], first: float) -> list[dict[str, Any]]:
     return found
 
 
+def collected_results() -> list[dict[str, Any]]:
+    """Every results file under ``benchmarks/results`` (for ``--summarize``), by benchmark and scale."""
+    found = []
+    for path in sorted(RESULTS_DIR.glob("*.json")):
+        if path.stem == "summary":
+            continue
+        result = json.loads(path.read_text(encoding="utf-8"))
+        if "benchmark" not in result:
+            continue
+        found.append({"benchmark": result["benchmark"], "scale": result.get("parameters", {}).get("scale", 1.0),
+                      "exit_code": "0" if result.get("equal", True) is not False else "check failed",
+                      "process_seconds": "", "load_before": result.get("load_at_start"),
+                      "load_after": result.get("load_at_end"), "results": str(path), "result": result})
+    return sorted(found, key=lambda o: (BENCHMARKS.index(o["benchmark"]) if o["benchmark"] in BENCHMARKS else 99,
+                                        o["scale"]))
+
+
 def headline_rows(outcomes: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One row per ratio/target of every run."""
     rows = []
@@ -185,6 +202,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--only", nargs="+", choices=BENCHMARKS, help="run only these benchmarks")
     parser.add_argument("--repeat", type=int, help="timed repetitions per measurement (passed on)")
     parser.add_argument("--timeout", type=float, default=3600, help="seconds per benchmark run (default 3600)")
+    parser.add_argument("--summarize", action="store_true",
+                        help="run nothing: rebuild summary.md|json from the results files already there "
+                        "(benchmarks run one by one with --out benchmarks/results/<name>[_x<scale>])")
     parser.add_argument("--deadline", help="UTC time HH:MM by which every run must end (later runs are skipped, "
                         "a running one is stopped); the summary is rewritten after every run")
     return parser
@@ -194,6 +214,11 @@ def main(argv: list[str] | None = None) -> int:
     """Run the benchmarks; exit code 1 when any run failed or a result check failed."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.summarize:
+        found = collected_results()
+        args.scales = sorted({o["scale"] for o in found}) or [1.0]
+        print(write_summary(found, args).read_text(encoding="utf-8"))
+        return 0
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     names = [n for n in (args.only or BENCHMARKS) if available(n)]
     for missing in sorted(set(args.only or BENCHMARKS) - set(names)):

@@ -27,7 +27,7 @@ def test_training_set_matches_feast(spark, tmp_path: Path) -> None:
     args = training_set.build_parser().parse_args(
         ["--labels", "300", "--entities", "30", "--rows-per-entity", "3", "--no-warmup", "--workdir", str(tmp_path)])
     result = training_set.run(args)
-    _check_result(result, 2)
+    _check_result(result, 4)
     check = result["equality_check"]
     assert result["equal"], check
     assert check["rows_ours"] == check["rows_feast"] == 300
