@@ -166,7 +166,7 @@ def evaluate_gates(config: Config, name: str, candidate: Any, stage: str) -> Pro
     metric = settings.metric
     cand_metrics = run_metrics(config, candidate.run_id)
     incumbent = registry.production_version(config, name) if stage == "Production" else None
-    if incumbent is not None and incumbent.version == candidate.version:
+    if incumbent is not None and str(incumbent.version) == str(candidate.version):
         incumbent = None
     inc_metrics = run_metrics(config, incumbent.run_id) if incumbent is not None else {}
     cand_value = cand_metrics.get(metric)

@@ -111,7 +111,7 @@ def test_train_register_promote_cycle(spark, lifecycle):
     by_alias = mlflow.pyfunc.load_model("models:/test_churn@champion")
     assert by_stage.metadata.run_id == by_alias.metadata.run_id == result.run_id
     assert list(by_stage.predict(sample)) == [1, 0]
-    assert registry.resolve_model_uri(config, "models:/test_churn@champion").version == "1"
+    assert str(registry.resolve_model_uri(config, "models:/test_churn@champion").version) == "1"
 
     # a second version trained with another estimator from configuration
     config.training.estimator = "sklearn.ensemble.RandomForestClassifier"
@@ -124,7 +124,7 @@ def test_train_register_promote_cycle(spark, lifecycle):
     config.promotion.thresholds = {"roc_auc": ">= 1.01"}
     rejected = promote(spark, config, MODEL, 2, "Production")
     assert not rejected.promoted and "roc_auc" in rejected.reason and ">= 1.01" in rejected.reason
-    assert registry.production_version(config, MODEL).version == "1"
+    assert str(registry.production_version(config, MODEL).version) == "1"
     assert registry.get_version(config, MODEL, 2).current_stage == "None"
 
     # gate fail: must beat the incumbent by more than min_improvement
@@ -215,7 +215,7 @@ def test_registry_rules_without_training(spark, tmp_path):
     with pytest.raises(ConflictError, match="Staging"):
         registry.delete_version(config, "bare_model", 1)
     registry.set_alias(config, "bare_model", "challenger", 1)
-    assert registry.resolve_model_uri(config, "models:/bare_model@challenger").version == "1"
+    assert str(registry.resolve_model_uri(config, "models:/bare_model@challenger").version) == "1"
     registry.set_description(config, "bare_model", "a bare model")
     registry.set_tag(config, "bare_model", "team", "qa")
     model = registry.list_models(config, "bare_model")[0]
