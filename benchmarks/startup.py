@@ -241,7 +241,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         profile=profile,
         notes=notes(med_first, profile),
         summary=[f"`featurelake build` of one tiny table: {med_first} s on an empty warehouse"
-                 + (f", {med_rerun} s on a rerun" if rerun else "") + f" (target <= {TARGET_SECONDS:g} s); Ivy resolution {profile['ivy_resolve_ms']} ms "
+                 + (f", {med_rerun} s on a rerun" if rerun else "")
+                 + f" (target <= {TARGET_SECONDS:g} s); Ivy resolution {profile['ivy_resolve_ms']} ms "
                  f"(artifacts {profile['ivy_artifacts_dl_ms']} ms)."],
     )
     return result
