@@ -240,7 +240,40 @@ def transition(config: Config, name: str, version: str | int, stage: str, archiv
         )
     logger.info("model %s version %s: %s -> %s%s", name, mv.version, mv.current_stage, stage,
                 " (previous versions archived)" if archive else "")
+    if archive:
+        keep_one_in_stage(config, name, stage, str(mv.version))
     return _version_info(updated)
+
+
+def keep_one_in_stage(config: Config, name: str, stage: str, ours: str) -> None:
+    """Settle a race between concurrent transitions: leave exactly one version in ``stage``.
+
+    Two transitions that run at once can each archive the other's predecessor and both land
+    in the stage. Every racer applies the same rule afterwards - the highest version stays,
+    the others are archived - so they converge on one version whatever the interleaving.
+
+    Raises:
+        ConflictError: when ``ours`` lost the race (it is archived again).
+    """
+    import warnings
+
+    in_stage = versions_in_stage(config, name, stage)
+    if len(in_stage) <= 1:
+        return
+    keep = max(in_stage, key=lambda v: int(v.version))
+    client = mlflow_client(config)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        for other in in_stage:
+            if other.version != keep.version:
+                mlflow_call(lambda v=other.version: client.transition_model_version_stage(name, v, "Archived"),
+                            f"archiving model {name!r} version {other.version}")
+    logger.warning("model %s: concurrent transitions to %s; kept version %s", name, stage, keep.version)
+    if str(keep.version) != ours:
+        raise ConflictError(
+            f"model {name!r}: a concurrent transition put version {keep.version} in {stage}; "
+            f"version {ours} was archived"
+        )
 
 
 def set_alias(config: Config, name: str, alias: str, version: str | int) -> None:
