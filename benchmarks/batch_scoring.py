@@ -1,0 +1,254 @@
+"""Benchmark: batch scoring through the job's spark_udf path vs pyfunc ``predict`` on pandas.
+
+For each size N the same rows (10 float columns, written once to a parquet file) are scored
+
+* through the job's scoring path (``inference.scoring``: pinned registry version, signature
+  check, ``mlflow.pyfunc.spark_udf`` with ``env_manager="local"``, result type from the
+  signature, partitions matched to cores, Arrow batches of ``--arrow-batch`` rows), the
+  result written to Spark's ``noop`` sink so every row is scored; the input is cached in
+  Spark first and the UDF warmed up, so the figures are the steady state (the cold first
+  call is reported separately);
+* with the model's pyfunc ``predict`` on a pandas DataFrame in this one process (the data
+  already in memory: the practical single-process limit),
+
+for a cheap model (logistic regression: Arrow transfer dominates) and a compute-bound one
+(random forest of 200 trees). The job's default path for classifiers also computes the
+probability (``predict_proba``), i.e. twice the model work; it is measured as well as the
+prediction-only path, which does the same work as the pandas baseline.
+
+    python -m benchmarks.batch_scoring                       # N = 250k, 1M, 2M
+    python -m benchmarks.batch_scoring --rows 100000 --out - # quick look, no results file
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shutil
+import tempfile
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from benchmarks.common import MemorySampler, base_parser, main_for, measure, ratio, result_header, target_row
+from featurestore.config import Config, resolve_paths
+from featurestore.spark_session import get_spark
+from inference.model_reference import mlflow_client, resolve_model
+from inference.scoring import arrow_batch_size, check_inputs, load_scoring_model, match_parallelism, score, scoring_udf
+
+logger = logging.getLogger(__name__)
+
+NAME = "batch_scoring"
+COLUMNS = [f"f{i}" for i in range(10)]
+DEFAULT_ROWS = (250_000, 1_000_000, 2_000_000)
+CHUNK = 250_000
+
+
+def tree_cpu_seconds() -> float:
+    """CPU seconds (user + system) used so far by this process and its live descendants
+    (the driver JVM, which runs the executors in local mode, and the Python workers)."""
+    import psutil
+
+    total = 0.0
+    me = psutil.Process()
+    for proc in [me, *me.children(recursive=True)]:
+        try:
+            times = proc.cpu_times()
+            total += times.user + times.system
+        except psutil.Error:
+            continue
+    return total
+
+
+def timed(name: str, action, rows: int, sampler, repeat: int) -> dict[str, Any]:  # noqa: ANN001
+    """:func:`measure` plus the CPU seconds the whole process tree spent (load-independent)."""
+    before = tree_cpu_seconds()
+    figures = measure(name, action, rows, sampler, repeat=repeat)
+    cpu = (tree_cpu_seconds() - before) / repeat
+    figures["cpu_seconds"] = round(cpu, 2)
+    figures["rows_per_cpu_second"] = round(rows / cpu) if cpu > 0 else None
+    return figures
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the benchmark's argument parser."""
+    parser = base_parser("python -m benchmarks.batch_scoring", __doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, nargs="+", help="sizes N to score (default 250k 1M 2M, times --scale)")
+    parser.add_argument("--arrow-batch", type=int, default=100_000, help="records per Arrow batch (default 100000)")
+    parser.add_argument("--trees", type=int, default=200, help="random forest size (default 200)")
+    parser.add_argument("--master", default="local[2]", help="Spark master (default local[2])")
+    parser.add_argument("--no-sweep", action="store_true", help="skip the Arrow batch-size comparison")
+    return parser
+
+
+def write_rows(path: Path, rows: int, seed: int = 42) -> None:
+    """Write ``rows`` rows of 10 float64 columns (plus an id) in chunks, keeping driver memory low."""
+    rng = np.random.default_rng(seed)
+    writer = None
+    for start in range(0, rows, CHUNK):
+        n = min(CHUNK, rows - start)
+        arrays = {"id": pa.array(np.arange(start, start + n, dtype="int64"))}
+        arrays.update({c: pa.array(rng.normal(size=n)) for c in COLUMNS})
+        table = pa.table(arrays)
+        writer = writer or pq.ParquetWriter(path, table.schema)
+        writer.write_table(table)
+    if writer is not None:
+        writer.close()
+
+
+def train_models(config: Config, trees: int) -> dict[str, str]:
+    """Fit, log (with signature) and register the two models; return name -> models:/ URI."""
+    import mlflow
+    from mlflow.models import infer_signature
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(0)
+    import pandas as pd
+
+    X = pd.DataFrame(rng.normal(size=(20_000, len(COLUMNS))), columns=COLUMNS)
+    y = ((X["f0"] + 0.5 * X["f1"] * X["f2"] - X["f3"] + rng.normal(scale=0.5, size=len(X))) > 0).astype("int64")
+    client = mlflow_client(config)
+    experiment = mlflow.create_experiment("benchmark", artifact_location=Path(config.mlflow.artifact_location).as_uri())
+    models = {
+        "logistic_regression": LogisticRegression(max_iter=500),
+        "random_forest": RandomForestClassifier(n_estimators=trees, max_depth=10, n_jobs=1, random_state=0),
+    }
+    trusted = {"random_forest": ["sklearn.tree._tree.Tree"]}  # our own model: its tree storage is safe to load
+    uris = {}
+    for name, model in models.items():
+        model.fit(X, y)
+        with mlflow.start_run(experiment_id=experiment) as run:
+            info = mlflow.sklearn.log_model(model, name="model", signature=infer_signature(X, model.predict(X)),
+                                            pip_requirements=["scikit-learn", "mlflow"],
+                                            skops_trusted_types=trusted.get(name))
+        client.create_registered_model(name)
+        client.create_model_version(name, info.model_uri, run.info.run_id)
+        uris[name] = f"models:/{name}/1"
+    return uris
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Run the benchmark and return its figures."""
+    import mlflow
+    import pandas as pd
+
+    warnings.filterwarnings("ignore")
+    sizes = args.rows or [int(n * args.scale) for n in DEFAULT_ROWS]
+    workdir = Path(args.workdir or tempfile.mkdtemp(prefix="featurelake-bench-scoring-"))
+    result = result_header(NAME, args, {"rows": sizes, "arrow_batch": args.arrow_batch, "trees": args.trees,
+                                        "master": args.master, "columns": len(COLUMNS)})
+    config = resolve_paths(Config(), workdir)
+    config.spark.master = args.master
+    config.spark.conf = {"spark.sql.shuffle.partitions": "2", "spark.default.parallelism": "2"}
+    measurements: list[dict[str, Any]] = []
+    cold: list[dict[str, Any]] = []
+    try:
+        uris = train_models(config, args.trees)
+        spark = get_spark(config)
+        cores = spark.sparkContext.defaultParallelism
+        files = {}
+        for n in sizes:
+            files[n] = workdir / f"rows_{n}.parquet"
+            write_rows(files[n], n)
+        client = mlflow_client(config)
+        with MemorySampler() as sampler:
+            # Spark first (driver memory as N grows), then pandas (which holds all N rows in the driver).
+            for model_name, uri in uris.items():
+                for with_probability in (False, True):
+                    variant = f"{model_name} spark_udf {'prediction+probability' if with_probability else 'prediction'}"
+                    model = load_scoring_model(resolve_model(client, uri), with_probability=with_probability,
+                                               work_dir=str(workdir / f"{model_name}-{with_probability}"))
+                    udf = scoring_udf(spark, model)
+                    for n in sizes:
+                        df = check_inputs(spark.read.parquet(str(files[n])), model)
+                        df = match_parallelism(spark, df).cache()
+                        df.count()  # materialise the cache (untimed)
+                        job = score(spark, df, model, ["id"], udf=udf)
+                        with arrow_batch_size(spark, args.arrow_batch):
+                            if not cold or cold[-1]["name"] != variant:
+                                started = time.perf_counter()
+                                score(spark, df.limit(1000), model, ["id"], udf=udf).write.format("noop").mode(
+                                    "overwrite").save()
+                                cold.append({"name": variant, "first_call_seconds": round(time.perf_counter() - started, 2)})
+                            figures = timed(variant, lambda: job.write.format("noop").mode("overwrite").save(), n,
+                                            sampler, args.repeat)
+                        figures["partitions"] = df.rdd.getNumPartitions()
+                        measurements.append(figures)
+                        df.unpersist()
+            if not args.no_sweep:
+                n = sizes[-1]
+                model = load_scoring_model(resolve_model(client, uris["logistic_regression"]), with_probability=False,
+                                           work_dir=str(workdir / "sweep"))
+                udf = scoring_udf(spark, model)
+                df = match_parallelism(spark, check_inputs(spark.read.parquet(str(files[n])), model)).cache()
+                df.count()
+                job = score(spark, df, model, ["id"], udf=udf)
+                for batch in (10_000, args.arrow_batch, 500_000):
+                    with arrow_batch_size(spark, batch):
+                        figures = timed(f"logistic_regression spark_udf prediction, Arrow batch {batch}",
+                                        lambda: job.write.format("noop").mode("overwrite").save(), n, sampler,
+                                        args.repeat)
+                    measurements.append(figures)
+                df.unpersist()
+            spark_memory = sampler.snapshot()
+            for model_name, uri in uris.items():
+                pyfunc = mlflow.pyfunc.load_model(uri)
+                for n in sizes:
+                    pdf = pd.read_parquet(files[n], columns=COLUMNS)
+                    pyfunc.predict(pdf.head(1000))  # warm
+                    measurements.append(timed(f"{model_name} pyfunc predict on pandas", lambda: pyfunc.predict(pdf),
+                                              n, sampler, args.repeat))
+                    del pdf
+    finally:
+        if not args.workdir:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    def rate(name: str, n: int, key: str = "rows_per_second") -> float:
+        return next(m[key] for m in measurements if m["name"] == name and m["rows"] == n)
+
+    ratios = []
+    n = sizes[-1]
+    targets = {"logistic_regression": 0.5, "random_forest": 1.5}
+    for model_name, target in targets.items():
+        base = rate(f"{model_name} pyfunc predict on pandas", n)
+        for variant in ("prediction", "prediction+probability"):
+            value = ratio(rate(f"{model_name} spark_udf {variant}", n), base)
+            ratios.append(target_row(f"{model_name}, {variant} / pandas predict, N={n:,} (wall clock)", value,
+                                     f">= {target}x", None if value is None else value >= target))
+            cpu = ratio(rate(f"{model_name} spark_udf {variant}", n, "rows_per_cpu_second"),
+                        rate(f"{model_name} pyfunc predict on pandas", n, "rows_per_cpu_second"))
+            ratios.append(target_row(f"{model_name}, {variant} / pandas predict, N={n:,} (rows per CPU-second)", cpu,
+                                     "(efficiency; x cores = best case)", None))
+    spark_peaks = [m["peak_driver_rss_mib"] for m in measurements if "spark_udf" in m["name"] and "Arrow" not in m["name"]]
+    result.update({
+        "measurements": measurements,
+        "ratios": ratios,
+        "tables": {
+            "Cold first call (worker start-up + model load, 1000 rows)": cold,
+            "CPU time of the whole process tree (driver, JVM, Python workers)": [
+                {k: m.get(k, "") for k in ("name", "rows", "seconds", "cpu_seconds", "rows_per_cpu_second",
+                                            "partitions")} for m in measurements],
+        },
+        "summary": [
+            f"{m['name']}, N={m['rows']:,}: {m['rows_per_second']:,} rows/s" for m in measurements
+            if m["rows"] == n and "Arrow" not in m["name"]
+        ] + [f"peak driver RSS (python + JVM) during the Spark phase: {spark_memory['peak_driver_rss_mib']} MiB; "
+             f"per Spark measurement from N={sizes[0]:,} to N={n:,}: {spark_peaks}",
+             f"Spark cores (defaultParallelism): {cores}"],
+    })
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the process exit code."""
+    return main_for(NAME, build_parser(), run, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,107 @@
+"""Batch inference with automatic feature lookup from the training-set spec (demo feature tables)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from inference_support import log_model, make_config
+
+from featurestore.errors import BadInputError, NotFoundError
+from inference.batch import run_batch_inference
+
+NUMERIC = ["age", "tenure_days", "spend_7d", "txn_count_7d"]
+LOOKUPS = [
+    {"table": "customer_profile", "features": ["age", "tenure_days", "country"], "lookup_keys": ["customer_id"],
+     "timestamp_lookup_key": "label_time", "ttl_seconds": None},
+    {"table": "customer_weekly_spend", "features": ["spend_7d", "txn_count_7d"], "lookup_keys": ["customer_id"],
+     "timestamp_lookup_key": "label_time", "ttl_seconds": None},
+]
+
+
+def _spec(lookups: list[dict], columns: list[str]) -> dict:
+    return {"label": "churned", "timestamp_key": "label_time", "entity_keys": ["customer_id"],
+            "feature_columns": columns, "lookups": lookups}
+
+
+@pytest.fixture(scope="module")
+def lookup_project(spark, demo_project, tmp_path_factory):
+    """A project reading the demo's feature tables (linked, not copied) with its own registry and outputs."""
+    import warnings
+
+    from modeling.estimators import build_pipeline
+    from modeling.training_set import FeatureLookup, join_features
+    from sklearn.linear_model import LogisticRegression
+
+    from inference.model_reference import mlflow_client
+
+    root: Path = tmp_path_factory.mktemp("lookup")
+    config = make_config(root)
+    os.makedirs(config.warehouse)
+    for table in ("customer_profile", "customer_weekly_spend"):
+        os.symlink(demo_project.table_path(table), config.table_path(table))
+    labels = spark.read.parquet(str(Path(demo_project.source_root) / "raw" / "churn_labels.parquet"))
+    joined, _ = join_features(spark, config, labels, [FeatureLookup.from_dict(x) for x in LOOKUPS])
+    train = joined.toPandas()
+    train[NUMERIC] = train[NUMERIC].astype("float64")
+    columns = [*NUMERIC, "country"]
+    model = build_pipeline(LogisticRegression(max_iter=500), NUMERIC, ["country"]).fit(train[columns], train["churned"])
+    client = mlflow_client(config)
+    client.create_registered_model("churn_lookup")
+    client.create_registered_model("churn_broken")
+    log_model(config, "churn_lookup", model, train[columns], spec=_spec(LOOKUPS, columns))
+    broken = [dict(LOOKUPS[0], features=["age", "no_such_feature"])]
+    train["no_such_feature"] = 1.0
+    log_model(config, "churn_broken", LogisticRegression().fit(train[["age", "no_such_feature"]], train["churned"]),
+              train[["age", "no_such_feature"]], spec=_spec(broken, ["age", "no_such_feature"]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        client.transition_model_version_stage("churn_lookup", "1", "Production")
+    return config, labels, model, columns
+
+
+def _expected(spark, config, entities, model, columns, timestamp: bool):
+    """The sklearn model's own predictions on features joined independently of the job."""
+    from modeling.training_set import FeatureLookup, join_features
+
+    lookups = [FeatureLookup.from_dict(dict(x, timestamp_lookup_key="label_time" if timestamp else None))
+               for x in LOOKUPS]
+    rows = join_features(spark, config, entities, lookups)[0].toPandas().sort_values("customer_id")
+    rows[NUMERIC] = rows[NUMERIC].astype("float64")
+    return rows["customer_id"].tolist(), model.predict(rows[columns]).astype("float64").tolist()
+
+
+def test_keys_only_input_gets_latest_features(spark, lookup_project):
+    config, labels, model, columns = lookup_project
+    entities = labels.select("customer_id").limit(40)
+    result = run_batch_inference(spark, config, entities, "models:/churn_lookup/Production",
+                                 output_table="lookup_latest", batch_id="l1")
+    assert result.feature_lookup and result.rows_written == 40
+    out = spark.read.format("delta").load(result.output_path).orderBy("customer_id").toPandas()
+    assert list(out.columns[:3]) == ["customer_id", "prediction", "probability"]
+    keys, predictions = _expected(spark, config, entities, model, columns, timestamp=False)
+    assert out["customer_id"].tolist() == keys
+    assert out["prediction"].tolist() == predictions
+
+
+def test_timestamp_column_gives_point_in_time_features(spark, lookup_project):
+    config, labels, model, columns = lookup_project
+    entities = labels.select("customer_id", "label_time").limit(40)
+    result = run_batch_inference(spark, config, entities, "models:/churn_lookup/1",
+                                 output_table="lookup_pit", batch_id="p1")
+    out = spark.read.format("delta").load(result.output_path).orderBy("customer_id").toPandas()
+    keys, predictions = _expected(spark, config, entities, model, columns, timestamp=True)
+    assert out["customer_id"].tolist() == keys
+    assert out["prediction"].tolist() == predictions
+
+
+def test_lookup_bad_inputs_write_nothing(spark, lookup_project):
+    config, labels, _, _ = lookup_project
+    with pytest.raises(BadInputError, match="lacks key column.*customer_id"):
+        run_batch_inference(spark, config, labels.select("label_time"), "models:/churn_lookup/1",
+                            output_table="lookup_bad", batch_id="x")
+    with pytest.raises(NotFoundError, match="no feature.*'no_such_feature'"):
+        run_batch_inference(spark, config, labels.select("customer_id"), "models:/churn_broken/1",
+                            output_table="lookup_bad", batch_id="x")
+    assert not os.path.exists(config.table_path("lookup_bad"))
