@@ -107,6 +107,23 @@ def _classifier_classes(meta: Model, local_path: str) -> list | None:
     return list(model.classes_)
 
 
+def _package_folder(module, scratch: Path) -> str:
+    """The folder of ``module``'s package; when it is imported from a zip (spark-submit --py-files)
+    its .py files are copied to ``scratch`` first, since MLflow copies code paths from disk."""
+    folder = Path(module.__file__).parent
+    if folder.is_dir():
+        return str(folder)
+    import importlib.resources
+
+    package = module.__name__.rpartition(".")[0]
+    extracted = scratch / package
+    extracted.mkdir(parents=True, exist_ok=True)
+    for entry in importlib.resources.files(package).iterdir():
+        if entry.is_file() and entry.name.endswith(".py"):
+            (extracted / entry.name).write_bytes(entry.read_bytes())
+    return str(extracted)
+
+
 def _save_probability_wrapper(meta: Model, local_path: str, prediction_type: str, target: str) -> str:
     from inference import probability_model
 
@@ -120,7 +137,7 @@ def _save_probability_wrapper(meta: Model, local_path: str, prediction_type: str
         python_model=probability_model.ClassifierWithProbability(),
         artifacts={probability_model.MODEL_ARTIFACT: local_path},
         signature=signature,
-        code_paths=[str(Path(probability_model.__file__).parent)],
+        code_paths=[_package_folder(probability_model, Path(target).with_name(Path(target).name + "-code"))],
         pip_requirements=["mlflow", "scikit-learn", "pandas"],
     )
     return target
