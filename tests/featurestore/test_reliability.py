@@ -150,7 +150,8 @@ def test_build_killed_mid_write_leaves_table_as_before_and_rerun_completes(spark
         assert process.poll() is None, "the build finished before it could be killed"
         assert _data_files(path) != files_before, "the build never started writing"
     finally:
-        os.killpg(process.pid, signal.SIGKILL)
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
         process.wait(30)
 
     assert current_version(spark, str(path)) == version
