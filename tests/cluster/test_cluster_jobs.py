@@ -75,7 +75,7 @@ def cluster_project(tmp_path: Path, mlflow_server: MlflowServer) -> Path:
     config = prepare_workdir(tmp_path / "project", n_customers=CUSTOMERS)
     config.mlflow.tracking_uri = mlflow_server.url
     # Artifacts go through the server too: nothing the driver writes to its own disk for MLflow.
-    config.mlflow.artifact_location = mlflow_server.url.replace("http://", "mlflow-artifacts://") + "/featurelake"
+    config.mlflow.artifact_location = "mlflow-artifacts:/featurelake"
     config.spark.conf = dict(SMALL_CLUSTER_CONF)
     path = Path(config.base_dir) / "featurelake.yaml"
     write_config(config, path)
