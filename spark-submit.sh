@@ -208,7 +208,7 @@ EOF
   echo "$PROG: built $ARCHIVE (${PRESENT[*]})" >&2
 fi
 # spark-submit runs a file as the driver's main program. Running jobs/JOB.py itself would put
-# jobs/ first on sys.path, where jobs/demo.py hides the demo package; this launcher in dist/
+# jobs/ first on sys.path, where a job module could hide a top-level package; this launcher in dist/
 # imports the job module from the archive instead and calls its main(argv).
 LAUNCHER="$DIST/featurelake_job.py"
 cat > "$LAUNCHER.tmp" <<'LAUNCHER_EOF'

@@ -13,7 +13,7 @@ from jobs.common import EXIT_CODES_HELP
 
 # subcommand -> (module under jobs/, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "demo": ("jobs.demo", "run the end-to-end demo on synthetic data"),
+    "demo": ("jobs.run_demo", "run the end-to-end demo on synthetic data"),
     "build": ("jobs.build_features", "build feature tables into Delta and register them in Feast"),
     "tables": ("jobs.tables", "list and describe feature tables"),
     "train": ("jobs.train", "train a model on a point-in-time training set and register it in MLflow"),
@@ -23,7 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "monitor": ("jobs.monitor", "check a batch's metrics; retrain, promote and rescore, or alert (exit 6)"),
     "materialize": ("jobs.materialize", "load the newest feature values into Feast's online store"),
     "online-features": ("jobs.online_features", "print online feature values as JSON"),
-    "report": ("jobs.report", "write the static HTML report (feature tables, models, monitoring)"),
+    "report": ("jobs.build_report", "write the static HTML report (feature tables, models, monitoring)"),
 }
 
 
