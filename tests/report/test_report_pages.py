@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from markupsafe import escape
 
-from jobs import report as report_job
+from jobs import build_report as report_job
 from report_workspace import HTML_DESCRIPTION, MODEL, make_project
 
 
