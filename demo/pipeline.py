@@ -19,6 +19,7 @@ from pyspark.sql import SparkSession
 
 from demo.data import write_demo_data
 from demo.lifecycle import configure_training, train_and_promote
+from demo.scoring import score_demo_customers
 from demo.monitoring_step import configure_monitoring, run_monitoring_demo
 from featurestore.build import build_features
 from featurestore.catalog import list_tables
@@ -66,6 +67,7 @@ def run_demo(spark: SparkSession, workdir: str | Path, n_customers: int = 500, m
         logger.info("feature table %s: Delta version %d, %d features", info.name, info.delta_version,
                     len(info.features))
     train_and_promote(spark, config)
+    score_demo_customers(spark, config)
     if monitor:
         run_monitoring_demo(spark, config)
     if online:
