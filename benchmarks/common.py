@@ -219,8 +219,8 @@ def write_results(result: dict[str, Any], prefix: str | Path) -> tuple[Path, Pat
     """Write ``result`` as ``<prefix>.json`` and a Markdown rendering as ``<prefix>.md``."""
     prefix = Path(prefix)
     prefix.parent.mkdir(parents=True, exist_ok=True)
-    json_path = prefix.with_suffix(".json")
-    md_path = prefix.with_suffix(".md")
+    json_path = prefix.parent / (prefix.name + ".json")   # not with_suffix: "x0.1" has a dot
+    md_path = prefix.parent / (prefix.name + ".md")
     json_path.write_text(json.dumps(result, indent=2, default=str) + "\n", encoding="utf-8")
     md_path.write_text(to_markdown(result), encoding="utf-8")
     return json_path, md_path

@@ -66,7 +66,7 @@ def run_one(name: str, scale: float, prefix: Path, extra: list[str], timeout: fl
         _, stderr = proc.communicate()
         code = "timeout"
     seconds = round(time.perf_counter() - started, 1)
-    json_path = prefix.with_suffix(".json")
+    json_path = prefix.parent / (prefix.name + ".json")
     outcome: dict[str, Any] = {"benchmark": name, "scale": scale, "exit_code": code, "process_seconds": seconds,
                                "load_before": load, "load_after": load_average(), "results": str(json_path)}
     if code == 0 or (code == 1 and json_path.exists()):
@@ -82,7 +82,7 @@ def earlier_results(ran: list[str], first: float) -> list[dict[str, Any]]:
     """Results files of benchmarks not run now (``--only``), so the summary still lists them."""
     found = []
     for name in BENCHMARKS:
-        path = result_prefix(name, first, first).with_suffix(".json")
+        path = result_prefix(name, first, first).parent / (name + ".json")
         if name in ran or not path.exists():
             continue
         result = json.loads(path.read_text(encoding="utf-8"))
