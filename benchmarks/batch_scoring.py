@@ -202,7 +202,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 for n in sizes:
                     pdf = pd.read_parquet(files[n], columns=COLUMNS)
                     pyfunc.predict(pdf.head(1000))  # warm
-                    measurements.append(timed(f"{model_name} pyfunc predict on pandas", lambda: pyfunc.predict(pdf),
+                    measurements.append(timed(f"{model_name} pyfunc predict on pandas", lambda frame=pdf: pyfunc.predict(frame),
                                               n, sampler, args.repeat))
                     del pdf
     finally:

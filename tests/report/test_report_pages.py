@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import pytest
 from markupsafe import escape
 
 from jobs import build_report as report_job
