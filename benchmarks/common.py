@@ -283,18 +283,10 @@ def to_markdown(result: dict[str, Any]) -> str:
 
 
 def create_feature_table(spark: Any, table: Any, path: str, df: Any) -> None:
-    """Create the Delta feature table ``table`` at ``path`` holding ``df`` (with featurelake metadata).
+    """Create the Delta feature table ``table`` at ``path`` holding ``df`` (with featurelake metadata), in one commit."""
+    from featurestore.delta_tables import create_table_with
 
-    Uses ``featurestore.delta_tables.create_table_with`` (one commit) when present, else
-    ``create_table`` followed by an append.
-    """
-    from featurestore import delta_tables
-
-    if hasattr(delta_tables, "create_table_with"):
-        delta_tables.create_table_with(spark, table, path, df)
-    else:
-        delta_tables.create_table(spark, table, path)
-        df.write.format("delta").mode("append").save(path)
+    create_table_with(spark, table, path, df)
 
 
 def target_row(name: str, value: float | None, target: str, met: bool | None) -> dict[str, Any]:

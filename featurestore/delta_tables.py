@@ -111,8 +111,8 @@ def sync_metadata(spark: SparkSession, table: FeatureTable, path: str) -> bool:
     changed = {k: v for k, v in wanted.items() if current.get(k) != v}
     touched = False
     if changed:
-        for key, value in changed.items():
-            spark.sql(f"ALTER TABLE {target} SET TBLPROPERTIES ({_sql_string(key)} = {_sql_string(value)})")
+        assignments = ", ".join(f"{_sql_string(k)} = {_sql_string(v)}" for k, v in changed.items())
+        spark.sql(f"ALTER TABLE {target} SET TBLPROPERTIES ({assignments})")  # one commit for all
         touched = True
     wanted_comment = table.description or table.name
     if (detail["description"] or "") != wanted_comment:
