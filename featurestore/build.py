@@ -5,8 +5,10 @@ from __future__ import annotations
 import logging
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from py4j.protocol import Py4JJavaError
 from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, SparkSession
 
@@ -48,8 +50,20 @@ def read_sources(spark: SparkSession, config: Config, table: FeatureTable) -> di
                 f"table {table.name!r}: source {source.name!r} at {location} cannot be read: "
                 f"{str(exc).splitlines()[0]}"
             ) from None
+        except Py4JJavaError as exc:  # a corrupt or empty (0-byte) file fails in its reader
+            raise BadInputError(
+                f"table {table.name!r}: source {source.name!r} at {location} is not valid {source.format}: "
+                f"{_root_cause(exc)}"
+            ) from None
         inputs[source.name] = df
     return inputs
+
+
+def _root_cause(error: Py4JJavaError) -> str:
+    cause = error.java_exception
+    while cause.getCause() is not None:
+        cause = cause.getCause()
+    return str(cause.getMessage() or cause.getClass().getName()).splitlines()[0]
 
 
 def compute_table(spark: SparkSession, config: Config, table: FeatureTable) -> DataFrame:
@@ -81,10 +95,19 @@ def build_features(spark: SparkSession, config: Config, names: list[str] | None 
     """Build the named feature tables (all when None) and register them in Feast.
 
     Every table is computed and validated before it is written; a bad table stops the
-    build with its table unchanged.
+    build with its table unchanged. A broken Feast registry stops the build before anything
+    is written. The registry check (which imports Feast: seconds of CPU) runs in a thread
+    while Spark computes the first table, so its cost overlaps the Spark work.
     """
     tables = select_tables(load_project_tables(config), names)
-    check_registry(config)  # a broken Feast registry stops the build before anything is written
-    results = [build_table(spark, config, table) for table in tables]
+    results = []
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="feast-check") as pool:
+        registry_checked = pool.submit(check_registry, config)
+        for table in tables:
+            started = time.monotonic()
+            df = compute_table(spark, config, table)
+            registry_checked.result()  # raises the registry's error before the first write
+            result = write_feature_table(spark, table, config.table_path(table.name), df)
+            results.append(BuildResult(result, time.monotonic() - started))
     register_tables(config, tables)
     return results

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
@@ -40,25 +42,38 @@ def check_schema(table: FeatureTable, df: DataFrame) -> None:
 
 
 def check_rows(table: FeatureTable, df: DataFrame) -> None:
-    """Refuse null keys or timestamps and duplicate rows for the same key and timestamp.
+    """Refuse null (or NaN) keys or timestamps and duplicate rows for the same key and timestamp.
 
     Raises:
         BadInputError: naming the table, the columns and an offending example.
     """
     keys = table.merge_keys
-    null_counts = df.select(
-        [F.sum(F.col(k).isNull().cast("long")).alias(k) for k in keys]
+    fractional = {c.name for c in table.columns if c.dtype in ("float", "double")}
+
+    def missing(k: str):  # NaN is no key either (NaN = NaN in Spark would merge distinct rows)
+        return (F.col(k).isNull() | F.isnan(F.col(k))) if k in fractional else F.col(k).isNull()
+
+    # One aggregation pass (one Spark query) finds both problems: rows per distinct key,
+    # then the null count per key column and the most repeated key among complete keys.
+    rows = F.col("__featurelake_rows")
+    per_key = df.groupBy(*keys).agg(F.count(F.lit(1)).alias("__featurelake_rows"))
+    complete = ~functools.reduce(lambda a, b: a | b, [missing(k) for k in keys])
+    summary = per_key.agg(
+        *[F.sum(F.when(missing(k), rows).otherwise(0)).alias(f"null_{i}") for i, k in enumerate(keys)],
+        F.max(F.when(complete, F.struct(rows.alias("count"), F.struct(*keys).alias("key")))).alias("most"),
     ).first()
-    null_columns = [k for k in keys if null_counts is not None and (null_counts[k] or 0) > 0]
+    null_counts = {k: (summary[f"null_{i}"] or 0) if summary is not None else 0 for i, k in enumerate(keys)}
+    null_columns = [k for k in keys if null_counts[k] > 0]
     if null_columns:
-        detail = ", ".join(f"{k!r} ({null_counts[k]} rows)" for k in null_columns)
+        detail = ", ".join(f"{k!r} ({null_counts[k]} rows{', null or NaN' if k in fractional else ''})"
+                           for k in null_columns)
         raise BadInputError(f"table {table.name!r}: null values in key column(s) {detail}")
-    duplicate = df.groupBy(*keys).count().filter(F.col("count") > 1).limit(1).collect()
-    if duplicate:
-        example = {k: duplicate[0][k] for k in keys}
+    most = summary["most"] if summary is not None else None
+    if most is not None and most["count"] > 1:
+        example = {k: most["key"][k] for k in keys}
         raise BadInputError(
             f"table {table.name!r}: duplicate rows for the same key and timestamp "
-            f"({', '.join(keys)}), for example {example} appears {duplicate[0]['count']} times"
+            f"({', '.join(keys)}), for example {example} appears {most['count']} times"
         )
 
 
