@@ -144,25 +144,30 @@ def merge_into(spark: SparkSession, table: FeatureTable, path: str, df: DataFram
     )
     all_columns = {quote_identifier(c.name): f"s.{quote_identifier(c.name)}" for c in table.columns}
     features = {quote_identifier(f): f"s.{quote_identifier(f)}" for f in table.feature_names}
-    (
+    # execute() returns this MERGE's own metrics (no history read, and never another writer's commit).
+    metrics = (
         DeltaTable.forPath(spark, path).alias("t")
         .merge(df.alias("s"), on)
         .whenMatchedUpdate(condition=changed or None, set=features)
         .whenNotMatchedInsert(values=all_columns)
         .execute()
-    )
-    last = DeltaTable.forPath(spark, path).history(1).first()
-    metrics = last["operationMetrics"] or {}
-    if last["operation"] != "MERGE":
+    ).first()
+    if metrics is None:
         return 0, 0
-    return int(metrics.get("numTargetRowsInserted", 0)), int(metrics.get("numTargetRowsUpdated", 0))
+    return int(metrics["num_inserted_rows"] or 0), int(metrics["num_updated_rows"] or 0)
+
+
+def _last_commit(spark: SparkSession, path: str) -> tuple[int, dict]:
+    """Return the latest version of the table at ``path`` and its operation metrics (one history read)."""
+    last = DeltaTable.forPath(spark, path).history(1).select("version", "operationMetrics").first()
+    return int(last["version"]), dict(last["operationMetrics"] or {})
 
 
 def _write_once(spark: SparkSession, table: FeatureTable, path: str, df: DataFrame) -> WriteResult:
     version_before = current_version(spark, path)
     if version_before is None:
         create_table_with(spark, table, path, df)
-        metrics = DeltaTable.forPath(spark, path).history(1).first()["operationMetrics"] or {}
+        version_after, metrics = _last_commit(spark, path)
         inserted, updated = int(metrics.get("numOutputRows", 0)), 0
     else:
         new_columns = check_table_columns(spark, table, path)
@@ -170,8 +175,7 @@ def _write_once(spark: SparkSession, table: FeatureTable, path: str, df: DataFra
             add_columns(spark, table, path, new_columns)
         sync_metadata(spark, table, path)
         inserted, updated = merge_into(spark, table, path, df)
-    version_after = current_version(spark, path)
-    assert version_after is not None
+        version_after, _ = _last_commit(spark, path)
     return WriteResult(table.name, path, version_before is None, version_before, version_after, inserted, updated)
 
 
