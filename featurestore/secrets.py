@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import re
-from typing import Mapping
+from typing import Iterable, Mapping
 
 REDACTED = "***"
 _SECRET_KEY = re.compile(r"(key|secret|token|password|passwd|credential|sas|signature)", re.IGNORECASE)
@@ -39,3 +40,30 @@ def redact_text(text: str, secrets: list[str] | None = None) -> str:
 def redact_conf(conf: Mapping[str, str]) -> dict[str, str]:
     """Return a copy of a configuration mapping whose secret-looking values are masked."""
     return {k: (REDACTED if _SECRET_KEY.search(k) else redact_text(str(v))) for k, v in conf.items()}
+
+
+def secret_values(*mappings: Mapping[str, str]) -> list[str]:
+    """Return the values of secret-looking keys (``...key``, ``...TOKEN``, ``...PASSWORD``) in ``mappings``.
+
+    Used to mask those values literally wherever they might be echoed (short values are
+    skipped: masking them would garble messages more than it protects).
+    """
+    return sorted({str(v) for m in mappings for k, v in m.items() if _SECRET_KEY.search(k) and len(str(v)) >= 8},
+                  key=len, reverse=True)
+
+
+class RedactingFilter(logging.Filter):
+    """A logging filter that masks URI credentials and the given secret values in every record."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        super().__init__()
+        self.secrets = list(secrets)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        clean = redact_text(message, self.secrets)
+        if clean != message:
+            record.msg, record.args = clean, None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = redact_text(logging.Formatter().formatException(record.exc_info), self.secrets)
+        return True

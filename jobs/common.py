@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import traceback
 from typing import Callable
 
 from featurestore.config import Config, load_config
 from featurestore.errors import EXIT_OK, FeaturelakeError, exit_code_for
-from featurestore.secrets import redact_text
+from featurestore.secrets import RedactingFilter, redact_text, secret_values
 
 logger = logging.getLogger("featurelake")
 
@@ -29,24 +30,33 @@ def job_parser(prog: str, description: str) -> argparse.ArgumentParser:
     return parser
 
 
-def setup_logging(level: str = "INFO") -> None:
-    """Send log records to stderr with a timestamp; keep chatty libraries quiet."""
+def setup_logging(level: str = "INFO") -> RedactingFilter:
+    """Send log records to stderr with a timestamp; keep chatty libraries quiet.
+
+    Returns the filter that masks credentials (and secret-looking environment values) in
+    every record the handler writes; add more secrets to its ``secrets`` list.
+    """
     logging.basicConfig(level=level, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
+    redacting = RedactingFilter(secret_values(os.environ))
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(redacting)
     for noisy in ("py4j", "urllib3", "alembic", "feast", "mlflow", "git", "matplotlib"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
+    return redacting
 
 
 def run_job(body: Callable[[argparse.Namespace, Config], int | None], args: argparse.Namespace) -> int:
     """Load the configuration, run ``body`` and map its failure to a documented exit code."""
-    setup_logging(args.log_level)
+    redacting = setup_logging(args.log_level)
     try:
         config = load_config(args.config)
+        redacting.secrets = secret_values(os.environ, config.spark.conf, config.feast.online_store)
         code = body(args, config)
         return EXIT_OK if code is None else code
     except FeaturelakeError as exc:
-        logger.error("%s: %s", type(exc).__name__, redact_text(str(exc)))
+        logger.error("%s: %s", type(exc).__name__, redact_text(str(exc), redacting.secrets))
         return exit_code_for(exc)
     except Exception as exc:  # noqa: BLE001 - the job's last line of defence
-        logger.error("unexpected failure: %s", redact_text(traceback.format_exc()))
+        logger.error("unexpected failure: %s", redact_text(traceback.format_exc(), redacting.secrets))
         return exit_code_for(exc)

@@ -8,6 +8,7 @@ from urllib.parse import urlparse
 
 from featurestore.config import Config
 from featurestore.errors import DependencyUnavailableError
+from featurestore.secrets import redact_text, redact_uri
 
 logger = logging.getLogger(__name__)
 
@@ -52,7 +53,7 @@ def check_tracking(config: Config) -> None:
         MlflowClient(config.mlflow.tracking_uri, registry_uri(config)).search_experiments(max_results=1)
     except Exception as exc:  # MLflow raises many types for an unreachable store
         raise DependencyUnavailableError(
-            f"MLflow tracking store {config.mlflow.tracking_uri} cannot be used: {_first_line(exc)}"
+            f"MLflow tracking store {redact_uri(config.mlflow.tracking_uri)} cannot be used: {_first_line(exc)}"
         ) from exc
 
 
@@ -80,11 +81,11 @@ def ensure_experiment(config: Config) -> str:
         return mlflow.create_experiment(name, artifact_location=location or None)
     except Exception as exc:
         raise DependencyUnavailableError(
-            f"MLflow experiment {name!r} cannot be created or read at {config.mlflow.tracking_uri}: "
+            f"MLflow experiment {name!r} cannot be created or read at {redact_uri(config.mlflow.tracking_uri)}: "
             f"{_first_line(exc)}"
         ) from exc
 
 
 def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
+    text = redact_text(str(exc)).strip()
     return text.splitlines()[0] if text else type(exc).__name__

@@ -24,6 +24,7 @@ from pyspark.sql import types as T
 from featurestore.config import Config, TrainingSettings
 from featurestore.errors import BadInputError, DependencyUnavailableError, NotFoundError
 from featurestore.identifiers import validate_identifier
+from featurestore.secrets import redact_text, redact_uri
 from modeling.estimators import TASKS, build_pipeline, load_estimator, parse_params, simple_params
 from modeling.tracking import configure_mlflow, ensure_experiment, registry_uri
 from modeling.training_set import SPEC_ARTIFACT, FeatureLookup, TrainingSetSpec, create_training_set
@@ -221,7 +222,8 @@ def train_model(spark: SparkSession, config: Config, labels: DataFrame | str | N
         raise
     except Exception as exc:
         if _looks_unreachable(exc):
-            raise DependencyUnavailableError(f"MLflow at {config.mlflow.tracking_uri} failed: {exc}") from exc
+            raise DependencyUnavailableError(
+                f"MLflow at {redact_uri(config.mlflow.tracking_uri)} failed: {redact_text(str(exc))}") from exc
         raise
     version = None
     if register:

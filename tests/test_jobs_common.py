@@ -45,3 +45,18 @@ def test_secrets_in_errors_never_reach_the_log(tmp_path, caplog, error):
         logging.getLogger("featurelake").removeHandler(caplog.handler)
     assert "admin:***@" in caplog.text
     assert "hunter2pw" not in caplog.text
+
+
+def test_secret_values_from_environment_and_config_are_masked_in_every_record(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("MY_SERVICE_TOKEN", "env-t0ken-99887766")
+    config = tmp_path / "featurelake.yaml"
+    config.write_text("spark:\n  conf: {spark.hadoop.fs.azure.account.key.a.dfs.core.windows.net: conf-k3y-11223344}\n")
+
+    def body(args, config):
+        logging.getLogger("modeling.anything").info("using env-t0ken-99887766 and conf-k3y-11223344")
+        raise RuntimeError("failed with conf-k3y-11223344")
+
+    assert run_job(body, argparse.Namespace(config=str(config), log_level="INFO")) == 1
+    err = capsys.readouterr().err
+    assert "using *** and ***" in err and "failed with ***" in err
+    assert "env-t0ken-99887766" not in err and "conf-k3y-11223344" not in err
