@@ -83,6 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--trees", type=int, default=200, help="random forest size (default 200)")
     parser.add_argument("--master", default="local[2]", help="Spark master (default local[2])")
     parser.add_argument("--no-sweep", action="store_true", help="skip the Arrow batch-size comparison")
+    parser.add_argument("--no-per-task", action="store_true", help="skip the per-task model loading comparison")
     return parser
 
 
@@ -133,6 +134,37 @@ def train_models(config: Config, trees: int) -> dict[str, str]:
     return uris
 
 
+def per_task_loading(spark, client, uris: dict[str, str], file: Path, n: int, cores: int, workdir: Path,  # noqa: ANN001
+                     args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Score ``n`` rows spread over 8 tasks per core, through the job's wrapper (model loaded once per
+    Python worker) and through ``spark_udf`` on the registered model itself (MLflow loads it once per
+    task in local mode); both UDFs cold, as in a daily job."""
+    import mlflow
+    from pyspark.sql import functions as F
+
+    rows = []
+    partitions = 8 * cores
+    for model_name, uri in uris.items():
+        model = load_scoring_model(resolve_model(client, uri), with_probability=False,
+                                   work_dir=str(workdir / f"per-task-{model_name}"))
+        df = check_inputs(spark.read.parquet(str(file)), model).repartition(partitions).cache()
+        df.count()
+        direct = mlflow.pyfunc.spark_udf(spark, model.local_path, result_type="double", env_manager="local")
+        jobs = {
+            "job's wrapper (load once per worker)": score(spark, df, model, ["id"], udf=scoring_udf(spark, model)),
+            "registered model directly (load per task)": df.select(
+                "id", direct(F.struct(*model.feature_names)).alias("prediction")),
+        }
+        for how, job in jobs.items():
+            with arrow_batch_size(spark, args.arrow_batch):
+                figures = timed(f"{model_name} spark_udf, {partitions} tasks, {how}",
+                                lambda job=job: job.write.format("noop").mode("overwrite").save(), n, None, 1)
+            figures["partitions"] = partitions
+            rows.append(figures)
+        df.unpersist()
+    return rows
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Run the benchmark and return its figures."""
     import mlflow
@@ -172,8 +204,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                         job = score(spark, df, model, ["id"], udf=udf)
                         with arrow_batch_size(spark, args.arrow_batch):
                             if not cold or cold[-1]["name"] != variant:
+                                # A sample from every partition, so that every Python worker starts and
+                                # loads the model here (df.limit would warm one worker only).
                                 started = time.perf_counter()
-                                score(spark, df.limit(1000), model, ["id"], udf=udf).write.format("noop").mode(
+                                sample = df.sample(fraction=min(1.0, 2000 / n), seed=1)
+                                score(spark, sample, model, ["id"], udf=udf).write.format("noop").mode(
                                     "overwrite").save()
                                 cold.append({"name": variant, "first_call_seconds": round(time.perf_counter() - started, 2)})
                             figures = timed(variant, lambda: job.write.format("noop").mode("overwrite").save(), n,
@@ -181,6 +216,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                         figures["partitions"] = df.rdd.getNumPartitions()
                         measurements.append(figures)
                         df.unpersist()
+            per_task = [] if args.no_per_task else per_task_loading(spark, client, uris, files[sizes[0]], sizes[0],
+                                                                    cores, workdir, args)
             if not args.no_sweep:
                 n = sizes[-1]
                 model = load_scoring_model(resolve_model(client, uris["logistic_regression"]), with_probability=False,
@@ -230,7 +267,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "measurements": measurements,
         "ratios": ratios,
         "tables": {
-            "Cold first call (worker start-up + model load, 1000 rows)": cold,
+            "Cold first call (worker start-up + model load, ~2000 rows from every partition)": cold,
+            "Model loading per task vs once per worker (cold UDFs, many tasks)": [
+                {k: m.get(k, "") for k in ("name", "rows", "seconds", "rows_per_second", "cpu_seconds")}
+                for m in per_task],
             "CPU time of the whole process tree (driver, JVM, Python workers)": [
                 {k: m.get(k, "") for k in ("name", "rows", "seconds", "cpu_seconds", "rows_per_cpu_second",
                                             "partitions")} for m in measurements],

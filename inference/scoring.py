@@ -58,7 +58,7 @@ class ScoringModel:
     local_path: str
     input_columns: list[tuple[str, str, bool]]  # (name, Spark type, required), in signature order
     prediction_type: str                        # Spark type of the prediction column
-    udf_path: str                               # the pyfunc model handed to spark_udf
+    udf_path: str                               # the wrapper handed to spark_udf (inference.scoring_model)
     has_probability: bool
 
     @property
@@ -124,20 +124,23 @@ def _package_folder(module, scratch: Path) -> str:
     return str(extracted)
 
 
-def _save_probability_wrapper(meta: Model, local_path: str, prediction_type: str, target: str) -> str:
-    from inference import probability_model
+def _save_scoring_wrapper(meta: Model, local_path: str, prediction_type: str, with_probability: bool,
+                         target: str) -> str:
+    """Save the :mod:`inference.scoring_model` wrapper around the model at ``local_path``."""
+    from inference import scoring_model
 
-    output_type = {"double": "double", "string": "string"}.get(prediction_type, "double")
-    signature = ModelSignature(
-        inputs=meta.get_input_schema(),
-        outputs=Schema([ColSpec(output_type, "prediction"), ColSpec("double", "probability")]),
-    )
+    if with_probability:
+        output_type = {"double": "double", "string": "string"}.get(prediction_type, "double")
+        outputs = Schema([ColSpec(output_type, "prediction"), ColSpec("double", "probability")])
+    else:
+        outputs = meta.get_output_schema()
+    flavor = "sklearn" if "sklearn" in meta.flavors else "python_function"
     mlflow.pyfunc.save_model(
         path=target,
-        python_model=probability_model.ClassifierWithProbability(),
-        artifacts={probability_model.MODEL_ARTIFACT: local_path},
-        signature=signature,
-        code_paths=[_package_folder(probability_model, Path(target).with_name(Path(target).name + "-code"))],
+        python_model=scoring_model.CachedModel(flavor, with_probability),
+        artifacts={scoring_model.MODEL_ARTIFACT: local_path},
+        signature=ModelSignature(inputs=meta.get_input_schema(), outputs=outputs),
+        code_paths=[_package_folder(scoring_model, Path(target).with_name(Path(target).name + "-code"))],
         pip_requirements=["mlflow", "scikit-learn", "pandas"],
     )
     return target
@@ -165,11 +168,9 @@ def load_scoring_model(resolved: ResolvedModel, *, with_probability: bool = True
     meta = Model.load(local_path)
     inputs = _signature_inputs(meta, resolved)
     prediction_type = _prediction_type(meta)
-    udf_path, has_probability = local_path, False
-    if with_probability and _classifier_classes(meta, local_path) is not None:
-        udf_path = _save_probability_wrapper(meta, local_path, prediction_type,
-                                             os.path.join(work_dir, "with_probability"))
-        has_probability = True
+    has_probability = with_probability and _classifier_classes(meta, local_path) is not None
+    udf_path = _save_scoring_wrapper(meta, local_path, prediction_type, has_probability,
+                                     os.path.join(work_dir, "scoring_wrapper"))
     logger.info("model %s version %d: %d inputs, prediction %s%s", resolved.name, resolved.version,
                 len(inputs), prediction_type, " + probability" if has_probability else "")
     return ScoringModel(resolved, local_path, inputs, prediction_type, udf_path, has_probability)

@@ -1,34 +1,73 @@
-"""A pyfunc wrapper that returns a classifier's prediction AND its probability in one pass.
+"""The pyfunc model that batch scoring hands to ``mlflow.pyfunc.spark_udf``.
 
-The registered sklearn model's own pyfunc flavour only exposes ``predict``. For scoring, the
-batch job saves this wrapper (around the very same model files) to a temporary folder and
-hands it to ``mlflow.pyfunc.spark_udf``, whose result is then a struct
-``<prediction, probability>``. The prediction is the sklearn model's ``predict`` output
-unchanged; the probability is ``predict_proba`` of the positive class (``classes_[1]``) for
-a binary classifier and of the predicted class otherwise.
+``spark_udf`` in local mode loads the model once per Spark TASK (its executor-side cache is
+only used on clusters), and an sklearn model saved with skops takes seconds to load: on 2
+cores that load, not the scoring, dominated a batch. The batch job therefore saves this small
+wrapper around the very same model files and scores through it: ``load_context`` keeps the
+loaded model in a per-process cache, so each Python worker loads it once per run and reuses
+it for every later task and batch (Spark reuses its Python workers).
+
+The wrapper returns the wrapped model's prediction unchanged; for a classifier scored with
+probabilities it returns a DataFrame ``prediction, probability`` computed in one pass, the
+probability being ``predict_proba`` of the positive class (``classes_[1]``) for a binary
+classifier and of the predicted class otherwise.
 """
 
 from __future__ import annotations
+
+import os
+from collections import OrderedDict
+from typing import Any
 
 import mlflow
 import numpy as np
 import pandas as pd
 from mlflow.pyfunc import PythonModel
 
-MODEL_ARTIFACT = "sklearn_model"
+MODEL_ARTIFACT = "model"
+CACHE_SIZE = 4  # models kept per Python worker (one per run normally; bounded for long-lived workers)
+
+_loaded: OrderedDict[tuple[str, str], Any] = OrderedDict()
 
 
-class ClassifierWithProbability(PythonModel):
-    """pyfunc model: ``predict`` returns a DataFrame with ``prediction`` and ``probability``."""
+def load_once(path: str, flavor: str) -> Any:
+    """Load the model at ``path`` (``sklearn`` or ``python_function`` flavour) once per process."""
+    key = (os.path.realpath(path), flavor)
+    if key in _loaded:
+        _loaded.move_to_end(key)
+        return _loaded[key]
+    if flavor == "sklearn":
+        model = mlflow.sklearn.load_model(path)
+    else:
+        model = mlflow.pyfunc.load_model(path, suppress_warnings=True)
+    _loaded[key] = model
+    while len(_loaded) > CACHE_SIZE:
+        _loaded.popitem(last=False)
+    return model
+
+
+def cached_models() -> int:
+    """How many models this process holds (for tests)."""
+    return len(_loaded)
+
+
+class CachedModel(PythonModel):
+    """pyfunc model: the wrapped model's ``predict`` (plus the probability when asked)."""
+
+    def __init__(self, flavor: str, with_probability: bool) -> None:
+        self.flavor = flavor
+        self.with_probability = with_probability
 
     def load_context(self, context) -> None:  # noqa: ANN001 - MLflow's PythonModelContext
-        """Load the wrapped sklearn model from the model's artifacts."""
-        self._model = mlflow.sklearn.load_model(context.artifacts[MODEL_ARTIFACT])
+        """Take the wrapped model from this process's cache (loading it the first time)."""
+        self._model = load_once(context.artifacts[MODEL_ARTIFACT], self.flavor)
         self._binary = len(getattr(self._model, "classes_", [])) == 2
 
     def predict(self, context, model_input, params=None):  # noqa: ANN001, ANN201 - no hints: keep the given signature
-        """Return the predictions and probabilities of ``model_input`` (rows in input order)."""
+        """Return the predictions (and probabilities) of ``model_input``, rows in input order."""
         prediction = self._model.predict(model_input)
+        if not self.with_probability:
+            return prediction
         proba = self._model.predict_proba(model_input)
         probability = proba[:, 1] if self._binary else proba.max(axis=1)
         return pd.DataFrame({"prediction": prediction, "probability": np.asarray(probability, dtype="float64")})

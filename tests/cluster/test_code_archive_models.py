@@ -15,16 +15,16 @@ from pathlib import Path
 import numpy as np, pandas as pd, mlflow.pyfunc, mlflow.sklearn
 from mlflow.models import Model, infer_signature
 from sklearn.linear_model import LogisticRegression
-import inference.probability_model, inference.scoring
-assert ".zip" in inference.probability_model.__file__, inference.probability_model.__file__
+import inference.scoring_model, inference.scoring
+assert ".zip" in inference.scoring_model.__file__, inference.scoring_model.__file__
 folder = Path(tempfile.mkdtemp())
 X = pd.DataFrame({"a": np.linspace(0, 1, 20), "b": np.linspace(1, 0, 20)})
 y = (X["a"] > 0.5).astype(int)
 model = LogisticRegression().fit(X, y)
 mlflow.sklearn.save_model(model, folder / "m", signature=infer_signature(X, model.predict(X)))
-out = inference.scoring._save_probability_wrapper(Model.load(str(folder / "m")), str(folder / "m"), "double",
+out = inference.scoring._save_scoring_wrapper(Model.load(str(folder / "m")), str(folder / "m"), "double", True,
                                                   str(folder / "wrapped"))
-assert (Path(out) / "code" / "inference" / "probability_model.py").is_file()
+assert (Path(out) / "code" / "inference" / "scoring_model.py").is_file()
 scored = mlflow.pyfunc.load_model(out).predict(X)
 assert list(scored.columns) == ["prediction", "probability"] and scored["probability"].between(0, 1).all()
 print("OK")
