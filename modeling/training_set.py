@@ -6,11 +6,15 @@ whose timestamp is at or before the row's timestamp (and, with a ttl, not older 
 timestamp minus the ttl). This is the semantics of Feast's ``get_historical_features`` and
 Databricks' ``create_training_set``. Without a timestamp the latest row per key is used.
 
-The join is a Spark union-and-window per lookup: the left rows and the feature rows are
-unioned, partitioned by the keys, ordered by time (feature rows before left rows at equal
-timestamps), and each left row carries the last feature row seen so far. Nothing is
-collected to the driver and there is no range join, so a key with many feature rows and
-many labels costs O(n log n), not O(n * m).
+The join is a Spark union-and-window: the left rows and the feature rows of every
+point-in-time lookup that shares the same lookup keys and timestamp column are unioned
+(each table's row packed in its own struct column), partitioned by the keys, ordered by
+time (feature rows before left rows at equal timestamps), and each left row carries the
+last row seen so far of every table. The left side is therefore scanned and shuffled once
+for all such lookups: one exchange, one sort, one window. Nothing is collected to the
+driver and there is no range join, so a key with many feature rows and many labels costs
+O(n log n), not O(n * m). Resolving a lookup runs no Spark job (the Delta version comes
+from the log listing, the properties from the table metadata).
 
     lookups = [FeatureLookup("customer_profile", ["age"], timestamp_lookup_key="label_time")]
     training_set = create_training_set(spark, config, labels, lookups, label="churned")
@@ -20,15 +24,17 @@ many labels costs O(n log n), not O(n * m).
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
+import re
 from dataclasses import asdict, dataclass, field
 from datetime import timedelta
 from typing import Any, Mapping, Sequence
 
 from delta.tables import DeltaTable
 from pyspark.errors import AnalysisException
-from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
@@ -154,9 +160,25 @@ class TrainingSet:
     spec: TrainingSetSpec
 
 
+_COMMIT_FILE = re.compile(r"(\d{20})\.json")
+
+
 def _table_version(spark: SparkSession, table: str, path: str) -> int:
+    """Return the latest committed Delta version of the table at ``path``.
+
+    The version is the highest commit file in ``_delta_log`` (listed with the session's
+    Hadoop file system, so any storage Spark can read works); ``DeltaTable.history`` would
+    run a Spark job per table. Falls back to the history when the listing finds no commit.
+    """
     if not DeltaTable.isDeltaTable(spark, path):
         raise NotFoundError(f"feature table {table!r} not found (no Delta table at {path})")
+    jvm = spark._jvm
+    log = jvm.org.apache.hadoop.fs.Path(path, "_delta_log")
+    fs = log.getFileSystem(spark._jsparkSession.sessionState().newHadoopConf())
+    versions = [int(m.group(1)) for m in (_COMMIT_FILE.fullmatch(str(s.getPath().getName()))
+                                          for s in fs.listStatus(log)) if m]
+    if versions:
+        return max(versions)
     return int(DeltaTable.forPath(spark, path).history(1).select("version").first()[0])
 
 
@@ -181,7 +203,10 @@ def resolve_lookup(spark: SparkSession, config: Config, left: DataFrame, lookup:
     current = _table_version(spark, table, path)
     version = current if delta_version is None else int(delta_version)
     data = _read_version(spark, table, path, version)
-    props = parse_properties(spark.sql(f"DESCRIBE DETAIL {quote_path(path)}").first()["properties"] or {})
+    # SHOW TBLPROPERTIES needs only the table metadata; DESCRIBE DETAIL also counts the files,
+    # which reconstructs the table state (Spark jobs) on a fresh session.
+    props = parse_properties({row["key"]: row["value"]
+                              for row in spark.sql(f"SHOW TBLPROPERTIES {quote_path(path)}").collect()})
     primary_keys = list(props["primary_keys"])
     table_ts = props["timestamp_key"]
     if not primary_keys or not table_ts:
@@ -227,66 +252,96 @@ def resolve_lookup(spark: SparkSession, config: Config, left: DataFrame, lookup:
     return resolved, data
 
 
-def _point_in_time(left: DataFrame, data: DataFrame, lookup: _Resolved, drop_missing: bool) -> DataFrame:
-    """Join ``lookup``'s features onto ``left`` with a union-and-window per key."""
-    keys = [f"{_PREFIX}k{i}" for i in range(len(lookup.primary_keys))]
-    key_types = [data.schema[k].dataType for k in lookup.primary_keys]
-    payload = F.struct(F.col(lookup.table_timestamp).cast("timestamp").alias("ts"),
-                       *[F.col(f).alias(f"f{i}") for i, f in enumerate(lookup.features)])
-    feature_rows = data.select(
-        *[F.col(pk).alias(k) for pk, k in zip(lookup.primary_keys, keys)],
-        F.col(lookup.table_timestamp).cast("timestamp").alias(_TS),
-        F.lit(0).alias(_SIDE),
-        payload.alias(_ROW),
-    )
-    left_rows = left.select(
-        "*",
-        *[F.col(lk).cast(t).alias(k) for lk, t, k in zip(lookup.lookup_keys, key_types, keys)],
-        F.col(lookup.timestamp_lookup_key).cast("timestamp").alias(_TS),
-        F.lit(1).alias(_SIDE),
-        F.lit(None).cast(payload_type(data, lookup)).alias(_ROW),
-    )
-    unioned = left_rows.unionByName(feature_rows, allowMissingColumns=True)
-    window = (Window.partitionBy(*keys)
-              .orderBy(F.col(_TS).asc_nulls_first(), F.col(_SIDE).asc())
-              .rowsBetween(Window.unboundedPreceding, Window.currentRow))
-    carried = unioned.withColumn(_ROW, F.last(F.col(_ROW), ignorenulls=True).over(window))
-    joined = carried.filter(F.col(_SIDE) == 1)
-    found = F.col(_ROW).isNotNull() & F.col(_TS).isNotNull()
-    if lookup.ttl_seconds:
-        found = found & (F.col(f"{_ROW}.ts") >= F.col(_TS) - F.expr(f"INTERVAL {int(lookup.ttl_seconds)} SECONDS"))
-    if drop_missing:
-        joined = joined.filter(found)
-    return joined.select(
-        *[F.col(c) for c in left.columns],
-        *[F.when(found, F.col(f"{_ROW}.f{i}")).alias(f) for i, f in enumerate(lookup.features)],
-    )
-
-
 def payload_type(data: DataFrame, lookup: _Resolved) -> T.StructType:
     """Return the struct type carried per feature row (timestamp + features)."""
     return T.StructType([T.StructField("ts", T.TimestampType())]
                         + [T.StructField(f"f{i}", data.schema[f].dataType) for i, f in enumerate(lookup.features)])
 
 
-def _latest(left: DataFrame, data: DataFrame, lookup: _Resolved, drop_missing: bool) -> DataFrame:
-    """Join the latest feature row per key onto ``left`` (no timestamp)."""
+def _group_key(lookup: _Resolved, data: DataFrame) -> tuple:
+    """Point-in-time lookups with equal keys (names and table key types) and timestamp share one window."""
+    return (tuple(lookup.lookup_keys), tuple(data.schema[k].dataType.simpleString() for k in lookup.primary_keys),
+            lookup.timestamp_lookup_key)
+
+
+def _point_in_time(left: DataFrame, group: list[tuple[int, _Resolved, DataFrame]],
+                   number: int) -> tuple[DataFrame, dict]:
+    """Carry the latest feature row of every lookup in ``group`` onto each row of ``left``.
+
+    ``group`` holds (lookup index, resolved lookup, table data) for lookups sharing lookup
+    keys, key types and timestamp column. The left rows and every table's rows are unioned
+    (table ``i``'s row packed in the struct column ``__fl_r<i>``, null elsewhere), partitioned
+    by the keys and ordered by time, feature rows first at equal times; one window carries
+    the last non-null struct of each table. Returns ``left``'s columns plus the left
+    timestamp (``__fl_ts<number>``) and one struct column per lookup, and, per lookup index,
+    the column expression "a feature row was found (within the ttl)".
+    """
+    ts_col = f"{_TS}{number}"
+    first = group[0][1]
+    keys = [f"{_PREFIX}k{i}" for i in range(len(first.primary_keys))]
+    key_types = [group[0][2].schema[k].dataType for k in first.primary_keys]
+    rows = {index: f"{_PREFIX}r{index}" for index, _, _ in group}
+    types = {index: payload_type(data, lookup) for index, lookup, data in group}
+    parts = [left.select(
+        "*",
+        *[F.col(lk).cast(t).alias(k) for lk, t, k in zip(first.lookup_keys, key_types, keys)],
+        F.col(first.timestamp_lookup_key).cast("timestamp").alias(ts_col),
+        F.lit(1).alias(_SIDE),
+        *[F.lit(None).cast(types[index]).alias(rows[index]) for index, _, _ in group],
+    )]
+    for index, lookup, data in group:
+        ts = F.col(lookup.table_timestamp).cast("timestamp")
+        parts.append(data.select(
+            *[F.col(pk).alias(k) for pk, k in zip(lookup.primary_keys, keys)],
+            ts.alias(ts_col),
+            F.lit(0).alias(_SIDE),
+            *[(F.struct(ts.alias("ts"), *[F.col(f).alias(f"f{i}") for i, f in enumerate(lookup.features)])
+               if other == index else F.lit(None).cast(types[other])).alias(rows[other])
+              for other, _, _ in group],
+        ))
+    unioned = parts[0]
+    for part in parts[1:]:
+        unioned = unioned.unionByName(part, allowMissingColumns=True)
+    window = (Window.partitionBy(*keys)
+              .orderBy(F.col(ts_col).asc_nulls_first(), F.col(_SIDE).asc())
+              .rowsBetween(Window.unboundedPreceding, Window.currentRow))
+    carried = unioned.select(
+        *[F.col(c) for c in left.columns], F.col(ts_col), F.col(_SIDE),
+        *[F.last(F.col(rows[index]), ignorenulls=True).over(window).alias(rows[index]) for index, _, _ in group],
+    ).filter(F.col(_SIDE) == 1).drop(_SIDE)
+    found = {}
+    for index, lookup, _ in group:
+        row = F.col(rows[index])
+        condition = row.isNotNull() & F.col(ts_col).isNotNull()
+        if lookup.ttl_seconds:
+            condition = condition & (row.getField("ts")
+                                     >= F.col(ts_col) - F.expr(f"INTERVAL {int(lookup.ttl_seconds)} SECONDS"))
+        found[index] = condition
+    return carried, found
+
+
+def _latest(left: DataFrame, lookup: _Resolved, data: DataFrame, index: int) -> tuple[DataFrame, dict]:
+    """Join the latest feature row per key onto ``left`` (no timestamp) as the struct ``__fl_r<index>``."""
     keys = [f"{_PREFIX}k{i}" for i in range(len(lookup.primary_keys))]
     key_types = [data.schema[k].dataType for k in lookup.primary_keys]
+    row = f"{_PREFIX}r{index}"
     payload = F.struct(*[F.col(f).alias(f"f{i}") for i, f in enumerate(lookup.features)])
     latest = (data.groupBy(*[F.col(pk).alias(k) for pk, k in zip(lookup.primary_keys, keys)])
-              .agg(F.max_by(payload, F.col(lookup.table_timestamp)).alias(_ROW)))
+              .agg(F.max_by(payload, F.col(lookup.table_timestamp)).alias(row)))
     left_keyed = left.select("*", *[F.col(lk).cast(t).alias(k)
                                     for lk, t, k in zip(lookup.lookup_keys, key_types, keys)])
-    joined = left_keyed.join(latest, on=keys, how="inner" if drop_missing else "left")
-    return joined.select(*[F.col(c) for c in left.columns],
-                         *[F.col(f"{_ROW}.f{i}").alias(f) for i, f in enumerate(lookup.features)])
+    joined = left_keyed.join(latest, on=keys, how="left")
+    return joined.select(*[F.col(c) for c in left.columns], F.col(row)), {index: F.col(row).isNotNull()}
 
 
 def join_features(spark: SparkSession, config: Config, df: DataFrame, lookups: Sequence[FeatureLookup], *,
                   drop_missing: bool = False,
                   delta_versions: Mapping[str, int] | None = None) -> tuple[DataFrame, list[dict]]:
     """Left-join each lookup's features onto ``df``, point in time.
+
+    Point-in-time lookups that share lookup keys and timestamp column are joined together
+    in one pass over ``df`` (one shuffle, one window); lookups without a timestamp take the
+    latest row per key (an aggregate and a join each).
 
     Args:
         spark: the session.
@@ -313,9 +368,10 @@ def join_features(spark: SparkSession, config: Config, df: DataFrame, lookups: S
     internal = [c for c in df.columns if c.startswith(_PREFIX)]
     if internal:
         raise BadInputError(f"input column(s) {internal} use the reserved prefix {_PREFIX!r}")
-    result = df
-    resolved_all: list[dict] = []
-    for lookup in lookups:
+    resolved_all: list[_Resolved] = []
+    groups: dict[tuple, list[tuple[int, _Resolved, DataFrame]]] = {}
+    latest: list[tuple[int, _Resolved, DataFrame]] = []
+    for index, lookup in enumerate(lookups):
         resolved, data = resolve_lookup(spark, config, df, lookup, delta_versions.get(lookup.table))
         clash = [f for f in resolved.features if f in taken]
         if clash:
@@ -326,16 +382,31 @@ def join_features(spark: SparkSession, config: Config, df: DataFrame, lookups: S
         taken.update(resolved.features)
         data = data.select(*resolved.primary_keys, resolved.table_timestamp, *resolved.features)
         if resolved.timestamp_lookup_key is None:
-            result = _latest(result, data, resolved, drop_missing)
+            latest.append((index, resolved, data))
         else:
-            result = _point_in_time(result, data, resolved, drop_missing)
-        resolved_all.append(resolved.to_dict())
+            groups.setdefault(_group_key(resolved, data), []).append((index, resolved, data))
+        resolved_all.append(resolved)
         logger.info("lookup %s: %d feature(s) at Delta version %d (%s)", resolved.table, len(resolved.features),
                     resolved.delta_version,
                     f"point in time on {resolved.timestamp_lookup_key}, ttl "
                     + (f"{resolved.ttl_seconds}s" if resolved.ttl_seconds else "none")
                     if resolved.timestamp_lookup_key else "latest values")
-    return result, resolved_all
+    result = df
+    found: dict[int, Column] = {}
+    for number, group in enumerate(groups.values()):
+        result, group_found = _point_in_time(result, group, number)
+        found.update(group_found)
+    for index, resolved, data in latest:
+        result, latest_found = _latest(result, resolved, data, index)
+        found.update(latest_found)
+    if drop_missing:
+        result = result.filter(functools.reduce(lambda a, b: a & b, found.values()))
+    result = result.select(
+        *[F.col(c) for c in df.columns],
+        *[F.when(found[index], F.col(f"{_PREFIX}r{index}").getField(f"f{i}")).alias(feature)
+          for index, resolved in enumerate(resolved_all) for i, feature in enumerate(resolved.features)],
+    )
+    return result, [resolved.to_dict() for resolved in resolved_all]
 
 
 def build_spec(label: str | None, lookups: list[dict], feature_columns: list[str] | None = None) -> TrainingSetSpec:
