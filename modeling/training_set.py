@@ -50,7 +50,6 @@ SPEC_ARTIFACT = "training_set_spec.json"
 _PREFIX = "__fl_"
 _SIDE = _PREFIX + "side"
 _TS = _PREFIX + "ts"
-_ROW = _PREFIX + "row"
 _TIMESTAMP_TYPES = (T.TimestampType, T.TimestampNTZType, T.DateType)
 
 
