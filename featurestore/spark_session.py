@@ -46,16 +46,14 @@ PROVIDED_BY_SPARK = (
     "org.locationtech.jts:jts-core",
 )
 
-# A local-mode driver JVM lives for one short job (tests, the demo, a build on a laptop): the
-# C1 JIT compiler alone warms up quickly, while C2 compiles in background threads that compete
-# with the job for the cores. Profiled on a tiny build, it cut the driver JVM's CPU time by
-# ~40% (benchmarks/startup.py). Long local jobs that want peak throughput set
-# ``spark.driver.extraJavaOptions`` in the configuration's ``spark.conf`` (even to "").
+# For short local jobs (tests, a build of a few rows) the C1 JIT compiler alone warms up faster:
+# C2 compiles in background threads that compete with the job for the cores. Profiled on a tiny
+# build it cut the driver JVM's CPU by ~40%, but it made warm batch scoring ~2x slower
+# (benchmarks/results/startup.md), so it is opt-in: put it in ``spark.driver.extraJavaOptions``.
 QUICK_START_JAVA_OPTIONS = "-XX:TieredStopAtLevel=1"
 
 # Local-mode defaults; configuration (spark.conf) overrides any of them.
 LOCAL_DEFAULTS = {
-    "spark.driver.extraJavaOptions": QUICK_START_JAVA_OPTIONS,
     "spark.sql.shuffle.partitions": "4",
     "spark.default.parallelism": "4",
     "spark.ui.enabled": "false",
