@@ -134,6 +134,47 @@ def train_models(config: Config, trees: int) -> dict[str, str]:
     return uris
 
 
+def _predict_part(uri: str, tracking_uri: str, file: str, part: int, parts: int, ready, start, done) -> None:  # noqa: ANN001
+    """Child process of :func:`pandas_in_parallel`: load, say ready, predict its share when told."""
+    import mlflow
+    import pandas as pd
+
+    mlflow.set_tracking_uri(tracking_uri)
+    model = mlflow.pyfunc.load_model(uri)
+    frame = pd.read_parquet(file, columns=COLUMNS)
+    share = frame.iloc[part * len(frame) // parts:(part + 1) * len(frame) // parts]
+    model.predict(share.head(1000))
+    ready.put(part)
+    start.wait()
+    model.predict(share)
+    done.put(part)
+
+
+def pandas_in_parallel(model_name: str, uri: str, file: Path, n: int, processes: int,
+                       tracking_uri: str) -> dict[str, Any]:
+    """pyfunc ``predict`` on pandas in ``processes`` processes at once, each on its share of the
+    ``n`` rows (no Spark): how much the machine's cores give when nothing else runs."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    ready, done, start = context.Queue(), context.Queue(), context.Event()
+    children = [context.Process(target=_predict_part, args=(uri, tracking_uri, str(file), i, processes, ready,
+                                                            start, done)) for i in range(processes)]
+    for child in children:
+        child.start()
+    for _ in children:
+        ready.get(timeout=600)
+    started = time.perf_counter()
+    start.set()
+    for _ in children:
+        done.get(timeout=3600)
+    seconds = time.perf_counter() - started
+    for child in children:
+        child.join()
+    return {"name": f"{model_name} pyfunc predict on pandas, {processes} processes at once (no Spark)",
+            "rows": n, "seconds": round(seconds, 3), "rows_per_second": round(n / seconds)}
+
+
 def transfer_floor(spark, df, n: int, sampler, args: argparse.Namespace) -> list[dict[str, Any]]:  # noqa: ANN001
     """The same cached rows with no model: Spark alone, then an identity pandas UDF over the model's
     10 columns (the Arrow round trip JVM -> Python -> JVM that every Python UDF pays)."""
@@ -269,6 +310,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     measurements.append(timed(f"{model_name} pyfunc predict on pandas", lambda frame=pdf: pyfunc.predict(frame),
                                               n, sampler, args.repeat))
                     del pdf
+            for model_name, uri in uris.items():
+                measurements.append(pandas_in_parallel(model_name, uri, files[sizes[-1]], sizes[-1], cores,
+                                                       config.mlflow.tracking_uri))
     finally:
         if not args.workdir:
             shutil.rmtree(workdir, ignore_errors=True)
@@ -298,6 +342,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                      f"moves {floor:,} rows/s = {ratio(floor, base)}x the single-process logistic regression "
                      f"rate ({base:,} rows/s); no Python UDF, spark_udf included, can beat that floor on this "
                      f"machine, so the cheap model's ratio is bounded by it.")
+    for model_name, target in targets.items():
+        parallel = [m for m in measurements if m["name"].startswith(f"{model_name} pyfunc predict on pandas, ")]
+        if parallel:
+            ceiling = ratio(parallel[0]["rows_per_second"], rate(f"{model_name} pyfunc predict on pandas", n))
+            notes.append(f"{model_name}: pandas predict in {cores} processes at once, no Spark, reaches "
+                         f"{ceiling}x the one-process rate: that is what this machine's cores give any parallel "
+                         f"scorer (target {target}x).")
     python_peaks = [m["peak_python_rss_mib"] for m in measurements
                     if "spark_udf" in m["name"] and "Arrow batch" not in m["name"]]
     if python_peaks:
