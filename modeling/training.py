@@ -104,11 +104,12 @@ def _feature_kinds(df: DataFrame, columns: Sequence[str]) -> tuple[list[str], li
     return numeric, categorical
 
 
-def _to_pandas(df: DataFrame, numeric: list[str], categorical: list[str], label: str):
-    """Collect features and label; numeric features become float64 (nulls as NaN)."""
+def _to_pandas(df: DataFrame, numeric: list[str], categorical: list[str], label: str, keys: list[str]):
+    """Collect keys, features and label; numeric features become float64 (nulls as NaN)."""
     import pandas as pd
 
-    pdf = df.select(*numeric, *categorical, label).toPandas()
+    pdf = df.select(*[k for k in keys if k not in (*numeric, *categorical, label)], *numeric, *categorical,
+                    label).toPandas()
     for name in numeric:
         pdf[name] = pd.to_numeric(pdf[name], errors="coerce").astype("float64")
     for name in categorical:
@@ -179,7 +180,12 @@ def train_model(spark: SparkSession, config: Config, labels: DataFrame | str | N
                                        drop_missing=settings.drop_missing)
     spec = training_set.spec
     numeric, categorical = _feature_kinds(training_set.df, spec.feature_columns)
-    pdf = _to_pandas(training_set.df, numeric, categorical, label)
+    keys = [*spec.entity_keys, *([spec.timestamp_key] if spec.timestamp_key else [])]
+    pdf = _to_pandas(training_set.df, numeric, categorical, label, keys)
+    missing_keys = {k: int(pdf[k].isna().sum()) for k in keys if pdf[k].isna().any()}
+    if missing_keys:  # such a row can be joined to no feature: its features would all be null
+        raise BadInputError("labels: null values in key column(s) "
+                            + ", ".join(f"{k!r} ({n} rows)" for k, n in missing_keys.items()))
     unlabelled = int(pdf[label].isna().sum())
     if unlabelled:
         logger.warning("dropping %d row(s) with a null label %r", unlabelled, label)

@@ -232,15 +232,23 @@ def test_empty_source_keeps_the_table_and_says_so(spark, baseline, caplog):
     assert "user_activity: 0 rows inserted, 0 updated" in caplog.text
 
 
+NO_ROWS = "empty training set.*'?user_activity"
 TRAINING_CASES = [
-    ("empty_label_set", lambda labels: labels.limit(0)),
-    ("only_null_labels", lambda labels: labels.withColumn("label", F.lit(None).cast("bigint"))),
+    ("empty_label_set", lambda labels: labels.limit(0), NO_ROWS),
+    ("only_null_labels", lambda labels: labels.withColumn("label", F.lit(None).cast("bigint")), NO_ROWS),
+    ("null_entity_key", lambda labels: labels.withColumn(
+        "user_id", F.when(F.col("label") == 0, F.lit(None)).otherwise(F.col("user_id"))),
+     r"labels: null values in key column\(s\) 'user_id' \(1 rows\)"),
+    ("null_label_time", lambda labels: labels.withColumn(
+        "label_time", F.when(F.col("label") == 0, F.lit(None)).otherwise(F.col("label_time"))),
+     r"labels: null values in key column\(s\) 'label_time' \(1 rows\)"),
 ]
 
 
-@pytest.mark.parametrize("make_labels", [c[1] for c in TRAINING_CASES], ids=[c[0] for c in TRAINING_CASES])
-def test_training_on_no_labelled_rows_is_refused_before_any_run(spark, baseline, tmp_path, make_labels):
-    """No labelled rows: a clear error naming the feature table, and nothing logged or registered."""
+@pytest.mark.parametrize(("make_labels", "error"), [c[1:] for c in TRAINING_CASES], ids=[c[0] for c in TRAINING_CASES])
+def test_training_on_bad_labels_is_refused_before_any_run(spark, baseline, tmp_path, make_labels, error):
+    """No labelled rows, or label rows without a key: a clear error naming the table or column, and
+    nothing logged or registered."""
     from mlflow.tracking import MlflowClient
 
     from modeling.training import train_model
@@ -252,7 +260,7 @@ def test_training_on_no_labelled_rows_is_refused_before_any_run(spark, baseline,
     labels = spark.createDataFrame([(1, T0 + timedelta(hours=2), 1), (2, T0 + timedelta(hours=2), 0)],
                                    "user_id bigint, label_time timestamp, label bigint")
     before = _state(spark, baseline, "user_activity")
-    with pytest.raises(BadInputError, match="empty training set.*'?user_activity"):
+    with pytest.raises(BadInputError, match=error):
         train_model(spark, config, make_labels(labels), model_name="hostile_model",
                     lookups=[FeatureLookup("user_activity", timestamp_lookup_key="label_time")])
     client = MlflowClient(config.mlflow.tracking_uri)
