@@ -6,7 +6,9 @@ import getpass
 import logging
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from delta.exceptions import DeltaConcurrentModificationException
 from delta.tables import DeltaTable
@@ -14,13 +16,21 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from featurestore.definitions import FeatureTable
-from featurestore.errors import BadInputError, ConflictError, DependencyUnavailableError, NotFoundError
+from featurestore.errors import (
+    BadInputError,
+    ConflictError,
+    DependencyUnavailableError,
+    FeaturelakeError,
+    NotFoundError,
+)
 from featurestore.identifiers import quote_identifier, quote_path
 from featurestore.table_metadata import PREFIX, column_comments, definition_properties
 
 logger = logging.getLogger(__name__)
 
 MAX_WRITE_ATTEMPTS = 5
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -201,6 +211,44 @@ def _first_line(error: BaseException) -> str:
     return lines[0] if lines else type(error).__name__
 
 
+def retry_on_conflict(write: Callable[[], T], what: str, path: str, max_attempts: int = MAX_WRITE_ATTEMPTS) -> T:
+    """Run ``write`` and return its result, retrying Delta write conflicts with jittered back-off.
+
+    ``write`` must be safe to repeat (an idempotent MERGE, a ``replaceWhere`` overwrite).
+    featurelake's own errors and any other failure propagate unchanged, without a retry.
+
+    Args:
+        write: the write to run.
+        what: what is written, e.g. ``"table 'x'"``; starts the log and error messages.
+        path: the table's path, named when its storage fails.
+        max_attempts: attempts in all, at least 1.
+
+    Raises:
+        ConflictError: the write still conflicted on the last attempt.
+        DependencyUnavailableError: the storage at ``path`` cannot be written.
+    """
+    for attempt in range(1, max_attempts + 1):
+        try:
+            return write()
+        except FeaturelakeError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - only Delta conflicts are retried
+            if is_storage_failure(exc):
+                raise DependencyUnavailableError(
+                    f"{what}: storage at {path} cannot be written: {_first_line(exc)}"
+                ) from exc
+            if not is_write_conflict(exc):
+                raise
+            if attempt == max_attempts:
+                raise ConflictError(
+                    f"{what}: concurrent writers kept conflicting after {attempt} attempts: {_first_line(exc)}"
+                ) from exc
+            logger.warning("%s: write conflict (attempt %d of %d), retrying: %s",
+                           what, attempt, max_attempts, _first_line(exc))
+            time.sleep(min(2.0 ** attempt, 10.0) * random.uniform(0.5, 1.0))
+    raise ValueError(f"{what}: max_attempts must be at least 1, got {max_attempts}")
+
+
 def write_feature_table(spark: SparkSession, table: FeatureTable, path: str, df: DataFrame,
                         max_attempts: int = MAX_WRITE_ATTEMPTS) -> WriteResult:
     """Create the table on first run (one commit), else keep its metadata current and MERGE ``df``.
@@ -209,25 +257,8 @@ def write_feature_table(spark: SparkSession, table: FeatureTable, path: str, df:
     A concurrent writer's conflicting commit is retried (the MERGE is idempotent) at most
     ``max_attempts`` times in all, then reported as :class:`ConflictError`.
     """
-    for attempt in range(1, max_attempts + 1):
-        try:
-            result = _write_once(spark, table, path, df)
-            break
-        except Exception as exc:  # noqa: BLE001 - only Delta conflicts are retried
-            if is_storage_failure(exc):
-                raise DependencyUnavailableError(
-                    f"table {table.name!r}: storage at {path} cannot be written: {_first_line(exc)}"
-                ) from exc
-            if not is_write_conflict(exc):
-                raise
-            if attempt == max_attempts:
-                raise ConflictError(
-                    f"table {table.name!r}: concurrent writers kept conflicting after {attempt} attempts: "
-                    f"{_first_line(exc)}"
-                ) from exc
-            logger.warning("table %s: write conflict (attempt %d of %d), retrying: %s",
-                           table.name, attempt, max_attempts, _first_line(exc))
-            time.sleep(min(2.0 ** attempt, 10.0) * random.uniform(0.5, 1.0))
+    result = retry_on_conflict(lambda: _write_once(spark, table, path, df), f"table {table.name!r}", path,
+                               max_attempts)
     logger.info("table %s: %d rows inserted, %d updated (Delta version %s -> %s)", table.name,
                 result.rows_inserted, result.rows_updated, result.version_before, result.version_after)
     return result

@@ -13,16 +13,14 @@ from __future__ import annotations
 
 import getpass
 import logging
-import random
 import re
-import time
 from dataclasses import dataclass
 
 from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.utils import AnalysisException
 
-from featurestore.delta_tables import MAX_WRITE_ATTEMPTS, is_write_conflict
+from featurestore.delta_tables import retry_on_conflict
 from featurestore.errors import BadInputError, ConflictError
 from featurestore.table_metadata import PREFIX
 
@@ -132,25 +130,18 @@ def write_batch(spark: SparkSession, df: DataFrame, path: str, table_name: str, 
     validate_batch_id(batch_id)
     created = ensure_table(spark, path, table_name, df, keys)
     marker = f"featurelake batch {batch_id}"
-    for attempt in range(1, MAX_WRITE_ATTEMPTS + 1):
+
+    def write() -> None:
         try:
             (df.write.format("delta").mode("overwrite")
              .option("replaceWhere", f"batch_id = '{batch_id}'")
              .option("userMetadata", marker)
              .save(path))
-            break
         except AnalysisException as exc:
             raise BadInputError(f"cannot write batch {batch_id!r} to {path}: {exc}") from None
-        except Exception as exc:  # concurrent writers surface as Py4J/Delta errors
-            if not is_write_conflict(exc):
-                raise
-            if attempt == MAX_WRITE_ATTEMPTS:
-                raise ConflictError(f"other writers kept changing {path} while batch {batch_id!r} was "
-                                    f"written ({attempt} attempts): rerun the batch") from None
-            # The write replaces exactly this batch's rows, so trying again is safe.
-            logger.warning("batch %s: write conflict (attempt %d of %d), retrying", batch_id, attempt,
-                           MAX_WRITE_ATTEMPTS)
-            time.sleep(min(2.0 ** attempt, 10.0) * random.uniform(0.5, 1.0))
+
+    # The write replaces exactly this batch's rows, so trying again after a conflict is safe.
+    retry_on_conflict(write, f"batch {batch_id!r} of predictions table {table_name!r}", path)
     version, metrics = _commit_of(spark, path, marker)
     rows = int(metrics.get("numOutputRows", 0))
     replaced = int(metrics.get("numDeletedRows", 0) or 0)
