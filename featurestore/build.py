@@ -7,6 +7,7 @@ import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 
 from py4j.protocol import Py4JJavaError
 from pyspark.errors import AnalysisException
@@ -20,6 +21,10 @@ from featurestore.feast_repo import check_registry, register_tables
 from featurestore.validation import validate_feature_frame
 
 logger = logging.getLogger(__name__)
+
+# Sources up to this size make a "small input" build, which may start Spark in quick-start mode
+# (featurestore.spark_session.QUICK_START_JAVA_OPTIONS).
+SMALL_INPUT_BYTES = 64 * 2**20
 
 
 @dataclass(frozen=True)
@@ -92,14 +97,18 @@ def load_project_tables(config: Config) -> dict[str, FeatureTable]:
 
 
 def build_features(spark: SparkSession, config: Config, names: list[str] | None = None) -> list[BuildResult]:
-    """Build the named feature tables (all when None) and register them in Feast.
+    """Build the named feature tables (all when None) and register them in Feast."""
+    return build_tables(spark, config, select_tables(load_project_tables(config), names))
+
+
+def build_tables(spark: SparkSession, config: Config, tables: list[FeatureTable]) -> list[BuildResult]:
+    """Build ``tables`` and register them in Feast.
 
     Every table is computed and validated before it is written; a bad table stops the
     build with its table unchanged. A broken Feast registry stops the build before anything
     is written. The registry check (which imports Feast: seconds of CPU) runs in a thread
     while Spark computes the first table, so its cost overlaps the Spark work.
     """
-    tables = select_tables(load_project_tables(config), names)
     results = []
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="feast-check") as pool:
         registry_checked = pool.submit(check_registry, config)
@@ -111,3 +120,26 @@ def build_features(spark: SparkSession, config: Config, names: list[str] | None 
             results.append(BuildResult(result, time.monotonic() - started))
     register_tables(config, tables)
     return results
+
+
+def sources_are_small(config: Config, tables: list[FeatureTable], limit: int = SMALL_INPUT_BYTES) -> bool:
+    """True when every source of ``tables`` is a local file or folder and together they hold <= ``limit`` bytes.
+
+    A remote source (a URI) or a missing path counts as large: its size is not known here.
+    """
+    total = 0
+    for table in tables:
+        for source in table.sources:
+            location = source_location(config, source)
+            if "://" in location and not location.startswith("file://"):
+                return False
+            path = Path(location.removeprefix("file://"))
+            if path.is_file():
+                total += path.stat().st_size
+            elif path.is_dir():
+                total += sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+            else:
+                return False
+            if total > limit:
+                return False
+    return True

@@ -8,6 +8,7 @@ A configuration file looks like this (every key is optional)::
     spark:
       master: local[*]
       app_name: featurelake
+      quick_start: auto             # auto | always | never (see featurestore/spark_session.py)
       conf: {spark.sql.shuffle.partitions: "4"}
     mlflow:
       tracking_uri: sqlite:///mlflow.db
@@ -39,6 +40,7 @@ from featurestore.errors import BadInputError
 ENV_PREFIX = "FEATURELAKE_"
 CONFIG_ENV_VAR = "FEATURELAKE_CONFIG"
 DEFAULT_CONFIG_NAME = "featurelake.yaml"
+QUICK_START_CHOICES = ("auto", "always", "never")
 
 
 @dataclass
@@ -47,7 +49,14 @@ class SparkSettings:
 
     master: str = "local[*]"
     app_name: str = "featurelake"
+    # auto: quick-start JVM options for local jobs that know their input is small; always; never
+    quick_start: str = "auto"
     conf: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.quick_start not in QUICK_START_CHOICES:
+            raise BadInputError(f"spark.quick_start must be one of {', '.join(QUICK_START_CHOICES)}, "
+                                f"not {self.quick_start!r}")
 
 
 @dataclass

@@ -16,6 +16,7 @@ import yaml
 from featurestore.config import Config
 from featurestore.definitions import FeatureTable
 from featurestore.errors import DependencyUnavailableError
+from featurestore.feast_import import import_feast
 from featurestore.spark_session import delta_spark_conf
 
 logger = logging.getLogger(__name__)
@@ -60,7 +61,7 @@ def ensure_repo(config: Config) -> Path:
 
 def feature_store(config: Config):
     """Return Feast's ``FeatureStore`` for the project's repository."""
-    from feast import FeatureStore
+    FeatureStore = import_feast().FeatureStore
 
     repo = ensure_repo(config)
     try:
@@ -70,6 +71,7 @@ def feature_store(config: Config):
 
 
 def _feast_types(dtype: str):
+    import_feast()
     from feast import ValueType
     from feast.types import Bool, Float32, Float64, Int32, Int64, String, UnixTimestamp
 
@@ -87,6 +89,7 @@ def _feast_types(dtype: str):
 
 def feast_definitions(table: FeatureTable, path: str) -> list:
     """Return Feast's Entity objects, SparkSource and FeatureView for ``table`` stored at ``path``."""
+    import_feast()
     from feast import Entity, FeatureView, Field
     from feast.infra.offline_stores.contrib.spark_offline_store.spark_source import SparkSource
     from feast.table_format import DeltaFormat

@@ -11,7 +11,8 @@ from typing import Iterator
 
 from pyspark.sql import SparkSession
 
-from featurestore.config import Config
+from featurestore import class_data_archive
+from featurestore.config import Config, SparkSettings
 
 logger = logging.getLogger(__name__)
 
@@ -46,11 +47,14 @@ PROVIDED_BY_SPARK = (
     "org.locationtech.jts:jts-core",
 )
 
-# For short local jobs (tests, a build of a few rows) the C1 JIT compiler alone warms up faster:
-# C2 compiles in background threads that compete with the job for the cores. Profiled on a tiny
-# build it cut the driver JVM's CPU by ~40%, but it made warm batch scoring ~2x slower
-# (benchmarks/results/startup.md), so it is opt-in: put it in ``spark.driver.extraJavaOptions``.
-QUICK_START_JAVA_OPTIONS = "-XX:TieredStopAtLevel=1"
+# Quick start, for small local jobs (a build of a few thousand rows, tests): the C1 JIT alone,
+# the serial collector and no whole-stage code generation. C2 and G1 run background threads that
+# compete with the job for the cores, and compiling generated code costs more than it saves on
+# small inputs: a tiny build took 29 s without and 18 s with these (benchmarks/results/startup.md).
+# They make large jobs slower (warm batch scoring ~2x with C1 alone), so a session only gets them
+# when ``spark.quick_start`` is ``always``, or ``auto`` (the default) and the job says its input is small.
+QUICK_START_JAVA_OPTIONS = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
+QUICK_START_CONF = {"spark.sql.codegen.wholeStage": "false"}
 
 # Local-mode defaults; configuration (spark.conf) overrides any of them.
 LOCAL_DEFAULTS = {
@@ -111,7 +115,30 @@ def running_under_spark_submit() -> bool:
     return "PYSPARK_GATEWAY_PORT" in os.environ
 
 
-def get_spark(config: Config | None = None) -> SparkSession:
+def wants_quick_start(settings: SparkSettings, small_input: bool) -> bool:
+    """True when a local session should start with the quick-start options (see above)."""
+    if not settings.master.startswith("local"):
+        return False
+    return settings.quick_start == "always" or (settings.quick_start == "auto" and small_input)
+
+
+def session_conf(settings: SparkSettings, small_input: bool = False) -> dict[str, str]:
+    """Return the configuration of a local session: defaults, Delta, quick start, then the user's.
+
+    The driver's JVM options join ours (class-data archive, quick start) with the user's,
+    which come last and so win where they disagree.
+    """
+    quick = wants_quick_start(settings, small_input)
+    conf = {**LOCAL_DEFAULTS, **delta_spark_conf(), **(QUICK_START_CONF if quick else {}), **settings.conf}
+    user_options = settings.conf.get("spark.driver.extraJavaOptions", "")
+    options = [class_data_archive.java_options(user_options), QUICK_START_JAVA_OPTIONS if quick else "", user_options]
+    java_options = " ".join(o for o in options if o)
+    if java_options:
+        conf["spark.driver.extraJavaOptions"] = java_options
+    return conf
+
+
+def get_spark(config: Config | None = None, small_input: bool = False) -> SparkSession:
     """Return the Spark session the jobs use.
 
     If a session is already active (a notebook, Databricks, a test fixture) or the process
@@ -121,6 +148,7 @@ def get_spark(config: Config | None = None) -> SparkSession:
 
     Args:
         config: the project configuration; embedded defaults when None.
+        small_input: the job knows its input is small (then ``spark.quick_start: auto`` applies).
 
     Returns:
         A Delta-capable :class:`SparkSession`.
@@ -132,16 +160,16 @@ def get_spark(config: Config | None = None) -> SparkSession:
         logger.info("running under spark-submit: adopting its master and packages")
         return SparkSession.builder.getOrCreate()
 
-    from featurestore.config import SparkSettings
-
     settings = config.spark if config is not None else SparkSettings()
     # Workers must use this interpreter (with pandas, mlflow...), not the python3 on PATH.
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
     builder = SparkSession.builder.master(settings.master).appName(settings.app_name)
-    for key, value in {**LOCAL_DEFAULTS, **delta_spark_conf(), **settings.conf}.items():
+    conf = session_conf(settings, small_input)
+    for key, value in conf.items():
         builder = builder.config(key, value)
-    logger.info("starting Spark session: master=%s, Delta package %s", settings.master, delta_package())
+    logger.info("starting Spark session: master=%s, Delta package %s, JVM options %r", settings.master,
+                delta_package(), conf.get("spark.driver.extraJavaOptions", ""))
     with _jvm_output_to_stderr():
         spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")

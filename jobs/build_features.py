@@ -13,8 +13,9 @@ import argparse
 import logging
 import sys
 
-from featurestore.build import build_features
+from featurestore.build import build_tables, load_project_tables, sources_are_small
 from featurestore.config import Config
+from featurestore.definitions import select_tables
 from featurestore.spark_session import get_spark
 from jobs.common import job_parser, run_job
 
@@ -30,8 +31,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _run(args: argparse.Namespace, config: Config) -> None:
-    spark = get_spark(config)
-    for result in build_features(spark, config, args.tables):
+    tables = select_tables(load_project_tables(config), args.tables)
+    spark = get_spark(config, small_input=sources_are_small(config, tables))
+    for result in build_tables(spark, config, tables):
         w = result.write
         logger.info("%s: %s, %d inserted, %d updated, Delta version %d, %.1f s", w.table,
                     "created" if w.created else "merged", w.rows_inserted, w.rows_updated,

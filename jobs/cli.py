@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "materialize": ("jobs.materialize", "load the newest feature values into Feast's online store"),
     "online-features": ("jobs.online_features", "print online feature values as JSON"),
     "report": ("jobs.build_report", "write the static HTML report (feature tables, models, monitoring)"),
+    "warmup": ("jobs.warmup", "write the JVM class-data archive so that later local jobs start faster"),
 }
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from featurestore.config import Config, resolve_paths
-from featurestore.spark_session import QUICK_START_JAVA_OPTIONS, get_spark
+from featurestore.spark_session import get_spark
 
 # Python workers must run this interpreter (with pandas, mlflow, the package under test).
 os.environ["PYSPARK_PYTHON"] = sys.executable
@@ -22,9 +22,8 @@ def spark():
     config = Config()
     config.spark.master = "local[2]"
     config.spark.app_name = "featurelake-tests"
-    config.spark.conf = {"spark.sql.shuffle.partitions": "2", "spark.default.parallelism": "2",
-                         # many tiny queries: the quick-start JIT costs less CPU than C2 here
-                         "spark.driver.extraJavaOptions": QUICK_START_JAVA_OPTIONS}
+    config.spark.quick_start = "always"  # many tiny queries: quick-start options cost less CPU
+    config.spark.conf = {"spark.sql.shuffle.partitions": "2", "spark.default.parallelism": "2"}
     session = get_spark(config)
     yield session
     session.stop()

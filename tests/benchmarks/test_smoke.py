@@ -49,7 +49,7 @@ def test_table_writes_merge_equals_rewrite(spark, tmp_path: Path) -> None:
 def test_startup_profile_names_the_phases(tmp_path: Path) -> None:
     from benchmarks import startup
 
-    profile = startup.run_profile(startup.prepare(tmp_path))
+    profile = startup.run_profile(startup.prepare(tmp_path), tmp_path / "cache")
     phases = {mark["phase"]: mark for mark in profile["marks"]}
     assert phases["JVM launch + Ivy resolution (launch_gateway)"]["seconds"] > 0
     assert phases["Feast apply"]["seconds"] > 0

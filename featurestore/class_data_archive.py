@@ -1,0 +1,123 @@
+"""The JVM class-data-sharing (CDS) archive that makes local Spark sessions start faster.
+
+A fresh driver JVM loads and verifies some ten thousand Spark, Delta and Hadoop classes
+before the first job runs. Java 17 can store them, already parsed and verified, in an
+archive written by one *training run* (``-XX:ArchiveClassesAtExit``) and map it into every
+later JVM (``-XX:SharedArchiveFile``). ``featurelake warmup`` runs that training run, a tiny
+``featurelake build``; :func:`featurestore.spark_session.get_spark` uses the archive when it
+exists. Measured on the benchmark machine: a tiny build 29 s -> 25 s with the archive alone
+(benchmarks/results/startup.md).
+
+The archive is only valid for the exact Java binary and Spark jars that wrote it, so its file
+name carries a hash of both; a JVM that still finds it unusable runs on without it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+from importlib.metadata import version
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+CACHE_DIR_ENV = "FEATURELAKE_CACHE_DIR"
+# JVM options that make the JVM write or read an archive: a session given one of them
+# explicitly (a training run) must not be given ours as well.
+ARCHIVE_OPTIONS = ("-XX:ArchiveClassesAtExit", "-XX:SharedArchiveFile")
+# The JVM warns on stdout when an archive does not fit (it then runs without it); keep it quiet.
+QUIET_CDS_LOGGING = "-Xlog:cds=off,cds+dynamic=off"
+
+TRAINING_DEFINITIONS = '''"""One tiny feature table: the training run of the class-data archive."""
+from featurestore.definitions import FeatureTable, Field, Source
+
+
+def warmup(spark, inputs):
+    return inputs["warmup"]
+
+
+FEATURE_TABLES = [
+    FeatureTable(name="warmup", primary_keys=[Field("id", "bigint", "id")], timestamp_key="ts",
+                 features=[Field("x", "double", "x")], sources=[Source("warmup", "warmup.parquet")],
+                 transform=warmup, description="class-data archive training run"),
+]
+'''
+
+
+def cache_dir() -> Path:
+    """Return featurelake's cache folder: ``$FEATURELAKE_CACHE_DIR``, else ``$XDG_CACHE_HOME/featurelake``."""
+    if os.environ.get(CACHE_DIR_ENV):
+        return Path(os.environ[CACHE_DIR_ENV])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "featurelake"
+
+
+def java_binary() -> Path | None:
+    """Return the java binary spark-submit starts (``$JAVA_HOME/bin/java``, else java on PATH)."""
+    java_home = os.environ.get("JAVA_HOME")
+    found = str(Path(java_home) / "bin" / "java") if java_home else shutil.which("java")
+    return Path(found).resolve() if found and Path(found).exists() else None
+
+
+def archive_path() -> Path | None:
+    """Return where the archive for this Java and this Spark lives (None when java is not found)."""
+    java = java_binary()
+    if java is None:
+        return None
+    import pyspark
+
+    stat = java.stat()
+    identity = "\n".join([str(java), str(stat.st_size), str(stat.st_mtime_ns), version("pyspark"),
+                          str(Path(pyspark.__file__).parent), version("delta-spark")])
+    digest = hashlib.sha256(identity.encode()).hexdigest()[:16]
+    return cache_dir() / f"spark-classes-{digest}.jsa"
+
+
+def existing_archive() -> Path | None:
+    """Return the archive for this Java and Spark if a training run has written it, else None."""
+    path = archive_path()
+    return path if path is not None and path.is_file() and path.stat().st_size > 0 else None
+
+
+def java_options(user_options: str = "") -> str:
+    """Return the JVM options that map the archive (empty when there is none or the user manages CDS)."""
+    if any(option in user_options for option in ARCHIVE_OPTIONS):
+        return ""
+    archive = existing_archive()
+    return f"-XX:SharedArchiveFile={archive} {QUIET_CDS_LOGGING}" if archive is not None else ""
+
+
+def write_training_project(folder: Path, dump_to: Path) -> Path:
+    """Write a one-table project whose build dumps the archive to ``dump_to``; return its config path."""
+    import pandas as pd
+
+    folder.mkdir(parents=True, exist_ok=True)
+    frame = pd.DataFrame({"id": [1, 2, 3], "x": [0.5, 1.5, 2.5],
+                          "ts": pd.to_datetime(["2025-01-01", "2025-01-02", "2025-01-03"], utc=True)})
+    frame["ts"] = frame["ts"].astype("datetime64[us, UTC]")
+    frame.to_parquet(folder / "warmup.parquet", index=False)
+    (folder / "warmup_tables.py").write_text(TRAINING_DEFINITIONS, encoding="utf-8")
+    config = folder / "featurelake.yaml"
+    config.write_text(
+        "warehouse: warehouse\nsource_root: .\ndefinitions: warmup_tables.py\n"
+        "feast:\n  repo_path: feast_repo\n"
+        "spark:\n  master: local[2]\n  quick_start: always\n  conf:\n"
+        f"    spark.driver.extraJavaOptions: \"-XX:ArchiveClassesAtExit={dump_to}\"\n",
+        encoding="utf-8")
+    return config
+
+
+def install_archive(written: Path) -> Path:
+    """Move a training run's archive into place atomically; return its final path."""
+    target = archive_path()
+    if target is None:
+        raise FileNotFoundError("no java binary found (set JAVA_HOME or put java on PATH)")
+    if not written.is_file() or written.stat().st_size == 0:
+        raise FileNotFoundError(f"the training run wrote no class-data archive at {written}")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staged = target.with_name(f"{target.name}.{os.getpid()}.tmp")
+    shutil.copyfile(written, staged)
+    os.replace(staged, target)
+    logger.info("class-data archive written: %s (%.0f MB)", target, target.stat().st_size / 2**20)
+    return target

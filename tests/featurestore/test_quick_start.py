@@ -1,0 +1,94 @@
+"""Session configuration for quick start and the class-data archive, and the small-input rule."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from featurestore import class_data_archive
+from featurestore.build import sources_are_small
+from featurestore.config import Config, SparkSettings, resolve_paths
+from featurestore.definitions import FeatureTable, Field, Source
+from featurestore.errors import BadInputError
+from featurestore.spark_session import QUICK_START_CONF, QUICK_START_JAVA_OPTIONS, session_conf
+
+
+@pytest.fixture
+def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    folder = tmp_path / "cache"
+    monkeypatch.setenv(class_data_archive.CACHE_DIR_ENV, str(folder))
+    return folder
+
+
+def test_quick_start_only_when_asked_for_or_small_and_local(cache: Path) -> None:
+    auto = SparkSettings(master="local[2]")
+    assert QUICK_START_JAVA_OPTIONS in session_conf(auto, small_input=True)["spark.driver.extraJavaOptions"]
+    assert session_conf(auto, small_input=True)["spark.sql.codegen.wholeStage"] == "false"
+    assert "spark.driver.extraJavaOptions" not in session_conf(auto, small_input=False)
+    assert "spark.sql.codegen.wholeStage" not in session_conf(auto, small_input=False)
+    never = SparkSettings(master="local[2]", quick_start="never")
+    assert "spark.driver.extraJavaOptions" not in session_conf(never, small_input=True)
+    always = SparkSettings(master="local[2]", quick_start="always")
+    assert QUICK_START_JAVA_OPTIONS in session_conf(always)["spark.driver.extraJavaOptions"]
+    cluster = SparkSettings(master="spark://head:7077", quick_start="always")
+    assert "spark.driver.extraJavaOptions" not in session_conf(cluster, small_input=True)
+
+
+def test_user_conf_wins_over_quick_start(cache: Path) -> None:
+    settings = SparkSettings(master="local[2]", quick_start="always",
+                             conf={"spark.driver.extraJavaOptions": "-XX:+UseG1GC",
+                                   "spark.sql.codegen.wholeStage": "true"})
+    conf = session_conf(settings)
+    # JVM options: ours first, the user's last (the JVM takes the last of conflicting flags)
+    assert conf["spark.driver.extraJavaOptions"].endswith("-XX:+UseG1GC")
+    assert conf["spark.driver.extraJavaOptions"].startswith(QUICK_START_JAVA_OPTIONS)
+    assert conf["spark.sql.codegen.wholeStage"] == "true"
+    assert set(QUICK_START_CONF) <= set(conf)
+
+
+def test_archive_is_mapped_once_a_training_run_wrote_it(cache: Path, tmp_path: Path) -> None:
+    settings = SparkSettings(master="local[2]")
+    assert "spark.driver.extraJavaOptions" not in session_conf(settings)
+    path = class_data_archive.archive_path()
+    assert path is not None and path.parent == cache
+    written = tmp_path / "written.jsa"
+    written.write_bytes(b"archive bytes")  # install_archive only moves the file into place
+    assert class_data_archive.install_archive(written) == path
+    options = session_conf(settings)["spark.driver.extraJavaOptions"]
+    assert f"-XX:SharedArchiveFile={path}" in options
+    # a training run (which writes an archive itself) is not given ours
+    dumping = SparkSettings(master="local[2]", conf={"spark.driver.extraJavaOptions": "-XX:ArchiveClassesAtExit=x"})
+    assert session_conf(dumping)["spark.driver.extraJavaOptions"] == "-XX:ArchiveClassesAtExit=x"
+
+
+def test_install_refuses_a_missing_or_empty_archive(cache: Path, tmp_path: Path) -> None:
+    empty = tmp_path / "empty.jsa"
+    empty.write_bytes(b"")
+    for written in (tmp_path / "missing.jsa", empty):
+        with pytest.raises(FileNotFoundError, match="no class-data archive"):
+            class_data_archive.install_archive(written)
+    assert class_data_archive.existing_archive() is None
+
+
+def test_quick_start_setting_is_checked() -> None:
+    with pytest.raises(BadInputError, match="spark.quick_start must be one of auto, always, never"):
+        SparkSettings(quick_start="sometimes")
+
+
+def _table(*paths: str) -> FeatureTable:
+    return FeatureTable(name="t", primary_keys=[Field("id", "bigint", "id")], timestamp_key="ts",
+                        features=[Field("x", "double", "x")],
+                        sources=[Source(f"s{i}", p) for i, p in enumerate(paths)])
+
+
+def test_small_input_is_local_and_under_the_limit(tmp_path: Path) -> None:
+    config = resolve_paths(Config(source_root="."), tmp_path)
+    (tmp_path / "a.parquet").write_bytes(b"x" * 100)
+    folder = tmp_path / "b"
+    folder.mkdir()
+    (folder / "part-0.parquet").write_bytes(b"x" * 100)
+    assert sources_are_small(config, [_table("a.parquet", "b")], limit=200)
+    assert not sources_are_small(config, [_table("a.parquet", "b")], limit=199)
+    assert not sources_are_small(config, [_table("missing.parquet")])
+    assert not sources_are_small(config, [_table("s3a://bucket/events")])

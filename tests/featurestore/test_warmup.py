@@ -1,0 +1,35 @@
+"""`featurelake warmup` writes a class-data archive that a later build's JVM maps."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from featurestore import class_data_archive
+
+pytestmark = pytest.mark.slow
+
+
+def test_warmup_writes_the_archive_and_a_build_uses_it(tmp_path: Path) -> None:
+    env = {**os.environ, class_data_archive.CACHE_DIR_ENV: str(tmp_path / "cache")}
+    env.pop("PYSPARK_GATEWAY_PORT", None)
+    warmup = subprocess.run([sys.executable, "-m", "jobs.warmup"], env=env, capture_output=True, text=True)
+    assert warmup.returncode == 0, warmup.stderr[-3000:]
+    archives = list((tmp_path / "cache").glob("spark-classes-*.jsa"))
+    assert len(archives) == 1 and archives[0].stat().st_size > 10 * 2**20
+    assert "class-data archive written" in warmup.stderr
+
+    # A tiny build with the archive: its JVM is started with it, and (-Xshare:on) refuses to
+    # start at all if the archive cannot be mapped, so exit 0 proves it was used.
+    config = class_data_archive.write_training_project(tmp_path / "project", tmp_path / "unused.jsa")
+    config.write_text(config.read_text().replace('-XX:ArchiveClassesAtExit=' + str(tmp_path / "unused.jsa"),
+                                                 "-Xshare:on"), encoding="utf-8")
+    build = subprocess.run([sys.executable, "-m", "jobs.build_features", "--config", str(config)], env=env,
+                           capture_output=True, text=True)
+    assert build.returncode == 0, build.stderr[-3000:]
+    assert f"-XX:SharedArchiveFile={archives[0]}" in build.stderr
+    assert (tmp_path / "project" / "warehouse" / "warmup" / "_delta_log").is_dir()
