@@ -11,7 +11,7 @@ from typing import Iterator
 
 from pyspark.sql import SparkSession
 
-from featurestore import class_data_archive
+from featurestore import class_data_archive, resolved_jars
 from featurestore.config import Config, SparkSettings
 
 logger = logging.getLogger(__name__)
@@ -166,11 +166,15 @@ def get_spark(config: Config | None = None, small_input: bool = False) -> SparkS
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
     builder = SparkSession.builder.master(settings.master).appName(settings.app_name)
     conf = session_conf(settings, small_input)
-    for key, value in conf.items():
+    launch_conf = resolved_jars.use_recorded_jars(conf)
+    for key, value in launch_conf.items():
         builder = builder.config(key, value)
-    logger.info("starting Spark session: master=%s, Delta package %s, JVM options %r", settings.master,
-                delta_package(), conf.get("spark.driver.extraJavaOptions", ""))
+    logger.info("starting Spark session: master=%s, Delta package %s (%s), JVM options %r", settings.master,
+                delta_package(), "jars recorded earlier" if launch_conf is not conf else "resolved now",
+                conf.get("spark.driver.extraJavaOptions", ""))
     with _jvm_output_to_stderr():
         spark = builder.getOrCreate()
+    if launch_conf is conf:
+        resolved_jars.record_resolution(conf, spark.sparkContext.getConf().get("spark.jars", ""))
     spark.sparkContext.setLogLevel("ERROR")
     return spark
