@@ -25,6 +25,7 @@ from pyspark.sql import types as T
 
 from featurestore.errors import BadInputError, DependencyUnavailableError
 from inference.model_reference import ResolvedModel
+from inference.scoring_model import PROBABILITY_METADATA, gives_probability
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +61,7 @@ class ScoringModel:
     prediction_type: str                        # Spark type of the prediction column
     udf_path: str                               # the wrapper handed to spark_udf (inference.scoring_model)
     has_probability: bool
+    output_type: str = "double"                 # Spark type of the wrapped model's own output (signature)
 
     @property
     def feature_names(self) -> list[str]:
@@ -88,23 +90,31 @@ def _signature_inputs(meta: Model, resolved: ResolvedModel) -> list[tuple[str, s
     return columns
 
 
-def _prediction_type(meta: Model) -> str:
-    schema = meta.get_output_schema()
-    if schema is None or schema.is_tensor_spec() or len(schema.inputs) != 1:
-        return "double"
-    type_name = getattr(schema.inputs[0].type, "name", "double")
-    spark_type = MLFLOW_TO_SPARK.get(type_name, "double")
-    return "double" if spark_type in NUMERIC or spark_type == "boolean" else spark_type
+def _output_type(meta: Model) -> str:
+    """The Spark type of the model's single signature output ("double" when there is none)."""
+    output = meta.get_output_schema()
+    if output is not None and not output.is_tensor_spec() and len(output.inputs) == 1:
+        return MLFLOW_TO_SPARK.get(getattr(output.inputs[0].type, "name", ""), "double")
+    return "double"
 
 
-def _classifier_classes(meta: Model, local_path: str) -> list | None:
-    """The classes of an sklearn classifier with ``predict_proba`` (None for anything else)."""
+def _prediction_type(output_type: str) -> str:
+    """The Spark type of the prediction column: numbers and booleans become double."""
+    return "double" if output_type in NUMERIC or output_type == "boolean" else output_type
+
+
+def _gives_probability(meta: Model, local_path: str) -> bool:
+    """True for an sklearn classifier with ``predict_proba``.
+
+    Models trained by featurelake record this in their MLmodel metadata; any other sklearn
+    model is loaded once here to find out.
+    """
     if "sklearn" not in meta.flavors:
-        return None
-    model = mlflow.sklearn.load_model(local_path)
-    if not hasattr(model, "predict_proba") or not hasattr(model, "classes_"):
-        return None
-    return list(model.classes_)
+        return False
+    recorded = (meta.metadata or {}).get(PROBABILITY_METADATA)
+    if recorded is not None:
+        return bool(recorded)
+    return gives_probability(mlflow.sklearn.load_model(local_path))
 
 
 def _package_folder(module, scratch: Path) -> str:
@@ -167,13 +177,14 @@ def load_scoring_model(resolved: ResolvedModel, *, with_probability: bool = True
         raise DependencyUnavailableError(f"cannot download {resolved.uri}: {exc}") from None
     meta = Model.load(local_path)
     inputs = _signature_inputs(meta, resolved)
-    prediction_type = _prediction_type(meta)
-    has_probability = with_probability and _classifier_classes(meta, local_path) is not None
+    output_type = _output_type(meta)
+    prediction_type = _prediction_type(output_type)
+    has_probability = with_probability and _gives_probability(meta, local_path)
     udf_path = _save_scoring_wrapper(meta, local_path, prediction_type, has_probability,
                                      os.path.join(work_dir, "scoring_wrapper"))
     logger.info("model %s version %d: %d inputs, prediction %s%s", resolved.name, resolved.version,
                 len(inputs), prediction_type, " + probability" if has_probability else "")
-    return ScoringModel(resolved, local_path, inputs, prediction_type, udf_path, has_probability)
+    return ScoringModel(resolved, local_path, inputs, prediction_type, udf_path, has_probability, output_type)
 
 
 def check_inputs(df: DataFrame, model: ScoringModel, where: str = "input") -> DataFrame:
@@ -214,13 +225,7 @@ def scoring_udf(spark: SparkSession, model: ScoringModel):  # noqa: ANN201 - a p
             T.StructField("probability", T.DoubleType()),
         ])
     else:
-        meta = Model.load(model.local_path)
-        output = meta.get_output_schema()
-        if output is not None and not output.is_tensor_spec() and len(output.inputs) == 1:
-            spark_name = MLFLOW_TO_SPARK.get(getattr(output.inputs[0].type, "name", ""), "double")
-            result_type = T._parse_datatype_string(spark_name)
-        else:
-            result_type = T.DoubleType()
+        result_type = T._parse_datatype_string(model.output_type)
     return mlflow.pyfunc.spark_udf(spark, model.udf_path, result_type=result_type, env_manager="local")
 
 

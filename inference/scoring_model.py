@@ -26,6 +26,8 @@ from mlflow.pyfunc import PythonModel
 
 MODEL_ARTIFACT = "model"
 CACHE_SIZE = 4  # models kept per Python worker (one per run normally; bounded for long-lived workers)
+# MLmodel metadata key recording gives_probability() at logging time, so scoring need not load the model.
+PROBABILITY_METADATA = "featurelake.gives_probability"
 
 _loaded: OrderedDict[tuple[str, str], Any] = OrderedDict()
 
@@ -44,6 +46,11 @@ def load_once(path: str, flavor: str) -> Any:
     while len(_loaded) > CACHE_SIZE:
         _loaded.popitem(last=False)
     return model
+
+
+def gives_probability(model: Any) -> bool:
+    """True for a fitted classifier with ``predict_proba`` and ``classes_`` (scored with a probability)."""
+    return hasattr(model, "predict_proba") and hasattr(model, "classes_")
 
 
 def cached_models() -> int:

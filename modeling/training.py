@@ -248,12 +248,17 @@ def _log_model(pipeline: Any, x_train):
 
     import skops.io
 
+    from inference.scoring_model import PROBABILITY_METADATA, gives_probability
+
     example = x_train.head(5)
     signature = infer_signature(x_train, pipeline.predict(x_train))
     # skops (MLflow's default format) only loads types it is told to trust; the pipeline is ours.
     trusted = skops.io.get_untrusted_types(data=skops.io.dumps(pipeline))
+    # Recorded so that batch scoring knows without loading the model on the driver.
+    metadata = {PROBABILITY_METADATA: gives_probability(pipeline)}
     return mlflow.sklearn.log_model(pipeline, name=MODEL_ARTIFACT, signature=signature, input_example=example,
-                                    skops_trusted_types=trusted or None, pip_requirements=pip_requirements())
+                                    skops_trusted_types=trusted or None, pip_requirements=pip_requirements(),
+                                    metadata=metadata)
 
 
 def pip_requirements() -> list[str]:

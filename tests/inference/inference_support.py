@@ -37,8 +37,10 @@ def make_config(root: Path) -> Config:
     return resolve_paths(config, root)
 
 
-def log_model(config, name: str, model, X: pd.DataFrame, spec: dict | None = None) -> tuple[str, int]:
-    """Log ``model`` (fitted) with a signature, register it under ``name``; return (run id, version)."""
+def log_model(config, name: str, model, X: pd.DataFrame, spec: dict | None = None,
+              metadata: dict | None = None) -> tuple[str, int]:
+    """Log ``model`` (fitted) with a signature (and MLmodel ``metadata``), register it under ``name``;
+    return (run id, version)."""
     import mlflow
     from mlflow.models import infer_signature
     from skops.io import dumps, get_untrusted_types  # our own test models: safe to trust
@@ -52,7 +54,8 @@ def log_model(config, name: str, model, X: pd.DataFrame, spec: dict | None = Non
     with mlflow.start_run(experiment_id=experiment_id) as run:
         info = mlflow.sklearn.log_model(model, name="model", signature=infer_signature(X, model.predict(X)),
                                  pip_requirements=["scikit-learn", "mlflow"],
-                                 skops_trusted_types=get_untrusted_types(data=dumps(model)) or None)
+                                 skops_trusted_types=get_untrusted_types(data=dumps(model)) or None,
+                                 metadata=metadata)
         if spec is not None:
             mlflow.log_text(json.dumps(spec), "training_set_spec.json")
     version = client.create_model_version(name, info.model_uri, run.info.run_id)
