@@ -14,6 +14,7 @@ from delta.exceptions import DeltaConcurrentModificationException
 from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql.types import StructType
 
 from featurestore.definitions import FeatureTable
 from featurestore.errors import (
@@ -78,6 +79,24 @@ def create_table_with(spark: SparkSession, table: FeatureTable, path: str, df: D
         writer = writer.partitionedBy(*[F.col(quote_identifier(c)) for c in table.partition_by])
     writer.create()
     logger.info("created Delta table %s at %s", table.name, path)
+
+
+def create_empty_table(spark: SparkSession, path: str, schema: StructType, comment: str, properties: dict[str, str],
+                       comments: dict[str, str] | None = None, partition_by: tuple[str, ...] = ()) -> None:
+    """Create an empty Delta table at ``path`` in one commit, unless one exists already.
+
+    Every column of ``schema`` is nullable and carries its entry of ``comments`` as its
+    comment; the table carries ``comment`` and ``properties`` (for tables written by appends
+    and MERGEs: predictions, monitoring).
+    """
+    builder = DeltaTable.createIfNotExists(spark).location(path).comment(comment)
+    for field in schema.fields:
+        builder = builder.addColumn(field.name, field.dataType, nullable=True, comment=(comments or {}).get(field.name))
+    for key, value in properties.items():
+        builder = builder.property(key, value)
+    if partition_by:
+        builder = builder.partitionedBy(*partition_by)
+    builder.execute()
 
 
 def check_table_columns(spark: SparkSession, table: FeatureTable, path: str) -> list[str]:

@@ -20,7 +20,7 @@ from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.utils import AnalysisException
 
-from featurestore.delta_tables import retry_on_conflict
+from featurestore.delta_tables import create_empty_table, retry_on_conflict
 from featurestore.errors import BadInputError, ConflictError
 from featurestore.table_metadata import PREFIX
 
@@ -99,13 +99,8 @@ def ensure_table(spark: SparkSession, path: str, table_name: str, df: DataFrame,
         _check_schema(spark, path, df)
         return False
     comments = {**{k: "Entity key" for k in keys}, **OUTPUT_COMMENTS, **{n: c for n, _, c in METADATA_COLUMNS}}
-    builder = (DeltaTable.createIfNotExists(spark).location(path)
-               .comment(f"Batch predictions ({table_name})").partitionedBy(PARTITION_COLUMN))
-    for f in df.schema.fields:
-        builder = builder.addColumn(f.name, f.dataType, nullable=True, comment=comments.get(f.name))
-    for key, value in _table_properties(table_name, keys).items():
-        builder = builder.property(key, value)
-    builder.execute()
+    create_empty_table(spark, path, df.schema, f"Batch predictions ({table_name})", _table_properties(table_name, keys),
+                       comments, partition_by=(PARTITION_COLUMN,))
     logger.info("created predictions table %s at %s", table_name, path)
     return True
 

@@ -19,6 +19,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import types as T
 
 from featurestore.config import Config
+from featurestore.delta_tables import create_empty_table
 from featurestore.identifiers import quote_identifier
 from featurestore.table_metadata import PREFIX
 
@@ -95,18 +96,14 @@ def ensure_table(spark: SparkSession, config: Config, table: MonitoringTable) ->
     path = config.table_path(table.name)
     if DeltaTable.isDeltaTable(spark, path):
         return path
-    builder = DeltaTable.createIfNotExists(spark).location(path).comment(table.description)
-    for name, dtype, comment in table.columns:
-        builder = builder.addColumn(name, dtype, nullable=True, comment=comment)
     properties = {
         f"{PREFIX}kind": table.name,
         f"{PREFIX}name": table.name,
         f"{PREFIX}description": table.description,
         f"{PREFIX}created_by": getpass.getuser(),
     }
-    for key, value in properties.items():
-        builder = builder.property(key, value)
-    builder.execute()
+    create_empty_table(spark, path, table.schema, table.description, properties,
+                       {name: comment for name, _, comment in table.columns})
     logger.info("created monitoring table %s at %s", table.name, path)
     return path
 
