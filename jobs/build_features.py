@@ -13,9 +13,11 @@ import argparse
 import logging
 import sys
 
+from pyspark.errors import PySparkException
+
 from featurestore.build import build_tables, load_project_tables, sources_are_small
 from featurestore.config import Config
-from featurestore.definitions import select_tables
+from featurestore.definitions import FeatureTable, select_tables
 from featurestore.spark_session import get_spark
 from jobs.common import job_parser, run_job
 
@@ -30,9 +32,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _tables_before_spark(config: Config, names: list[str] | None) -> list[FeatureTable] | None:
+    """Load the definitions before the session starts (to size the sources), or None if they need Spark.
+
+    Definitions may need a session while they load (``@F.udf("double")`` parses its type in
+    the JVM); those are loaded once the session runs, which then starts without quick start.
+    """
+    try:
+        return select_tables(load_project_tables(config), names)
+    except PySparkException as exc:
+        logger.debug("definitions need a Spark session to load: %s", exc)
+        return None
+
+
 def _run(args: argparse.Namespace, config: Config) -> None:
-    tables = select_tables(load_project_tables(config), args.tables)
-    spark = get_spark(config, small_input=sources_are_small(config, tables))
+    tables = _tables_before_spark(config, args.tables)
+    spark = get_spark(config, small_input=tables is not None and sources_are_small(config, tables))
+    if tables is None:
+        tables = select_tables(load_project_tables(config), args.tables)
     for result in build_tables(spark, config, tables):
         w = result.write
         logger.info("%s: %s, %d inserted, %d updated, Delta version %d, %.1f s", w.table,

@@ -32,8 +32,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Up to this many customers the demo's data is small (a few MB): its session may start in quick-start mode.
+SMALL_DEMO_CUSTOMERS = 50_000
+
+
 def _run(args: argparse.Namespace, config: Config) -> None:
-    spark = get_spark(config)
+    spark = get_spark(config, small_input=args.customers <= SMALL_DEMO_CUSTOMERS)
     demo_config = run_demo(spark, args.workdir, n_customers=args.customers, monitor=args.monitor,
                            online=args.online)
     config_path = Path(demo_config.base_dir) / CONFIG_FILE
