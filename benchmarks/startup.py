@@ -273,8 +273,15 @@ def notes(median_seconds: float, profile: dict[str, Any]) -> list[str]:
     verdict = (f"target met ({median_seconds} s <= {TARGET_SECONDS:g} s)" if median_seconds <= TARGET_SECONDS else
                f"target missed by {median_seconds - TARGET_SECONDS:.1f} s ({median_seconds} s vs {TARGET_SECONDS:g} s)")
     return [f"{verdict}; largest phases of the profiled build: {top}.",
-            f"Ivy resolved spark.jars.packages from its local cache in {profile.get('ivy_resolve_ms')} ms "
-            f"(+{profile.get('ivy_artifacts_dl_ms')} ms artifacts); it runs inside the JVM launch on every start."]
+            _ivy_note(profile)]
+
+
+def _ivy_note(profile: dict[str, Any]) -> str:
+    if profile.get("ivy_resolve_ms") is None:
+        return ("Ivy did not run: the session was given the jars an earlier resolution recorded "
+                "(featurestore.resolved_jars) as spark.jars.")
+    return (f"Ivy resolved spark.jars.packages from its local cache in {profile['ivy_resolve_ms']} ms "
+            f"(+{profile.get('ivy_artifacts_dl_ms')} ms artifacts), inside the JVM launch.")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -350,8 +357,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                  + (f", {med_rerun} s on a rerun" if rerun else "")
                  + f" after `featurelake warmup` ({warmup['seconds']} s, once); {med_cold} s before it; "
                  + f"{by_name[measurements[-1]['name']]} s with spark.quick_start: never"
-                 + f" (target <= {TARGET_SECONDS:g} s); Ivy resolution {profile['ivy_resolve_ms']} ms "
-                 f"(artifacts {profile['ivy_artifacts_dl_ms']} ms)."],
+                 + f" (target <= {TARGET_SECONDS:g} s). " + _ivy_note(profile)],
     )
     return result
 

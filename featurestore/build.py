@@ -18,7 +18,7 @@ from featurestore.definitions import FeatureTable, Source, load_definitions, sel
 from featurestore.delta_tables import WriteResult, write_feature_table
 from featurestore.errors import BadInputError, NotFoundError
 from featurestore.feast_repo import check_registry, register_tables
-from featurestore.validation import validate_feature_frame
+from featurestore.validation import ValidatedFrame, validate_feature_frame
 
 logger = logging.getLogger(__name__)
 
@@ -71,8 +71,8 @@ def _root_cause(error: Py4JJavaError) -> str:
     return str(cause.getMessage() or cause.getClass().getName()).splitlines()[0]
 
 
-def compute_table(spark: SparkSession, config: Config, table: FeatureTable) -> DataFrame:
-    """Run the transformation of ``table`` on its sources and return the validated result."""
+def compute_table(spark: SparkSession, config: Config, table: FeatureTable) -> ValidatedFrame:
+    """Run the transformation of ``table`` on its sources and return the validated result (and its row count)."""
     if table.transform is None:
         raise BadInputError(f"table {table.name!r} has no transformation")
     df = table.transform(spark, read_sources(spark, config, table))
@@ -84,8 +84,8 @@ def compute_table(spark: SparkSession, config: Config, table: FeatureTable) -> D
 def build_table(spark: SparkSession, config: Config, table: FeatureTable) -> BuildResult:
     """Compute, validate and write one feature table (no Feast registration)."""
     started = time.monotonic()
-    df = compute_table(spark, config, table)
-    result = write_feature_table(spark, table, config.table_path(table.name), df)
+    computed = compute_table(spark, config, table)
+    result = write_feature_table(spark, table, config.table_path(table.name), computed.df, rows=computed.rows)
     return BuildResult(result, time.monotonic() - started)
 
 
@@ -114,9 +114,10 @@ def build_tables(spark: SparkSession, config: Config, tables: list[FeatureTable]
         registry_checked = pool.submit(check_registry, config)
         for table in tables:
             started = time.monotonic()
-            df = compute_table(spark, config, table)
+            computed = compute_table(spark, config, table)
             registry_checked.result()  # raises the registry's error before the first write
-            result = write_feature_table(spark, table, config.table_path(table.name), df)
+            result = write_feature_table(spark, table, config.table_path(table.name), computed.df,
+                                         rows=computed.rows)
             results.append(BuildResult(result, time.monotonic() - started))
     register_tables(config, tables)
     return results

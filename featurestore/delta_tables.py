@@ -222,12 +222,15 @@ def _last_commit(spark: SparkSession, path: str) -> tuple[int, dict]:
     return int(last["version"]), dict(last["operationMetrics"] or {})
 
 
-def _write_once(spark: SparkSession, table: FeatureTable, path: str, df: DataFrame) -> WriteResult:
+def _write_once(spark: SparkSession, table: FeatureTable, path: str, df: DataFrame, rows: int | None) -> WriteResult:
     version_before = current_version(spark, path)
     if version_before is None:
         create_table_with(spark, table, path, df)
-        version_after, metrics = _last_commit(spark, path)
-        inserted, updated = int(metrics.get("numOutputRows", 0)), 0
+        if rows is not None:  # counted by the validation: no history read (a Spark job) needed
+            version_after, inserted, updated = 0, rows, 0  # a created table's first commit is version 0
+        else:
+            version_after, metrics = _last_commit(spark, path)
+            inserted, updated = int(metrics.get("numOutputRows", 0)), 0
     else:
         new_columns = check_table_columns(spark, table, path)
         if new_columns:
@@ -299,14 +302,15 @@ def retry_on_conflict(write: Callable[[], T], what: str, path: str, max_attempts
 
 
 def write_feature_table(spark: SparkSession, table: FeatureTable, path: str, df: DataFrame,
-                        max_attempts: int = MAX_WRITE_ATTEMPTS) -> WriteResult:
+                        max_attempts: int = MAX_WRITE_ATTEMPTS, rows: int | None = None) -> WriteResult:
     """Create the table on first run (one commit), else keep its metadata current and MERGE ``df``.
 
-    ``df`` must already be validated (:func:`featurestore.validation.validate_feature_frame`).
+    ``df`` must already be validated (:func:`featurestore.validation.validate_feature_frame`,
+    which also counts its ``rows``; without them a created table's row count is read from its history).
     A concurrent writer's conflicting commit is retried (the MERGE is idempotent) at most
     ``max_attempts`` times in all, then reported as :class:`ConflictError`.
     """
-    result = retry_on_conflict(lambda: _write_once(spark, table, path, df), f"table {table.name!r}", path,
+    result = retry_on_conflict(lambda: _write_once(spark, table, path, df, rows), f"table {table.name!r}", path,
                                max_attempts)
     logger.info("table %s: %d rows inserted, %d updated (Delta version %s -> %s)", table.name,
                 result.rows_inserted, result.rows_updated, result.version_before, result.version_after)

@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from featurestore.definitions import FeatureTable
 from featurestore.errors import BadInputError
+
+
+@dataclass(frozen=True)
+class ValidatedFrame:
+    """A computed DataFrame that passed validation, and its row count (counted in the same pass)."""
+
+    df: DataFrame
+    rows: int
 
 
 def check_schema(table: FeatureTable, df: DataFrame) -> None:
@@ -41,8 +50,10 @@ def check_schema(table: FeatureTable, df: DataFrame) -> None:
         raise BadInputError(f"table {table.name!r}: column type mismatch: {'; '.join(mistyped)}")
 
 
-def check_rows(table: FeatureTable, df: DataFrame) -> None:
+def check_rows(table: FeatureTable, df: DataFrame) -> int:
     """Refuse null (or NaN) keys or timestamps and duplicate rows for the same key and timestamp.
+
+    Returns the number of rows (counted in the same pass).
 
     Raises:
         BadInputError: naming the table, the columns and an offending example.
@@ -61,6 +72,7 @@ def check_rows(table: FeatureTable, df: DataFrame) -> None:
     summary = per_key.agg(
         *[F.sum(F.when(missing(k), rows).otherwise(0)).alias(f"null_{i}") for i, k in enumerate(keys)],
         F.max(F.when(complete, F.struct(rows.alias("count"), F.struct(*keys).alias("key")))).alias("most"),
+        F.sum(rows).alias("rows"),
     ).first()
     null_counts = {k: (summary[f"null_{i}"] or 0) if summary is not None else 0 for i, k in enumerate(keys)}
     null_columns = [k for k in keys if null_counts[k] > 0]
@@ -75,11 +87,11 @@ def check_rows(table: FeatureTable, df: DataFrame) -> None:
             f"table {table.name!r}: duplicate rows for the same key and timestamp "
             f"({', '.join(keys)}), for example {example} appears {most['count']} times"
         )
+    return int(summary["rows"] or 0) if summary is not None else 0
 
 
-def validate_feature_frame(table: FeatureTable, df: DataFrame) -> DataFrame:
-    """Validate ``df`` against ``table`` and return it with columns in declared order."""
+def validate_feature_frame(table: FeatureTable, df: DataFrame) -> ValidatedFrame:
+    """Validate ``df`` against ``table``; return it with columns in declared order, and its row count."""
     check_schema(table, df)
     ordered = df.select(*[c.name for c in table.columns])
-    check_rows(table, ordered)
-    return ordered
+    return ValidatedFrame(ordered, check_rows(table, ordered))
