@@ -37,53 +37,21 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.common import base_parser, load_average, main_for, result_header, target_row
+from featurestore.class_data_archive import write_tiny_project
 
 logger = logging.getLogger(__name__)
 
 NAME = "startup"
 TARGET_SECONDS = 15.0
 
-DEFINITIONS = '''"""One tiny feature table for the start-up benchmark."""
-from featurestore.definitions import FeatureTable, Field, Source
-
-
-def tiny(spark, inputs):
-    return inputs["tiny"]
-
-
-FEATURE_TABLES = [
-    FeatureTable(name="tiny", primary_keys=[Field("id", "bigint", "id")], timestamp_key="ts",
-                 features=[Field("x", "double", "x")], sources=[Source("tiny", "tiny.parquet")],
-                 transform=tiny, description="start-up benchmark table"),
-]
-'''
-
-CONFIG = """warehouse: warehouse
-source_root: .
-definitions: tiny_tables.py
-spark:
-  master: local[2]
-feast:
-  repo_path: feast_repo
-"""
-
 QUICK_START_OFF_CONFIG = "featurelake-quick-start-off.yaml"  # the same, with spark.quick_start: never
 
 
 def prepare(workdir: Path) -> Path:
-    """Write the tiny source, definitions and configuration; return the configuration path."""
-    import pandas as pd
-
-    workdir.mkdir(parents=True, exist_ok=True)
-    frame = pd.DataFrame({"id": [1, 2, 3], "x": [0.5, 1.5, 2.5],
-                          "ts": pd.to_datetime(["2025-01-01", "2025-01-02", "2025-01-03"], utc=True)})
-    frame["ts"] = frame["ts"].astype("datetime64[us, UTC]")
-    frame.to_parquet(workdir / "tiny.parquet", index=False)
-    (workdir / "tiny_tables.py").write_text(DEFINITIONS, encoding="utf-8")
-    config = workdir / "featurelake.yaml"
-    config.write_text(CONFIG, encoding="utf-8")
+    """Write the tiny project (the same build the warmup trains on); return the configuration path."""
+    config = write_tiny_project(workdir)
     (workdir / QUICK_START_OFF_CONFIG).write_text(
-        CONFIG.replace("  master: local[2]\n", "  master: local[2]\n  quick_start: never\n"), encoding="utf-8")
+        config.read_text(encoding="utf-8") + "  quick_start: never\n", encoding="utf-8")
     return config
 
 

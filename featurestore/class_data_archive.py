@@ -30,18 +30,18 @@ ARCHIVE_OPTIONS = ("-XX:ArchiveClassesAtExit", "-XX:SharedArchiveFile")
 # The JVM warns on stdout when an archive does not fit (it then runs without it); keep it quiet.
 QUIET_CDS_LOGGING = "-Xlog:cds=off,cds+dynamic=off"
 
-TRAINING_DEFINITIONS = '''"""One tiny feature table: the training run of the class-data archive."""
+TINY_DEFINITIONS = '''"""One feature table of three rows: the smallest build (class-data training run, start-up benchmark)."""
 from featurestore.definitions import FeatureTable, Field, Source
 
 
-def warmup(spark, inputs):
-    return inputs["warmup"]
+def tiny(spark, inputs):
+    return inputs["tiny"]
 
 
 FEATURE_TABLES = [
-    FeatureTable(name="warmup", primary_keys=[Field("id", "bigint", "id")], timestamp_key="ts",
-                 features=[Field("x", "double", "x")], sources=[Source("warmup", "warmup.parquet")],
-                 transform=warmup, description="class-data archive training run"),
+    FeatureTable(name="tiny", primary_keys=[Field("id", "bigint", "id")], timestamp_key="ts",
+                 features=[Field("x", "double", "x")], sources=[Source("tiny", "tiny.parquet")],
+                 transform=tiny, description="the smallest build"),
 ]
 '''
 
@@ -88,24 +88,30 @@ def java_options(user_options: str = "") -> str:
     return f"-XX:SharedArchiveFile={archive} {QUIET_CDS_LOGGING}" if archive is not None else ""
 
 
-def write_training_project(folder: Path, dump_to: Path) -> Path:
-    """Write a one-table project whose build dumps the archive to ``dump_to``; return its config path."""
+def write_tiny_project(folder: Path, spark_settings: str = "") -> Path:
+    """Write a project with one 3-row feature table, ``tiny``; return its configuration path.
+
+    ``spark_settings`` are extra YAML lines of the ``spark:`` section (indented by two spaces).
+    """
     import pandas as pd
 
     folder.mkdir(parents=True, exist_ok=True)
     frame = pd.DataFrame({"id": [1, 2, 3], "x": [0.5, 1.5, 2.5],
                           "ts": pd.to_datetime(["2025-01-01", "2025-01-02", "2025-01-03"], utc=True)})
     frame["ts"] = frame["ts"].astype("datetime64[us, UTC]")
-    frame.to_parquet(folder / "warmup.parquet", index=False)
-    (folder / "warmup_tables.py").write_text(TRAINING_DEFINITIONS, encoding="utf-8")
+    frame.to_parquet(folder / "tiny.parquet", index=False)
+    (folder / "tiny_tables.py").write_text(TINY_DEFINITIONS, encoding="utf-8")
     config = folder / "featurelake.yaml"
-    config.write_text(
-        "warehouse: warehouse\nsource_root: .\ndefinitions: warmup_tables.py\n"
-        "feast:\n  repo_path: feast_repo\n"
-        "spark:\n  master: local[2]\n  quick_start: always\n  conf:\n"
-        f"    spark.driver.extraJavaOptions: \"-XX:ArchiveClassesAtExit={dump_to}\"\n",
-        encoding="utf-8")
+    config.write_text("warehouse: warehouse\nsource_root: .\ndefinitions: tiny_tables.py\n"
+                      "feast:\n  repo_path: feast_repo\n"
+                      f"spark:\n  master: local[2]\n{spark_settings}", encoding="utf-8")
     return config
+
+
+def write_training_project(folder: Path, dump_to: Path) -> Path:
+    """Write the tiny project, set to dump the archive to ``dump_to`` when its JVM exits; return its config path."""
+    return write_tiny_project(folder, "  quick_start: always\n  conf:\n"
+                                      f"    spark.driver.extraJavaOptions: \"-XX:ArchiveClassesAtExit={dump_to}\"\n")
 
 
 def install_archive(written: Path) -> Path:

@@ -32,4 +32,4 @@ def test_warmup_writes_the_archive_and_a_build_uses_it(tmp_path: Path) -> None:
                            capture_output=True, text=True)
     assert build.returncode == 0, build.stderr[-3000:]
     assert f"-XX:SharedArchiveFile={archives[0]}" in build.stderr
-    assert (tmp_path / "project" / "warehouse" / "warmup" / "_delta_log").is_dir()
+    assert (tmp_path / "project" / "warehouse" / "tiny" / "_delta_log").is_dir()
