@@ -122,6 +122,15 @@ def wants_quick_start(settings: SparkSettings, small_input: bool) -> bool:
     return settings.quick_start == "always" or (settings.quick_start == "auto" and small_input)
 
 
+def input_size_matters(settings: SparkSettings) -> bool:
+    """True when a job's input size decides the session's options: featurelake starts a local session in ``auto``.
+
+    Under spark-submit or with a session already running, the session is adopted as it is.
+    """
+    return (not running_under_spark_submit() and SparkSession.getActiveSession() is None
+            and settings.master.startswith("local") and settings.quick_start == "auto")
+
+
 def session_conf(settings: SparkSettings, small_input: bool = False) -> dict[str, str]:
     """Return the configuration of a local session: defaults, Delta, quick start, then the user's.
 

@@ -18,7 +18,7 @@ from pyspark.errors import PySparkException
 from featurestore.build import build_tables, load_project_tables, sources_are_small
 from featurestore.config import Config
 from featurestore.definitions import FeatureTable, select_tables
-from featurestore.spark_session import get_spark
+from featurestore.spark_session import get_spark, input_size_matters
 from jobs.common import job_parser, run_job
 
 logger = logging.getLogger("featurelake.build")
@@ -46,7 +46,7 @@ def _tables_before_spark(config: Config, names: list[str] | None) -> list[Featur
 
 
 def _run(args: argparse.Namespace, config: Config) -> None:
-    tables = _tables_before_spark(config, args.tables)
+    tables = _tables_before_spark(config, args.tables) if input_size_matters(config.spark) else None
     spark = get_spark(config, small_input=tables is not None and sources_are_small(config, tables))
     if tables is None:
         tables = select_tables(load_project_tables(config), args.tables)

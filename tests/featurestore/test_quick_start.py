@@ -92,3 +92,18 @@ def test_small_input_is_local_and_under_the_limit(tmp_path: Path) -> None:
     assert not sources_are_small(config, [_table("a.parquet", "b")], limit=199)
     assert not sources_are_small(config, [_table("missing.parquet")])
     assert not sources_are_small(config, [_table("s3a://bucket/events")])
+
+
+def test_input_size_matters_only_where_featurelake_starts_a_local_session(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pyspark.sql import SparkSession
+
+    from featurestore.spark_session import input_size_matters
+
+    monkeypatch.delenv("PYSPARK_GATEWAY_PORT", raising=False)
+    monkeypatch.setattr(SparkSession, "getActiveSession", staticmethod(lambda: None))  # no test session here
+    assert input_size_matters(SparkSettings(master="local[2]"))
+    assert not input_size_matters(SparkSettings(master="local[2]", quick_start="never"))
+    assert not input_size_matters(SparkSettings(master="local[2]", quick_start="always"))
+    assert not input_size_matters(SparkSettings(master="spark://head:7077"))
+    monkeypatch.setenv("PYSPARK_GATEWAY_PORT", "12345")  # started by spark-submit: its session is adopted
+    assert not input_size_matters(SparkSettings(master="local[2]"))
