@@ -50,7 +50,8 @@ PROVIDED_BY_SPARK = (
 # Quick start, for small local jobs (a build of a few thousand rows, tests): the C1 JIT alone,
 # the serial collector and no whole-stage code generation. C2 and G1 run background threads that
 # compete with the job for the cores, and compiling generated code costs more than it saves on
-# small inputs: a tiny build took 29 s without and 18 s with these (benchmarks/results/startup.md).
+# small inputs: a tiny build took 20.5-21.5 s without and 15.1-16.0 s with these, after
+# `featurelake warmup` (benchmarks/results/startup.md).
 # They make large jobs slower (warm batch scoring ~2x with C1 alone), so a session only gets them
 # when ``spark.quick_start`` is ``always``, or ``auto`` (the default) and the job says its input is small.
 QUICK_START_JAVA_OPTIONS = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
