@@ -3,10 +3,11 @@
 A fresh driver JVM loads and verifies some ten thousand Spark, Delta and Hadoop classes
 before the first job runs. Java 17 can store them, already parsed and verified, in an
 archive written by one *training run* (``-XX:ArchiveClassesAtExit``) and map it into every
-later JVM (``-XX:SharedArchiveFile``). ``featurelake warmup`` runs that training run, a tiny
-``featurelake build``; :func:`featurestore.spark_session.get_spark` uses the archive when it
-exists. Measured on the benchmark machine: a tiny build 29 s -> 25 s with the archive alone
-(benchmarks/results/startup.md).
+later JVM (``-XX:SharedArchiveFile``). :func:`create_archive` (``featurelake warmup``) runs
+that training run, a tiny build, in a child process (:mod:`featurestore.archive_training_run`)
+and installs what it writes; :func:`featurestore.spark_session.get_spark` uses the archive
+when it exists. Measured on the benchmark machine: a tiny build 29 s -> 25 s with the archive
+alone (benchmarks/results/startup.md).
 
 The archive is only valid for the exact Java binary and Spark jars that wrote it, so its file
 name carries a hash of both; a JVM that still finds it unusable runs on without it.
@@ -18,12 +19,19 @@ import hashlib
 import logging
 import os
 import shutil
+import subprocess
+import sys
+import tempfile
+import time
 from importlib.metadata import version
 from pathlib import Path
 
-logger = logging.getLogger(__name__)
+import psutil
 
-CACHE_DIR_ENV = "FEATURELAKE_CACHE_DIR"
+from featurestore.cache_folder import cache_dir
+from featurestore.errors import DependencyUnavailableError
+
+logger = logging.getLogger(__name__)
 # JVM options that make the JVM write or read an archive: a session given one of them
 # explicitly (a training run) must not be given ours as well.
 ARCHIVE_OPTIONS = ("-XX:ArchiveClassesAtExit", "-XX:SharedArchiveFile")
@@ -44,13 +52,6 @@ FEATURE_TABLES = [
                  transform=tiny, description="the smallest build"),
 ]
 '''
-
-
-def cache_dir() -> Path:
-    """Return featurelake's cache folder: ``$FEATURELAKE_CACHE_DIR``, else ``$XDG_CACHE_HOME/featurelake``."""
-    if os.environ.get(CACHE_DIR_ENV):
-        return Path(os.environ[CACHE_DIR_ENV])
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "featurelake"
 
 
 def java_binary() -> Path | None:
@@ -127,3 +128,37 @@ def install_archive(written: Path) -> Path:
     os.replace(staged, target)
     logger.info("class-data archive written: %s (%.0f MB)", target, target.stat().st_size / 2**20)
     return target
+
+
+def create_archive() -> Path:
+    """Run the training build in a child process and install the archive its JVM writes; return its path.
+
+    Raises DependencyUnavailableError when java is missing, the build fails or its JVM does not exit.
+    """
+    if archive_path() is None:
+        raise DependencyUnavailableError("no java binary found (set JAVA_HOME or put java on PATH)")
+    with tempfile.TemporaryDirectory(prefix="featurelake-warmup-") as folder:
+        dump_to = Path(folder) / "classes.jsa"
+        config = write_training_project(Path(folder) / "project", dump_to)
+        started = time.monotonic()
+        child = subprocess.run([sys.executable, "-m", "featurestore.archive_training_run", str(config)],
+                               capture_output=True, text=True)
+        if child.returncode != 0:
+            raise DependencyUnavailableError(
+                f"the training build failed (exit {child.returncode}): {child.stderr.strip()[-2000:]}")
+        _wait_for_archiving_jvm(dump_to)
+        logger.info("training build finished in %.1f s", time.monotonic() - started)
+        return install_archive(dump_to)
+
+
+def _wait_for_archiving_jvm(dump_to: Path, timeout: float = 300.0) -> None:
+    """Wait until the training run's JVM, which outlives its Python process briefly, has written the archive."""
+    marker = f"-XX:ArchiveClassesAtExit={dump_to}"
+    deadline = time.monotonic() + timeout
+    while True:
+        jvms = [process for process in psutil.process_iter(["cmdline"]) if marker in (process.info["cmdline"] or [])]
+        if not jvms:
+            return
+        if time.monotonic() > deadline:
+            raise DependencyUnavailableError(f"the training run's JVM was still writing {dump_to} after {timeout:.0f} s")
+        psutil.wait_procs(jvms, timeout=max(1.0, deadline - time.monotonic()))

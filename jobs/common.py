@@ -21,10 +21,13 @@ EXIT_CODES_HELP = (
 )
 
 
-def job_parser(prog: str, description: str) -> argparse.ArgumentParser:
-    """Return an argument parser with the options every job takes (--config, --log-level)."""
+def job_parser(prog: str, description: str, with_config: bool = True) -> argparse.ArgumentParser:
+    """Return an argument parser with the options every job takes (--config unless ``with_config`` is
+    False, --log-level)."""
     parser = argparse.ArgumentParser(prog=prog, description=description, epilog=EXIT_CODES_HELP)
-    parser.add_argument("--config", help="configuration file (default: $FEATURELAKE_CONFIG or ./featurelake.yaml)")
+    if with_config:
+        parser.add_argument("--config",
+                            help="configuration file (default: $FEATURELAKE_CONFIG or ./featurelake.yaml)")
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
                         help="logging level (default: INFO)")
     return parser
@@ -49,10 +52,24 @@ def setup_logging(level: str = "INFO") -> RedactingFilter:
 def run_job(body: Callable[[argparse.Namespace, Config], int | None], args: argparse.Namespace) -> int:
     """Load the configuration, run ``body`` and map its failure to a documented exit code."""
     redacting = setup_logging(args.log_level)
-    try:
+
+    def with_config() -> int | None:
         config = load_config(args.config)
         redacting.secrets = secret_values(os.environ, config.spark.conf, config.feast.online_store)
-        code = body(args, config)
+        return body(args, config)
+
+    return _exit_code_of(with_config, redacting)
+
+
+def run_job_without_config(body: Callable[[argparse.Namespace], int | None], args: argparse.Namespace) -> int:
+    """Run ``body`` (a job that reads no configuration) and map its failure to a documented exit code."""
+    return _exit_code_of(lambda: body(args), setup_logging(args.log_level))
+
+
+def _exit_code_of(call: Callable[[], int | None], redacting: RedactingFilter) -> int:
+    """Run ``call``; return its exit code (0 for None), or the code its failure maps to, logged redacted."""
+    try:
+        code = call()
         return EXIT_OK if code is None else code
     except FeaturelakeError as exc:
         logger.error("%s: %s", type(exc).__name__, redact_text(str(exc), redacting.secrets))

@@ -6,7 +6,7 @@ import logging
 import pytest
 
 from featurestore.errors import BadInputError, DependencyUnavailableError, NotFoundError
-from jobs.common import run_job
+from jobs.common import job_parser, run_job, run_job_without_config
 
 
 def _args(tmp_path):
@@ -28,6 +28,17 @@ def test_errors_map_to_documented_exit_codes(tmp_path, error, code):
 
 def test_success_is_zero(tmp_path):
     assert run_job(lambda args, config: None, _args(tmp_path)) == 0
+
+
+@pytest.mark.parametrize("error, code", [(None, 0), (DependencyUnavailableError("no java"), 5), (OSError("full"), 1)])
+def test_a_job_without_configuration_maps_its_outcome_the_same_way(error, code):
+    def body(args):
+        if error is not None:
+            raise error
+
+    args = job_parser("featurelake warmup", "no config", with_config=False).parse_args([])
+    assert not hasattr(args, "config")
+    assert run_job_without_config(body, args) == code
 
 
 @pytest.mark.parametrize("error", [

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from featurestore import class_data_archive
+from featurestore import cache_folder, class_data_archive
 from featurestore.build import sources_are_small
 from featurestore.config import Config, SparkSettings, resolve_paths
 from featurestore.definitions import FeatureTable, Field, Source
@@ -17,7 +17,7 @@ from featurestore.spark_session import QUICK_START_CONF, QUICK_START_JAVA_OPTION
 @pytest.fixture
 def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     folder = tmp_path / "cache"
-    monkeypatch.setenv(class_data_archive.CACHE_DIR_ENV, str(folder))
+    monkeypatch.setenv(cache_folder.CACHE_DIR_ENV, str(folder))
     return folder
 
 

@@ -6,14 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from featurestore import class_data_archive
+from featurestore import cache_folder
 from featurestore.resolved_jars import RESOLUTION_KEYS, record_resolution, use_recorded_jars
 from featurestore.spark_session import delta_spark_conf
 
 
 @pytest.fixture(autouse=True)
 def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv(class_data_archive.CACHE_DIR_ENV, str(tmp_path / "cache"))
+    monkeypatch.setenv(cache_folder.CACHE_DIR_ENV, str(tmp_path / "cache"))
     return tmp_path / "cache"
 
 

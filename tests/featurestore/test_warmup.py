@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from featurestore import class_data_archive
+from featurestore import cache_folder, class_data_archive
 
 pytestmark = pytest.mark.slow
 
 
 def test_warmup_writes_the_archive_and_a_build_uses_it(tmp_path: Path) -> None:
-    env = {**os.environ, class_data_archive.CACHE_DIR_ENV: str(tmp_path / "cache")}
+    env = {**os.environ, cache_folder.CACHE_DIR_ENV: str(tmp_path / "cache")}
     env.pop("PYSPARK_GATEWAY_PORT", None)
     warmup = subprocess.run([sys.executable, "-m", "jobs.warmup"], env=env, capture_output=True, text=True)
     assert warmup.returncode == 0, warmup.stderr[-3000:]
