@@ -8,9 +8,11 @@ loaded model in a per-process cache, so each Python worker loads it once per run
 it for every later task and batch (Spark reuses its Python workers).
 
 The wrapper returns the wrapped model's prediction unchanged; for a classifier scored with
-probabilities it returns a DataFrame ``prediction, probability`` computed in one pass, the
-probability being ``predict_proba`` of the positive class (``classes_[1]``) for a binary
-classifier and of the predicted class otherwise.
+probabilities it returns a DataFrame ``prediction, probability``, the probability being
+``predict_proba`` of the positive class (``classes_[1]``) for a binary classifier and of the
+predicted class otherwise. A random forest's (or extra trees') ``predict`` is by definition the
+argmax of its ``predict_proba``, so with probabilities the forest is evaluated once, not twice
+(the same result at half the cost: benchmarks/results/batch_scoring.md).
 """
 
 from __future__ import annotations
@@ -53,6 +55,18 @@ def gives_probability(model: Any) -> bool:
     return hasattr(model, "predict_proba") and hasattr(model, "classes_")
 
 
+def is_forest_classifier(model: Any) -> bool:
+    """True for a single-output random forest or extra-trees classifier, alone or ending a Pipeline,
+    with sklearn's own ``predict`` (``classes_`` at the argmax of ``predict_proba``) and ``predict_proba``."""
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.pipeline import Pipeline
+
+    final = model[-1] if isinstance(model, Pipeline) else model
+    return (type(final).predict is RandomForestClassifier.predict
+            and type(final).predict_proba is RandomForestClassifier.predict_proba
+            and getattr(final, "n_outputs_", None) == 1)
+
+
 def cached_models() -> int:
     """How many models this process holds (for tests)."""
     return len(_loaded)
@@ -73,12 +87,16 @@ class CachedModel(PythonModel):
         """Take the wrapped model from this process's cache (loading it the first time)."""
         self._model = load_once(context.artifacts[MODEL_ARTIFACT], self.flavor)
         self._binary = len(getattr(self._model, "classes_", [])) == 2
+        self._forest = self.flavor == "sklearn" and is_forest_classifier(self._model)
 
     def predict(self, context, model_input, params=None):  # noqa: ANN001, ANN201 - no hints: keep the given signature
         """Return the predictions (and probabilities) of ``model_input``, rows in input order."""
-        prediction = self._model.predict(model_input)
         if not self.with_probability:
-            return prediction
+            return self._model.predict(model_input)
         proba = self._model.predict_proba(model_input)
+        if self._forest:
+            prediction = self._model.classes_.take(np.argmax(proba, axis=1), axis=0)
+        else:
+            prediction = self._model.predict(model_input)
         probability = proba[:, 1] if self._binary else proba.max(axis=1)
         return pd.DataFrame({"prediction": prediction, "probability": np.asarray(probability, dtype="float64")})
