@@ -48,14 +48,17 @@ PROVIDED_BY_SPARK = (
 )
 
 # Quick start, for small local jobs (a build of a few thousand rows, tests): the C1 JIT alone,
-# the serial collector and no whole-stage code generation. C2 and G1 run background threads that
+# the serial collector and no generated code (neither whole-stage nor per-expression: Spark
+# evaluates expressions interpreted, its fallback path). C2 and G1 run background threads that
 # compete with the job for the cores, and compiling generated code costs more than it saves on
-# small inputs: a tiny build took 20.5-21.5 s without and 15.1-16.0 s with these, after
-# `featurelake warmup` (benchmarks/results/startup.md).
+# small inputs: a tiny build took 20.5-21.5 s without and 15.1-16.0 s with the first three, after
+# `featurelake warmup`; interpreted expressions took it from 15.3 to 14.7 s (medians of 8 runs;
+# benchmarks/results/startup.md). spark.sql.codegen.factoryMode is an internal Spark setting; a
+# Spark that no longer knows it ignores it and generates code again.
 # They make large jobs slower (warm batch scoring ~2x with C1 alone), so a session only gets them
 # when ``spark.quick_start`` is ``always``, or ``auto`` (the default) and the job says its input is small.
 QUICK_START_JAVA_OPTIONS = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
-QUICK_START_CONF = {"spark.sql.codegen.wholeStage": "false"}
+QUICK_START_CONF = {"spark.sql.codegen.wholeStage": "false", "spark.sql.codegen.factoryMode": "NO_CODEGEN"}
 
 # Local-mode defaults; configuration (spark.conf) overrides any of them.
 LOCAL_DEFAULTS = {
