@@ -19,13 +19,12 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 
 from featurestore.config import Config
 from featurestore.spark_session import get_spark
 from inference.batch import DEFAULT_OUTPUT_TABLE, run_batch_inference
 from inference.scoring import DEFAULT_ARROW_BATCH
-from jobs.common import job_parser, run_job
+from jobs.common import exit_process, job_parser, run_job
 
 logger = logging.getLogger("featurelake.predict")
 
@@ -71,4 +70,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_process(main())

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 
 from pyspark.errors import PySparkException
 
@@ -19,7 +18,7 @@ from featurestore.build import build_tables, load_project_tables, sources_are_sm
 from featurestore.config import Config
 from featurestore.definitions import FeatureTable, select_tables
 from featurestore.spark_session import get_spark, input_size_matters
-from jobs.common import job_parser, run_job
+from jobs.common import exit_process, job_parser, run_job
 
 logger = logging.getLogger("featurelake.build")
 
@@ -63,4 +62,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_process(main())

@@ -10,12 +10,11 @@ import argparse
 import functools
 import http.server
 import logging
-import sys
 from pathlib import Path
 
 from featurestore.config import Config
 from featurestore.spark_session import get_spark
-from jobs.common import job_parser, run_job
+from jobs.common import exit_process, job_parser, run_job
 from report.render import generate_report
 
 logger = logging.getLogger("featurelake.report")
@@ -55,4 +54,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_process(main())

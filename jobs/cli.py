@@ -7,9 +7,8 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import sys
 
-from jobs.common import EXIT_CODES_HELP
+from jobs.common import EXIT_CODES_HELP, exit_process
 
 # subcommand -> (module under jobs/, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -54,5 +53,10 @@ def main(argv: list[str] | None = None) -> int:
     return module.main(forwarded + args.args)
 
 
+def run() -> None:
+    """The ``featurelake`` console script: run :func:`main` and end the process with its exit code."""
+    exit_process(main())
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

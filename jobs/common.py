@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import os
 import sys
 import traceback
-from typing import Callable
+from typing import Callable, NoReturn
 
 from featurestore.config import Config, load_config
 from featurestore.errors import EXIT_OK, FeaturelakeError, exit_code_for
@@ -77,3 +78,15 @@ def _exit_code_of(call: Callable[[], int | None], redacting: RedactingFilter) ->
     except Exception as exc:  # noqa: BLE001 - the job's last line of defence
         logger.error("unexpected failure: %s", redact_text(traceback.format_exc(), redacting.secrets))
         return exit_code_for(exc)
+
+
+def exit_process(code: int) -> NoReturn:
+    """End a job's process with ``code``, skipping Python's last garbage collection.
+
+    A job process holds pyspark, pandas, MLflow and Feast; collecting all of that as the
+    interpreter shuts down took 1.0-1.1 s of a tiny build. The objects are frozen instead
+    (``gc.freeze``): atexit handlers still run and streams are still flushed; the operating
+    system frees the memory.
+    """
+    gc.freeze()
+    sys.exit(code)

@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 
 from featurestore.config import Config
 from featurestore.online import materialize, parse_timestamp
 from featurestore.spark_session import get_spark
-from jobs.common import job_parser, run_job
+from jobs.common import exit_process, job_parser, run_job
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -51,4 +50,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_process(main())

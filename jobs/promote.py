@@ -13,12 +13,11 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import sys
 
 from featurestore.config import Config
 from featurestore.errors import ConflictError
 from featurestore.spark_session import get_spark
-from jobs.common import job_parser, run_job
+from jobs.common import exit_process, job_parser, run_job
 
 logger = logging.getLogger("featurelake.promote")
 
@@ -64,4 +63,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_process(main())

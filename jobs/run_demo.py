@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 from pathlib import Path
 
 from demo.pipeline import CONFIG_FILE, REPORT_DIR, run_demo
 from featurestore.config import Config
 from featurestore.spark_session import get_spark
-from jobs.common import job_parser, run_job
+from jobs.common import exit_process, job_parser, run_job
 
 logger = logging.getLogger("featurelake.demo")
 
@@ -54,4 +53,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_process(main())

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 
 from featurestore.catalog import describe_table, format_table_info, list_tables
 from featurestore.config import Config
 from featurestore.delta_tables import restore_table, table_history
 from featurestore.spark_session import get_spark
-from jobs.common import job_parser, run_job
+from jobs.common import exit_process, job_parser, run_job
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -74,4 +73,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_process(main())

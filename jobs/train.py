@@ -14,11 +14,10 @@ import argparse
 import json
 import logging
 import os
-import sys
 
 from featurestore.config import Config
 from featurestore.spark_session import get_spark
-from jobs.common import job_parser, run_job
+from jobs.common import exit_process, job_parser, run_job
 
 logger = logging.getLogger("featurelake.train")
 
@@ -61,4 +60,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_process(main())

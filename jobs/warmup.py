@@ -12,10 +12,9 @@ upgrading Java, pyspark or delta-spark::
 from __future__ import annotations
 
 import argparse
-import sys
 
 from featurestore.class_data_archive import create_archive
-from jobs.common import job_parser, run_job_without_config
+from jobs.common import exit_process, job_parser, run_job_without_config
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,4 +33,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_process(main())

@@ -2,6 +2,8 @@
 
 import argparse
 import logging
+import subprocess
+import sys
 
 import pytest
 
@@ -71,3 +73,11 @@ def test_secret_values_from_environment_and_config_are_masked_in_every_record(tm
     err = capsys.readouterr().err
     assert "using *** and ***" in err and "failed with ***" in err
     assert "env-t0ken-99887766" not in err and "conf-k3y-11223344" not in err
+
+
+def test_exit_process_ends_with_the_code_after_atexit_handlers_and_flushed_output():
+    script = ("import atexit, sys; from jobs.common import exit_process; "
+              "atexit.register(lambda: print('atexit ran')); sys.stdout.write('buffered '); exit_process(3)")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 3, done.stderr
+    assert done.stdout == "buffered atexit ran\n"
