@@ -32,6 +32,7 @@ from featurestore.cache_folder import cache_dir
 from featurestore.errors import DependencyUnavailableError
 
 logger = logging.getLogger(__name__)
+
 # JVM options that make the JVM write or read an archive: a session given one of them
 # explicitly (a training run) must not be given ours as well.
 ARCHIVE_OPTIONS = ("-XX:ArchiveClassesAtExit", "-XX:SharedArchiveFile")
