@@ -10,9 +10,8 @@ from __future__ import annotations
 import logging
 import sys
 
-from featurestore.build import build_tables, load_project_tables
+from featurestore.build import build_features
 from featurestore.config import load_config
-from featurestore.definitions import select_tables
 from featurestore.spark_session import get_spark
 
 
@@ -20,7 +19,7 @@ def run_training_build(config_path: str) -> None:
     """Build every table of the project at ``config_path`` (small input: the quick-start JVM)."""
     config = load_config(config_path)
     spark = get_spark(config, small_input=True)
-    build_tables(spark, config, select_tables(load_project_tables(config), None))
+    build_features(spark, config)
     spark.stop()
 
 
