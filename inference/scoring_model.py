@@ -67,6 +67,15 @@ def is_forest_classifier(model: Any) -> bool:
             and getattr(final, "n_outputs_", None) == 1)
 
 
+def predict_with_proba(model: Any, model_input: Any) -> tuple[Any, np.ndarray]:
+    """Return ``model.predict`` and ``model.predict_proba`` of ``model_input``; a forest
+    (:func:`is_forest_classifier`) is evaluated once, its prediction taken from the probabilities."""
+    proba = model.predict_proba(model_input)
+    if is_forest_classifier(model):
+        return model.classes_.take(np.argmax(proba, axis=1), axis=0), proba
+    return model.predict(model_input), proba
+
+
 def cached_models() -> int:
     """How many models this process holds (for tests)."""
     return len(_loaded)
@@ -87,16 +96,11 @@ class CachedModel(PythonModel):
         """Take the wrapped model from this process's cache (loading it the first time)."""
         self._model = load_once(context.artifacts[MODEL_ARTIFACT], self.flavor)
         self._binary = len(getattr(self._model, "classes_", [])) == 2
-        self._forest = self.flavor == "sklearn" and is_forest_classifier(self._model)
 
     def predict(self, context, model_input, params=None):  # noqa: ANN001, ANN201 - no hints: keep the given signature
         """Return the predictions (and probabilities) of ``model_input``, rows in input order."""
         if not self.with_probability:
             return self._model.predict(model_input)
-        proba = self._model.predict_proba(model_input)
-        if self._forest:
-            prediction = self._model.classes_.take(np.argmax(proba, axis=1), axis=0)
-        else:
-            prediction = self._model.predict(model_input)
+        prediction, proba = predict_with_proba(self._model, model_input)
         probability = proba[:, 1] if self._binary else proba.max(axis=1)
         return pd.DataFrame({"prediction": prediction, "probability": np.asarray(probability, dtype="float64")})

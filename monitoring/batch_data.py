@@ -23,6 +23,7 @@ from featurestore.config import Config
 from featurestore.errors import BadInputError, NotFoundError
 from featurestore.identifiers import validate_identifier
 from inference.predictions import validate_batch_id
+from inference.scoring_model import predict_with_proba
 
 logger = logging.getLogger(__name__)
 
@@ -190,9 +191,12 @@ def model_outputs(model: Any, features: pd.DataFrame, columns: list[str]) -> pd.
     for name in columns:
         if pd.api.types.is_numeric_dtype(x[name]) or x[name].dtype == object and _all_numbers(x[name]):
             x[name] = pd.to_numeric(x[name], errors="coerce").astype("float64")
-    out = pd.DataFrame({"prediction": np.asarray(model.predict(x), dtype=float)}, index=features.index)
     if hasattr(model, "predict_proba"):
-        proba = model.predict_proba(x)
+        prediction, proba = predict_with_proba(model, x)
+    else:
+        prediction, proba = model.predict(x), None
+    out = pd.DataFrame({"prediction": np.asarray(prediction, dtype=float)}, index=features.index)
+    if proba is not None:
         classes = list(getattr(model, "classes_", []))
         positive = classes.index(1) if 1 in classes else proba.shape[1] - 1
         out["probability"] = proba[:, positive] if proba.shape[1] == 2 else proba.max(axis=1)

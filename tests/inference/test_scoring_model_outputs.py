@@ -46,7 +46,7 @@ def test_wrapper_output_equals_the_models_own_predict_and_predict_proba(tmp_path
     model.fit(X[DOUBLES], y)
     rows = training_frame(seed=7, rows=300)[0][DOUBLES]
     wrapper = _wrapper(tmp_path, model)
-    assert wrapper._forest is forest
+    assert scoring_model.is_forest_classifier(model) is forest
     out = wrapper.predict(None, rows)
     assert out["prediction"].tolist() == model.predict(rows).tolist()
     assert out["probability"].tolist() == model.predict_proba(rows)[:, 1].tolist()
