@@ -68,3 +68,17 @@ def test_forest_scored_through_spark_equals_predict_and_predict_proba(spark, tmp
     out = spark.read.format("delta").load(result.output_path).toPandas().sort_values("id")
     assert out["prediction"].tolist() == forest.predict(rows[DOUBLES]).astype("float64").tolist()
     assert out["probability"].tolist() == forest.predict_proba(rows[DOUBLES])[:, 1].tolist()
+
+
+def test_only_a_bare_forest_gets_row_major_float32_input():
+    X, y = training_frame(seed=10)
+    rows = training_frame(seed=11, rows=50)[0][DOUBLES]
+    forest = RandomForestClassifier(n_estimators=5, random_state=0).fit(X[DOUBLES], y)
+    converted = scoring_model.row_major_input(forest, rows)
+    values = converted.to_numpy()
+    assert values.dtype == np.float32 and values.flags["C_CONTIGUOUS"]
+    assert converted.columns.tolist() == DOUBLES and converted.index.equals(rows.index)
+    assert np.array_equal(values, rows.to_numpy(dtype=np.float32))
+    pipeline = make_pipeline(StandardScaler(), RandomForestClassifier(n_estimators=5, random_state=0)).fit(X[DOUBLES], y)
+    for model in (pipeline, LogisticRegression().fit(X[DOUBLES], y)):
+        assert scoring_model.row_major_input(model, rows) is rows
