@@ -4,10 +4,11 @@ For each size N the same rows (10 float columns, written once to a parquet file)
 
 * through the job's scoring path (``inference.scoring``: pinned registry version, signature
   check, ``mlflow.pyfunc.spark_udf`` with ``env_manager="local"``, result type from the
-  signature, partitions matched to cores, Arrow batches of ``--arrow-batch`` rows), the
-  result written to Spark's ``noop`` sink so every row is scored; the input is cached in
-  Spark first and the UDF warmed up, so the figures are the steady state (the cold first
-  call is reported separately);
+  signature, partitions matched to cores, Arrow batches of ``--arrow-batch`` rows), read
+  from the parquet file as the job reads its Delta tables, the result written to Spark's
+  ``noop`` sink so every row is scored; the UDF is warmed up (workers started, model loaded,
+  one untimed pass over the smallest size for the JVM's compiler), so the figures are the
+  steady state (the cold first call is reported separately);
 * with the model's pyfunc ``predict`` on a pandas DataFrame in this one process (the data
   already in memory: the practical single-process limit),
 
@@ -39,7 +40,9 @@ from benchmarks.common import MemorySampler, base_parser, main_for, measure, rat
 from featurestore.config import Config, resolve_paths
 from featurestore.spark_session import get_spark
 from inference.model_reference import mlflow_client, resolve_model
-from inference.scoring import arrow_batch_size, check_inputs, load_scoring_model, match_parallelism, score, scoring_udf
+from inference.scoring import (
+    COLUMNAR_INPUT_CONF, arrow_batch_size, check_inputs, load_scoring_model, match_parallelism, score, scoring_udf,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -47,31 +50,36 @@ NAME = "batch_scoring"
 COLUMNS = [f"f{i}" for i in range(10)]
 DEFAULT_ROWS = (250_000, 1_000_000, 2_000_000)
 CHUNK = 250_000
+ROW_GROUP = 25_000  # small row groups: Spark's file splits, one per core, get equal shares
 
 
-def tree_cpu_seconds() -> float:
-    """CPU seconds (user + system) used so far by this process and its live descendants
-    (the driver JVM, which runs the executors in local mode, and the Python workers)."""
+def tree_cpu_seconds() -> dict[str, float]:
+    """CPU seconds (user + system) used so far by this process and its live descendants, split
+    into ``jvm`` (the driver JVM, which runs the executors in local mode) and ``python`` (this
+    process and the Python workers)."""
     import psutil
 
-    total = 0.0
+    totals = {"jvm": 0.0, "python": 0.0}
     me = psutil.Process()
     for proc in [me, *me.children(recursive=True)]:
         try:
             times = proc.cpu_times()
-            total += times.user + times.system
+            totals["jvm" if proc.name() == "java" else "python"] += times.user + times.system
         except psutil.Error:
             continue
-    return total
+    return totals
 
 
 def timed(name: str, action, rows: int, sampler, repeat: int) -> dict[str, Any]:  # noqa: ANN001
     """:func:`measure` plus the CPU seconds the whole process tree spent (load-independent)."""
     before = tree_cpu_seconds()
     figures = measure(name, action, rows, sampler, repeat=repeat)
-    cpu = (tree_cpu_seconds() - before) / repeat
-    figures["cpu_seconds"] = round(cpu, 2)
-    figures["rows_per_cpu_second"] = round(rows / cpu) if cpu > 0 else None
+    after = tree_cpu_seconds()
+    jvm, python = ((after[k] - before[k]) / repeat for k in ("jvm", "python"))
+    figures["cpu_seconds"] = round(jvm + python, 2)
+    figures["jvm_cpu_seconds"] = round(jvm, 2)
+    figures["python_cpu_seconds"] = round(python, 2)
+    figures["rows_per_cpu_second"] = round(rows / (jvm + python)) if jvm + python > 0 else None
     return figures
 
 
@@ -97,7 +105,7 @@ def write_rows(path: Path, rows: int, seed: int = 42) -> None:
         arrays.update({c: pa.array(rng.normal(size=n)) for c in COLUMNS})
         table = pa.table(arrays)
         writer = writer or pq.ParquetWriter(path, table.schema)
-        writer.write_table(table)
+        writer.write_table(table, row_group_size=ROW_GROUP)
     if writer is not None:
         writer.close()
 
@@ -175,8 +183,8 @@ def pandas_in_parallel(model_name: str, uri: str, file: Path, n: int, processes:
             "rows": n, "seconds": round(seconds, 3), "rows_per_second": round(n / seconds)}
 
 
-def transfer_floor(spark, df, n: int, sampler, args: argparse.Namespace) -> list[dict[str, Any]]:  # noqa: ANN001
-    """The same cached rows with no model: Spark alone, then an identity pandas UDF over the model's
+def transfer_floor(spark, file: Path, n: int, sampler, args: argparse.Namespace) -> list[dict[str, Any]]:  # noqa: ANN001
+    """The same rows with no model: Spark alone, then an identity pandas UDF over the model's
     10 columns (the Arrow round trip JVM -> Python -> JVM that every Python UDF pays)."""
     import pandas as pd
     from pyspark.sql import functions as F
@@ -187,8 +195,10 @@ def transfer_floor(spark, df, n: int, sampler, args: argparse.Namespace) -> list
     first_column.__annotations__ = {"frame": pd.DataFrame, "return": pd.Series}
     first_column = F.pandas_udf(first_column, "double")
 
+    df = match_parallelism(spark, spark.read.parquet(str(file)))
     jobs = {
-        "floor: Spark scan only, no Python (select the columns)": df.select("id", *COLUMNS),
+        "floor: Spark scan only, no Python (sum of the columns)": df.select(
+            "id", sum(F.col(c) for c in COLUMNS).alias("prediction")),
         "floor: identity pandas UDF over the 10 columns, no model (Arrow round trip)": df.select(
             "id", first_column(F.struct(*COLUMNS)).alias("prediction")),
     }
@@ -214,8 +224,7 @@ def per_task_loading(spark, client, uris: dict[str, str], file: Path, n: int, co
     for model_name, uri in uris.items():
         model = load_scoring_model(resolve_model(client, uri), with_probability=False,
                                    work_dir=str(workdir / f"per-task-{model_name}"))
-        df = check_inputs(spark.read.parquet(str(file)), model).repartition(partitions).cache()
-        df.count()
+        df = check_inputs(spark.read.parquet(str(file)), model).repartition(partitions)
         direct = mlflow.pyfunc.spark_udf(spark, model.local_path, result_type="double", env_manager="local")
         jobs = {
             "job's wrapper (load once per worker)": score(spark, df, model, ["id"], udf=scoring_udf(spark, model)),
@@ -228,7 +237,28 @@ def per_task_loading(spark, client, uris: dict[str, str], file: Path, n: int, co
                                 lambda job=job: job.write.format("noop").mode("overwrite").save(), n, None, 1)
             figures["partitions"] = partitions
             rows.append(figures)
-        df.unpersist()
+    return rows
+
+
+def batch_sweep(spark, client, uris: dict[str, str], file: Path, n: int, sampler, workdir: Path,  # noqa: ANN001
+                args: argparse.Namespace) -> list[dict[str, Any]]:
+    """The prediction path of both models at several Arrow batch sizes, and with Spark's own
+    columnar input (the parquet reader's 4096-row batches, which the job turns off)."""
+    rows = []
+    for model_name, uri in uris.items():
+        model = load_scoring_model(resolve_model(client, uri), with_probability=False,
+                                   work_dir=str(workdir / f"sweep-{model_name}"))
+        df = match_parallelism(spark, check_inputs(spark.read.parquet(str(file)), model))
+        job = score(spark, df, model, ["id"], udf=scoring_udf(spark, model))
+        with arrow_batch_size(spark, args.arrow_batch):
+            job.write.format("noop").mode("overwrite").save()  # warm: workers load this wrapper
+        for batch in (10_000, args.arrow_batch, 500_000, None):
+            with arrow_batch_size(spark, batch or args.arrow_batch):
+                if batch is None:
+                    spark.conf.set(COLUMNAR_INPUT_CONF, "true")  # Spark's default; restored on exit
+                label = f"Arrow batch {batch}" if batch else "Arrow batch: Spark's columnar input (4096-row reader batches)"
+                rows.append(timed(f"{model_name} spark_udf prediction, {label}",
+                                  lambda: job.write.format("noop").mode("overwrite").save(), n, sampler, args.repeat))
     return rows
 
 
@@ -265,9 +295,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                                                work_dir=str(workdir / f"{model_name}-{with_probability}"))
                     udf = scoring_udf(spark, model)
                     for n in sizes:
-                        df = check_inputs(spark.read.parquet(str(files[n])), model)
-                        df = match_parallelism(spark, df).cache()
-                        df.count()  # materialise the cache (untimed)
+                        df = match_parallelism(spark, check_inputs(spark.read.parquet(str(files[n])), model))
                         job = score(spark, df, model, ["id"], udf=udf)
                         with arrow_batch_size(spark, args.arrow_batch):
                             if not cold or cold[-1]["name"] != variant:
@@ -278,29 +306,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                                 score(spark, sample, model, ["id"], udf=udf).write.format("noop").mode(
                                     "overwrite").save()
                                 cold.append({"name": variant, "first_call_seconds": round(time.perf_counter() - started, 2)})
+                                job.write.format("noop").mode("overwrite").save()  # untimed: the JVM compiles its hot code
                             figures = timed(variant, lambda: job.write.format("noop").mode("overwrite").save(), n,
                                             sampler, args.repeat)
                         figures["partitions"] = df.rdd.getNumPartitions()
                         measurements.append(figures)
-                        df.unpersist()
             per_task = [] if args.no_per_task else per_task_loading(spark, client, uris, files[sizes[0]], sizes[0],
                                                                     cores, workdir, args)
             if not args.no_sweep:
-                n = sizes[-1]
-                model = load_scoring_model(resolve_model(client, uris["logistic_regression"]), with_probability=False,
-                                           work_dir=str(workdir / "sweep"))
-                udf = scoring_udf(spark, model)
-                df = match_parallelism(spark, check_inputs(spark.read.parquet(str(files[n])), model)).cache()
-                df.count()
-                job = score(spark, df, model, ["id"], udf=udf)
-                for batch in (10_000, args.arrow_batch, 500_000):
-                    with arrow_batch_size(spark, batch):
-                        figures = timed(f"logistic_regression spark_udf prediction, Arrow batch {batch}",
-                                        lambda: job.write.format("noop").mode("overwrite").save(), n, sampler,
-                                        args.repeat)
-                    measurements.append(figures)
-                measurements.extend(transfer_floor(spark, df, n, sampler, args))
-                df.unpersist()
+                sweep_n = sizes[1] if len(sizes) > 1 else sizes[0]
+                measurements.extend(batch_sweep(spark, client, uris, files[sweep_n], sweep_n, sampler, workdir, args))
+                measurements.extend(transfer_floor(spark, files[sizes[-1]], sizes[-1], sampler, args))
             spark_memory = sampler.snapshot()
             for model_name, uri in uris.items():
                 pyfunc = mlflow.pyfunc.load_model(uri)
@@ -338,10 +354,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if any(m["name"] == floor_name and m["rows"] == n for m in measurements):
         floor = rate(floor_name, n)
         base = rate("logistic_regression pyfunc predict on pandas", n)
+        jvm = next(m["jvm_cpu_seconds"] for m in measurements if m["name"] == floor_name and m["rows"] == n)
         notes.append(f"Arrow round trip floor: an identity pandas UDF over the same 10 columns, no model at all, "
                      f"moves {floor:,} rows/s = {ratio(floor, base)}x the single-process logistic regression "
                      f"rate ({base:,} rows/s); no Python UDF, spark_udf included, can beat that floor on this "
-                     f"machine, so the cheap model's ratio is bounded by it.")
+                     f"machine, so the cheap model's ratio is bounded by it. The JVM alone spends {jvm} CPU-s on "
+                     f"it (reading the rows and converting them to and from Arrow): even with free Python workers, "
+                     f"{cores} cores could move at most {round(n * cores / jvm):,} rows/s "
+                     f"= {ratio(n * cores / jvm, base)}x.")
     for model_name, target in targets.items():
         parallel = [m for m in measurements if m["name"].startswith(f"{model_name} pyfunc predict on pandas, ")]
         if parallel:
@@ -353,8 +373,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     if "spark_udf" in m["name"] and "Arrow batch" not in m["name"]]
     if python_peaks:
         notes.append(f"driver Python process RSS over the Spark measurements, N={sizes[0]:,} to N={n:,}: "
-                     f"{min(python_peaks)} to {max(python_peaks)} MiB (nothing is collected to the driver); "
-                     "the JVM figure includes the cached input, since in local mode the executor is the driver JVM.")
+                     f"{min(python_peaks)} to {max(python_peaks)} MiB (nothing is collected to the driver).")
     spark_peaks = [m["peak_driver_rss_mib"] for m in measurements if "spark_udf" in m["name"] and "Arrow batch" not in m["name"]]
     result.update({
         "measurements": measurements,
@@ -366,8 +385,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 {k: m.get(k, "") for k in ("name", "rows", "seconds", "rows_per_second", "cpu_seconds")}
                 for m in per_task],
             "CPU time of the whole process tree (driver, JVM, Python workers)": [
-                {k: m.get(k, "") for k in ("name", "rows", "seconds", "cpu_seconds", "rows_per_cpu_second",
-                                            "partitions")} for m in measurements],
+                {k: m.get(k, "") for k in ("name", "rows", "seconds", "cpu_seconds", "jvm_cpu_seconds",
+                                            "python_cpu_seconds", "rows_per_cpu_second", "partitions")}
+                for m in measurements],
         },
         "summary": [
             f"{m['name']}, N={m['rows']:,}: {m['rows_per_second']:,} rows/s" for m in measurements
