@@ -80,7 +80,7 @@ def row_major_input(model: Any, model_input: Any) -> Any:
 
     if not isinstance(model_input, pd.DataFrame) or isinstance(model, Pipeline) or not is_forest_classifier(model):
         return model_input
-    rows = np.ascontiguousarray(model_input.to_numpy(dtype=np.float32))
+    rows = np.ascontiguousarray(model_input.to_numpy(dtype=np.float32, na_value=np.nan))
     return pd.DataFrame(rows, columns=model_input.columns, index=model_input.index, copy=False)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import mlflow
 import numpy as np
+import pandas as pd
 import pytest
 from inference_support import get_registry, log_model, training_frame
 from mlflow.pyfunc import PythonModelContext
@@ -82,3 +83,13 @@ def test_only_a_bare_forest_gets_row_major_float32_input():
     pipeline = make_pipeline(StandardScaler(), RandomForestClassifier(n_estimators=5, random_state=0)).fit(X[DOUBLES], y)
     for model in (pipeline, LogisticRegression().fit(X[DOUBLES], y)):
         assert scoring_model.row_major_input(model, rows) is rows
+
+
+def test_row_major_input_turns_missing_values_into_nan_as_the_forest_does():
+    X, y = training_frame(seed=12)
+    forest = RandomForestClassifier(n_estimators=5, random_state=0).fit(X[DOUBLES], y)
+    rows = training_frame(seed=13, rows=4)[0][DOUBLES].reset_index(drop=True)
+    rows["x1"] = pd.array([1, None, 3, None], dtype="Int64")  # a nullable column with pd.NA
+    values = scoring_model.row_major_input(forest, rows).to_numpy()
+    assert np.isnan(values[[1, 3], 0]).all() and values[0, 0] == 1.0
+    assert scoring_model.predict(forest, rows).tolist() == forest.predict(rows.astype("float64")).tolist()
