@@ -252,12 +252,14 @@ def score(spark: SparkSession, df: DataFrame, model: ScoringModel, keep: list[st
 
 
 def match_parallelism(spark: SparkSession, df: DataFrame) -> DataFrame:
-    """Spread ``df`` over at least as many partitions as the cluster has cores (scoring is CPU-bound)."""
-    cores = spark.sparkContext.defaultParallelism
+    """Spread ``df`` over at least the session's default parallelism (the cluster's cores unless
+    ``spark.default.parallelism`` says otherwise): scoring is CPU-bound."""
+    parallelism = spark.sparkContext.defaultParallelism
     partitions = df.rdd.getNumPartitions()
-    if partitions < cores:
-        logger.info("repartitioning the input from %d to %d partitions (one per core)", partitions, cores)
-        return df.repartition(cores)
+    if partitions < parallelism:
+        logger.info("repartitioning the input from %d to %d partitions (the session's default parallelism)",
+                    partitions, parallelism)
+        return df.repartition(parallelism)
     return df
 
 
