@@ -36,7 +36,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from benchmarks.common import MemorySampler, base_parser, main_for, measure, ratio, result_header, target_row
+from benchmarks.common import (
+    MemorySampler, base_parser, compute_all, main_for, measure, ratio, result_header, target_row,
+)
 from featurestore.config import Config, resolve_paths
 from featurestore.spark_session import get_spark
 from inference.model_reference import mlflow_client, resolve_model
@@ -205,8 +207,8 @@ def transfer_floor(spark, file: Path, n: int, sampler, args: argparse.Namespace)
     rows = []
     with arrow_batch_size(spark, args.arrow_batch):
         for name, job in jobs.items():
-            job.write.format("noop").mode("overwrite").save()  # warm
-            rows.append(timed(name, lambda job=job: job.write.format("noop").mode("overwrite").save(), n, sampler,
+            compute_all(job)  # warm
+            rows.append(timed(name, lambda job=job: compute_all(job), n, sampler,
                               args.repeat))
     return rows
 
@@ -234,7 +236,7 @@ def per_task_loading(spark, client, uris: dict[str, str], file: Path, n: int, co
         for how, job in jobs.items():
             with arrow_batch_size(spark, args.arrow_batch):
                 figures = timed(f"{model_name} spark_udf, {partitions} tasks, {how}",
-                                lambda job=job: job.write.format("noop").mode("overwrite").save(), n, None, 1)
+                                lambda job=job: compute_all(job), n, None, 1)
             figures["partitions"] = partitions
             rows.append(figures)
     return rows
@@ -251,14 +253,14 @@ def batch_sweep(spark, client, uris: dict[str, str], file: Path, n: int, sampler
         df = match_parallelism(spark, check_inputs(spark.read.parquet(str(file)), model))
         job = score(spark, df, model, ["id"], udf=scoring_udf(spark, model))
         with arrow_batch_size(spark, args.arrow_batch):
-            job.write.format("noop").mode("overwrite").save()  # warm: workers load this wrapper
+            compute_all(job)  # warm: workers load this wrapper
         for batch in (10_000, args.arrow_batch, 500_000, None):
             with arrow_batch_size(spark, batch or args.arrow_batch):
                 if batch is None:
                     spark.conf.set(COLUMNAR_INPUT_CONF, "true")  # Spark's default; restored on exit
                 label = f"Arrow batch {batch}" if batch else "Arrow batch: Spark's columnar input (4096-row reader batches)"
                 rows.append(timed(f"{model_name} spark_udf prediction, {label}",
-                                  lambda: job.write.format("noop").mode("overwrite").save(), n, sampler, args.repeat))
+                                  lambda: compute_all(job), n, sampler, args.repeat))
     return rows
 
 
@@ -303,12 +305,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                                 # loads the model here (df.limit would warm one worker only).
                                 started = time.perf_counter()
                                 sample = df.sample(fraction=min(1.0, 2000 / n), seed=1)
-                                score(spark, sample, model, ["id"], udf=udf).write.format("noop").mode(
-                                    "overwrite").save()
+                                compute_all(score(spark, sample, model, ["id"], udf=udf))
                                 cold.append({"name": variant, "first_call_seconds": round(time.perf_counter() - started, 2)})
-                                job.write.format("noop").mode("overwrite").save()  # untimed: the JVM compiles its hot code
-                            figures = timed(variant, lambda: job.write.format("noop").mode("overwrite").save(), n,
-                                            sampler, args.repeat)
+                                compute_all(job)  # untimed: the JVM compiles its hot code
+                            figures = timed(variant, lambda: compute_all(job), n, sampler, args.repeat)
                         figures["partitions"] = df.rdd.getNumPartitions()
                         measurements.append(figures)
             per_task = [] if args.no_per_task else per_task_loading(spark, client, uris, files[sizes[0]], sizes[0],

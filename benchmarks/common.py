@@ -174,6 +174,12 @@ def measure(name: str, action: Callable[[], Any], rows: int, sampler: MemorySamp
     return figures
 
 
+def compute_all(df: Any) -> None:
+    """Compute every row of the Spark DataFrame ``df`` into Spark's ``noop`` sink (nothing is
+    collected to the driver)."""
+    df.write.format("noop").mode("overwrite").save()
+
+
 @contextmanager
 def phase(marks: list[tuple[str, float]], name: str) -> Iterator[None]:
     """Append (name, seconds) for the enclosed block to ``marks``."""
