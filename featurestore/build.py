@@ -85,7 +85,8 @@ def build_table(spark: SparkSession, config: Config, table: FeatureTable) -> Bui
     """Compute, validate and write one feature table (no Feast registration)."""
     started = time.monotonic()
     computed = compute_table(spark, config, table)
-    result = write_feature_table(spark, table, config.table_path(table.name), computed.df, rows=computed.rows)
+    result = write_feature_table(spark, table, config.table_path(table.name), computed.df, rows=computed.rows,
+                                 time_range=computed.time_range)
     return BuildResult(result, time.monotonic() - started)
 
 
@@ -117,7 +118,7 @@ def build_tables(spark: SparkSession, config: Config, tables: list[FeatureTable]
             computed = compute_table(spark, config, table)
             registry_checked.result()  # raises the registry's error before the first write
             result = write_feature_table(spark, table, config.table_path(table.name), computed.df,
-                                         rows=computed.rows)
+                                         rows=computed.rows, time_range=computed.time_range)
             results.append(BuildResult(result, time.monotonic() - started))
     register_tables(config, tables)
     return results

@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from typing import TypeVar
 
 from delta.exceptions import DeltaConcurrentModificationException
@@ -28,6 +29,7 @@ from featurestore.errors import (
 )
 from featurestore.identifiers import quote_identifier, quote_path
 from featurestore.table_metadata import PREFIX, column_comments, definition_properties
+from featurestore.validation import TimeRange
 
 logger = logging.getLogger(__name__)
 
@@ -168,12 +170,28 @@ def _sql_string(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def merge_into(spark: SparkSession, table: FeatureTable, path: str, df: DataFrame) -> tuple[int, int]:
+def timestamp_literal(micros: int) -> str:
+    """Return the Spark SQL literal of the instant ``micros`` microseconds after the epoch (UTC, exact)."""
+    instant = datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(microseconds=micros)
+    return f"TIMESTAMP '{instant.isoformat(sep=' ')}'"
+
+
+def merge_into(spark: SparkSession, table: FeatureTable, path: str, df: DataFrame,
+               time_range: TimeRange | None = None) -> tuple[int, int]:
     """Upsert ``df`` into the table on primary keys plus timestamp; return (inserted, updated).
 
     Rows whose feature values are unchanged are not rewritten, so a rerun changes no rows.
+    ``time_range``, the span of ``df``'s timestamps, lets Delta skip the target files whose
+    timestamps lie outside it (by their min/max statistics): an incremental build of recent
+    rows then reads the recent files only, not the whole table.
     """
     on = " AND ".join(f"t.{quote_identifier(k)} = s.{quote_identifier(k)}" for k in table.merge_keys)
+    if time_range is not None:
+        # A target row can only match a source row with the same timestamp, so it lies in the
+        # source's range: the condition selects the same pairs and names no file outside it.
+        ts = f"t.{quote_identifier(table.timestamp_key)}"
+        on += (f" AND {ts} >= {timestamp_literal(time_range.first_micros)}"
+               f" AND {ts} <= {timestamp_literal(time_range.last_micros)}")
     changed = " OR ".join(
         f"NOT (t.{quote_identifier(f)} <=> s.{quote_identifier(f)})" for f in table.feature_names
     )
@@ -222,7 +240,8 @@ def _last_commit(spark: SparkSession, path: str) -> tuple[int, dict]:
     return int(last["version"]), dict(last["operationMetrics"] or {})
 
 
-def _write_once(spark: SparkSession, table: FeatureTable, path: str, df: DataFrame, rows: int | None) -> WriteResult:
+def _write_once(spark: SparkSession, table: FeatureTable, path: str, df: DataFrame, rows: int | None,
+                time_range: TimeRange | None) -> WriteResult:
     version_before = current_version(spark, path)
     if version_before is None:
         create_table_with(spark, table, path, df)
@@ -236,7 +255,7 @@ def _write_once(spark: SparkSession, table: FeatureTable, path: str, df: DataFra
         if new_columns:
             add_columns(spark, table, path, new_columns)
         sync_metadata(spark, table, path)
-        inserted, updated = merge_into(spark, table, path, df)
+        inserted, updated = merge_into(spark, table, path, df, time_range)
         version_after, _ = _last_commit(spark, path)
     return WriteResult(table.name, path, version_before is None, version_before, version_after, inserted, updated)
 
@@ -302,16 +321,18 @@ def retry_on_conflict(write: Callable[[], T], what: str, path: str, max_attempts
 
 
 def write_feature_table(spark: SparkSession, table: FeatureTable, path: str, df: DataFrame,
-                        max_attempts: int = MAX_WRITE_ATTEMPTS, rows: int | None = None) -> WriteResult:
+                        max_attempts: int = MAX_WRITE_ATTEMPTS, rows: int | None = None,
+                        time_range: TimeRange | None = None) -> WriteResult:
     """Create the table on first run (one commit), else keep its metadata current and MERGE ``df``.
 
     ``df`` must already be validated (:func:`featurestore.validation.validate_feature_frame`,
-    which also counts its ``rows``; without them a created table's row count is read from its history).
+    which also counts its ``rows``; without them a created table's row count is read from its history,
+    and finds its ``time_range``, by which the MERGE skips files; without it the MERGE reads every file).
     A concurrent writer's conflicting commit is retried (the MERGE is idempotent) at most
     ``max_attempts`` times in all, then reported as :class:`ConflictError`.
     """
-    result = retry_on_conflict(lambda: _write_once(spark, table, path, df, rows), f"table {table.name!r}", path,
-                               max_attempts)
+    result = retry_on_conflict(lambda: _write_once(spark, table, path, df, rows, time_range), f"table {table.name!r}",
+                               path, max_attempts)
     logger.info("table %s: %d rows inserted, %d updated (Delta version %s -> %s)", table.name,
                 result.rows_inserted, result.rows_updated, result.version_before, result.version_after)
     return result

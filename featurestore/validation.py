@@ -13,11 +13,20 @@ from featurestore.errors import BadInputError
 
 
 @dataclass(frozen=True)
+class TimeRange:
+    """The earliest and latest timestamp-key value of some rows, in microseconds since the epoch (UTC)."""
+
+    first_micros: int
+    last_micros: int
+
+
+@dataclass(frozen=True)
 class ValidatedFrame:
-    """A computed DataFrame that passed validation, and its row count (counted in the same pass)."""
+    """A computed DataFrame that passed validation, its row count and time range (found in the same pass)."""
 
     df: DataFrame
     rows: int
+    time_range: TimeRange | None
 
 
 def check_schema(table: FeatureTable, df: DataFrame) -> None:
@@ -50,10 +59,10 @@ def check_schema(table: FeatureTable, df: DataFrame) -> None:
         raise BadInputError(f"table {table.name!r}: column type mismatch: {'; '.join(mistyped)}")
 
 
-def check_rows(table: FeatureTable, df: DataFrame) -> int:
+def check_rows(table: FeatureTable, df: DataFrame) -> tuple[int, TimeRange | None]:
     """Refuse null (or NaN) keys or timestamps and duplicate rows for the same key and timestamp.
 
-    Returns the number of rows (counted in the same pass).
+    Returns the number of rows and their time range (None when there are none), found in the same pass.
 
     Raises:
         BadInputError: naming the table, the columns and an offending example.
@@ -66,6 +75,7 @@ def check_rows(table: FeatureTable, df: DataFrame) -> int:
 
     # One aggregation pass (one Spark query) finds both problems: rows per distinct key,
     # then the null count per key column and the most repeated key among complete keys.
+    # The same pass counts the rows and finds their time range (a MERGE prunes target files by it).
     rows = F.col("__featurelake_rows")
     per_key = df.groupBy(*keys).agg(F.count(F.lit(1)).alias("__featurelake_rows"))
     complete = ~functools.reduce(lambda a, b: a | b, [missing(k) for k in keys])
@@ -73,6 +83,8 @@ def check_rows(table: FeatureTable, df: DataFrame) -> int:
         *[F.sum(F.when(missing(k), rows).otherwise(0)).alias(f"null_{i}") for i, k in enumerate(keys)],
         F.max(F.when(complete, F.struct(rows.alias("count"), F.struct(*keys).alias("key")))).alias("most"),
         F.sum(rows).alias("rows"),
+        F.unix_micros(F.min(table.timestamp_key)).alias("first_micros"),
+        F.unix_micros(F.max(table.timestamp_key)).alias("last_micros"),
     ).first()
     null_counts = {k: (summary[f"null_{i}"] or 0) if summary is not None else 0 for i, k in enumerate(keys)}
     null_columns = [k for k in keys if null_counts[k] > 0]
@@ -87,11 +99,14 @@ def check_rows(table: FeatureTable, df: DataFrame) -> int:
             f"table {table.name!r}: duplicate rows for the same key and timestamp "
             f"({', '.join(keys)}), for example {example} appears {most['count']} times"
         )
-    return int(summary["rows"] or 0) if summary is not None else 0
+    if summary is None or summary["first_micros"] is None:
+        return (int(summary["rows"] or 0) if summary is not None else 0), None
+    return int(summary["rows"]), TimeRange(int(summary["first_micros"]), int(summary["last_micros"]))
 
 
 def validate_feature_frame(table: FeatureTable, df: DataFrame) -> ValidatedFrame:
-    """Validate ``df`` against ``table``; return it with columns in declared order, and its row count."""
+    """Validate ``df`` against ``table``; return it with columns in declared order, its row count and time range."""
     check_schema(table, df)
     ordered = df.select(*[c.name for c in table.columns])
-    return ValidatedFrame(ordered, check_rows(table, ordered))
+    rows, time_range = check_rows(table, ordered)
+    return ValidatedFrame(ordered, rows, time_range)

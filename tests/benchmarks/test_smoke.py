@@ -39,11 +39,14 @@ def test_table_writes_merge_equals_rewrite(spark, tmp_path: Path) -> None:
 
     args = table_writes.build_parser().parse_args(["--rows", "2000", "--partitions", "2", "--workdir", str(tmp_path)])
     result = table_writes.run(args)
-    _check_result(result, 6)
+    _check_result(result, 10)
     assert result["equal"]
     merged = result["tables"]["Incremental MERGE (Delta operation metrics)"][0]
     assert merged["operation"] == "MERGE"
     assert int(merged["numTargetRowsUpdated"]) == 10 and int(merged["numTargetRowsInserted"]) == 10
+    latest = result["tables"]["Latest-day MERGE (Delta operation metrics)"][0]
+    assert int(latest["numTargetRowsUpdated"]) == 10 and int(latest["numTargetRowsInserted"]) == 10
+    assert int(latest["numTargetFilesRemoved"]) == 1  # one file per day: only the latest day's is rewritten
 
 
 def test_startup_profile_names_the_phases(tmp_path: Path) -> None:
