@@ -200,7 +200,7 @@ def latest_day_case(spark: SparkSession, args: argparse.Namespace, n: int, chang
     days = args.days
     if n % days:
         raise ValueError(f"the latest-day case needs the table's {n:,} rows to split evenly into --days {days}")
-    base = stage(spark, dated_rows(spark, n, days), workdir / "dated_base", args.partitions)
+    base = dated_rows(spark, n, days, partitions=days)  # one id range, so one day, per partition
     last_day = days - 1
     first_of_last = n * last_day // days  # the first id whose day is the last
     per_day = n - first_of_last
@@ -213,10 +213,9 @@ def latest_day_case(spark: SparkSession, args: argparse.Namespace, n: int, chang
     one_row = stage(spark, dated_rows(spark, 1, days, first_id=2 * n, day=last_day), workdir / "one_row", 1)
     validated = validate_feature_frame(TABLE, change)
     change_rows = validated.rows
-    one_file_per_day = dated_rows(spark, n, days, partitions=days)  # = base, one id range (one day) per partition
 
     def reset() -> None:  # one file per day, as daily builds leave the table
-        one_file_per_day.write.format("delta").mode("overwrite").save(path)
+        base.write.format("delta").mode("overwrite").save(path)
 
     create_feature_table(spark, TABLE, path, base.limit(0))
     reset()
