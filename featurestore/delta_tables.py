@@ -15,7 +15,7 @@ from typing import TypeVar
 
 from delta.exceptions import DeltaConcurrentModificationException
 from delta.tables import DeltaTable
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import StructType
 
@@ -34,8 +34,11 @@ from featurestore.validation import TimeRange
 logger = logging.getLogger(__name__)
 
 MATERIALIZE_SOURCE = "spark.databricks.delta.merge.materializeSource"
-# Held while a MERGE runs with the option changed, so no other thread's MERGE sees the change.
-_MATERIALIZE_SOURCE_LOCK = threading.Lock()
+# Lets adaptive execution join by hash tables, not by sorting, when every partition of the
+# side it hashes holds at most this much (so the tables stay small); unset, Spark never does.
+HASH_JOIN_THRESHOLD = "spark.sql.adaptive.maxShuffledHashJoinLocalMapThreshold"
+# Held while a write runs with a session option changed, so no other thread's write sees the change.
+_SESSION_OPTION_LOCK = threading.Lock()
 
 MAX_WRITE_ATTEMPTS = 5
 
@@ -223,7 +226,7 @@ def _source_read_twice_if_deterministic(spark: SparkSession, df: DataFrame) -> I
     uuid()) keeps the copy, and so does a session whose user set the option themselves.
     """
     deterministic = bool(df._jdf.queryExecution().analyzed().deterministic())
-    with _MATERIALIZE_SOURCE_LOCK:
+    with _SESSION_OPTION_LOCK:
         if not deterministic or spark.conf.get(MATERIALIZE_SOURCE, "auto") != "auto":
             yield
             return
@@ -232,6 +235,92 @@ def _source_read_twice_if_deterministic(spark: SparkSession, df: DataFrame) -> I
             yield
         finally:
             spark.conf.set(MATERIALIZE_SOURCE, "auto")
+
+
+def source_spans_table(spark: SparkSession, table: FeatureTable, path: str, rows: int,
+                       time_range: TimeRange | None) -> bool:
+    """True when the source (``rows`` rows over ``time_range``) is a rebuild of the whole table.
+
+    That is: it has at least half as many rows as the table, and no file of the table holds a
+    timestamp outside its time range. Every file may then hold a matched row, so a MERGE (one
+    join to find the files it touches, a second to rewrite them) costs more than rewriting the
+    table (:func:`rewrite_upsert`). Both answers come from the Delta log (the row count and
+    each file's timestamp statistics): no data file is read.
+    """
+    if time_range is None:
+        return False
+    target = spark.read.format("delta").load(path)
+    if 2 * rows < target.count():
+        return False
+    # Delta keeps timestamp statistics in milliseconds, so a file whose rows all lie in the
+    # range can look up to a millisecond outside it: allow that (the choice is only about speed,
+    # both writes give the same rows).
+    ts = F.col(quote_identifier(table.timestamp_key))
+    outside = target.where((ts < F.timestamp_micros(F.lit(time_range.first_micros - 1000)))
+                           | (ts > F.timestamp_micros(F.lit(time_range.last_micros + 1000))))
+    return not outside.inputFiles()  # the files Delta's data skipping keeps: those that may hold such rows
+
+
+def rewrite_upsert(spark: SparkSession, table: FeatureTable, path: str, df: DataFrame) -> tuple[int, int]:
+    """Upsert ``df`` by rewriting the table in one commit; return (inserted, updated).
+
+    One full outer join of the table with ``df`` on primary keys plus timestamp gives the new
+    table: ``df``'s row where it is new or its feature values changed, else the table's row.
+    It overwrites the table in one commit (Delta reads the table within the write's own
+    transaction, so a concurrent commit is a conflict, retried, never lost). The table's
+    properties and column comments stay. The counts are observed during the write, no second pass.
+    At 1M rows: 9.1 s, against 13.8 s for Delta's MERGE and 3.2 s for a plain overwrite of the
+    same rows (benchmarks/table_writes.py).
+    """
+    def side(df: DataFrame, prefix: str, flag: str) -> DataFrame:  # columns renamed prefix + name, and a flag
+        return df.select(*[F.col(quote_identifier(c.name)).alias(prefix + c.name) for c in table.columns],
+                         F.lit(True).alias(flag))
+
+    def col(prefix: str, name: str) -> Column:  # names are letters, digits and underscores (validated)
+        return F.col(prefix + name)
+
+    # The flags start with neither prefix, so no column's new name can equal them.
+    joined = side(spark.read.format("delta").load(path), "t_", "__featurelake_in_table").join(
+        side(df, "s_", "__featurelake_in_source"), [col("t_", k) == col("s_", k) for k in table.merge_keys],
+        "full_outer")
+    in_source, in_table = F.col("__featurelake_in_source").isNotNull(), F.col("__featurelake_in_table").isNotNull()
+    changed = _any([~col("t_", f).eqNullSafe(col("s_", f)) for f in table.feature_names])
+    take_source = in_source & (~in_table | changed)
+    observation = Observation()
+    counted = joined.observe(
+        observation,
+        F.count(F.when(in_source & ~in_table, True)).alias("inserted"),
+        F.count(F.when(in_source & in_table & changed, True)).alias("updated"),
+    )
+    rewritten = counted.select(*[
+        F.when(take_source, col("s_", c.name)).otherwise(col("t_", c.name)).alias(c.name) for c in table.columns
+    ])
+    with _session_option_unless_set(spark, HASH_JOIN_THRESHOLD, "64MB"):
+        rewritten.write.format("delta").mode("overwrite").save(path)
+    counts = observation.get
+    return int(counts["inserted"]), int(counts["updated"])
+
+
+def _any(conditions: list[Column]) -> Column:
+    """OR of ``conditions`` (false when there are none: a table without features never changes)."""
+    combined = F.lit(False)
+    for condition in conditions:
+        combined = combined | condition
+    return combined
+
+
+@contextlib.contextmanager
+def _session_option_unless_set(spark: SparkSession, key: str, value: str) -> Iterator[None]:
+    """Set the session option ``key`` to ``value`` for the block, unless the user set it already."""
+    with _SESSION_OPTION_LOCK:
+        if spark.conf.get(key, None) is not None:
+            yield
+            return
+        spark.conf.set(key, value)
+        try:
+            yield
+        finally:
+            spark.conf.unset(key)
 
 
 def _last_commit(spark: SparkSession, path: str) -> tuple[int, dict]:
@@ -255,7 +344,11 @@ def _write_once(spark: SparkSession, table: FeatureTable, path: str, df: DataFra
         if new_columns:
             add_columns(spark, table, path, new_columns)
         sync_metadata(spark, table, path)
-        inserted, updated = merge_into(spark, table, path, df, time_range)
+        if rows is not None and source_spans_table(spark, table, path, rows, time_range):
+            logger.info("table %s: the new rows span the whole table: rewriting it in one commit", table.name)
+            inserted, updated = rewrite_upsert(spark, table, path, df)
+        else:
+            inserted, updated = merge_into(spark, table, path, df, time_range)
         version_after, _ = _last_commit(spark, path)
     return WriteResult(table.name, path, version_before is None, version_before, version_after, inserted, updated)
 
@@ -323,12 +416,14 @@ def retry_on_conflict(write: Callable[[], T], what: str, path: str, max_attempts
 def write_feature_table(spark: SparkSession, table: FeatureTable, path: str, df: DataFrame,
                         max_attempts: int = MAX_WRITE_ATTEMPTS, rows: int | None = None,
                         time_range: TimeRange | None = None) -> WriteResult:
-    """Create the table on first run (one commit), else keep its metadata current and MERGE ``df``.
+    """Create the table on first run (one commit), else keep its metadata current and upsert ``df``.
 
     ``df`` must already be validated (:func:`featurestore.validation.validate_feature_frame`,
     which also counts its ``rows``; without them a created table's row count is read from its history,
     and finds its ``time_range``, by which the MERGE skips files; without it the MERGE reads every file).
-    A concurrent writer's conflicting commit is retried (the MERGE is idempotent) at most
+    The upsert is a MERGE, or a rewrite of the table in one commit when ``df`` rebuilds the
+    whole table (:func:`source_spans_table`); both leave the same rows and report the same counts.
+    A concurrent writer's conflicting commit is retried (both writes are idempotent) at most
     ``max_attempts`` times in all, then reported as :class:`ConflictError`.
     """
     result = retry_on_conflict(lambda: _write_once(spark, table, path, df, rows, time_range), f"table {table.name!r}",

@@ -39,7 +39,7 @@ def test_table_writes_merge_equals_rewrite(spark, tmp_path: Path) -> None:
 
     args = table_writes.build_parser().parse_args(["--rows", "2000", "--partitions", "2", "--workdir", str(tmp_path)])
     result = table_writes.run(args)
-    _check_result(result, 10)
+    _check_result(result, 12)
     assert result["equal"]
     merged = result["tables"]["Incremental MERGE (Delta operation metrics)"][0]
     assert merged["operation"] == "MERGE"
