@@ -212,8 +212,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         + [f"write_feature_table adds fixed costs to every write of an existing table, {m_upsert_wft['seconds']} s "
            f"vs {m_upsert['seconds']} s here: two history reads (the versions before and after), DESCRIBE DETAIL "
            "(properties and comments kept current), and the Delta log's row count and file statistics that choose "
-           "between rewrite and MERGE. Profiled at 1M rows: about 0.4 s per history read, 1.2-1.7 s for DESCRIBE "
-           "DETAIL (it rebuilds the new commit's file list, which the write then reuses), 0.8-1.1 s for the choice."]
+           "between rewrite and MERGE (DESCRIBE DETAIL also rebuilds the new commit's file list, which the write "
+           "then reuses)."]
         + _latest_notes(latest_ratio, floor_ratio, m_pruned, m_unpruned, m_floor, args.days),
         summary=[f"full upsert of {n:,} rows {m_upsert['seconds']} s vs overwrite {m_over['seconds']} s: "
                  f"{full_ratio}x the overwrite (target <= 2x); through write_feature_table {m_upsert_wft['seconds']} s "
