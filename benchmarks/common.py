@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Sequence
 
 import psutil
 
@@ -174,6 +174,53 @@ def measure(name: str, action: Callable[[], Any], rows: int, sampler: MemorySamp
     return figures
 
 
+def measure_rounds(cases: Sequence[tuple[str, Callable[[], Any], int]], sampler: MemorySampler | None = None,
+                   repeat: int = 1, before: Callable[[], Any] | None = None) -> list[dict[str, Any]]:
+    """Time actions against each other, in rounds; return one result per action, as :func:`measure` does.
+
+    ``cases`` are (name, action, rows). An untimed warm-up round comes first, then ``repeat``
+    timed rounds. Each round runs every action once (``before`` untimed before each) in an order
+    rotated by one per round, so every action is timed as warm as the others (JIT-compiled at
+    full size, not only on a few rows) and under the same load. The warm-up run's time is kept
+    as ``first_run_seconds``: what a fresh process pays for the action.
+    """
+    first = [0.0 for _ in cases]
+    times: list[list[float]] = [[] for _ in cases]
+    peaks: list[dict[str, float]] = [{} for _ in cases]
+    loads: list[list[float] | None] = [None for _ in cases]
+    for round_number in range(repeat + 1):
+        shift = round_number % len(cases)
+        for index in list(range(shift, len(cases))) + list(range(shift)):
+            action = cases[index][1]
+            if before is not None:
+                before()
+            if round_number > 0 and loads[index] is None:
+                loads[index] = load_average()
+            if sampler is not None:
+                sampler.reset()
+            started = time.perf_counter()
+            action()
+            seconds = time.perf_counter() - started
+            if round_number == 0:
+                first[index] = seconds
+                continue
+            times[index].append(seconds)
+            if sampler is not None:
+                peaks[index] = {k: max(v, peaks[index].get(k, 0.0)) for k, v in sampler.snapshot().items()}
+    results = []
+    for index, (name, _, rows) in enumerate(cases):
+        median = statistics.median(times[index])
+        figures: dict[str, Any] = {
+            "name": name, "rows": rows, "seconds": round(median, 3), "all_seconds": [round(t, 3) for t in times[index]],
+            "first_run_seconds": round(first[index], 3), "rows_per_second": round(rows / median) if median > 0 else None,
+            "load_before": loads[index], "load_after": load_average(), **peaks[index],
+        }
+        logger.info("%s: %.2f s (%s rows/s; first run %.2f s), load %s", name, median, figures["rows_per_second"],
+                    first[index], loads[index])
+        results.append(figures)
+    return results
+
+
 def compute_all(df: Any) -> None:
     """Compute every row of the Spark DataFrame ``df`` into Spark's ``noop`` sink (nothing is
     collected to the driver)."""
@@ -250,7 +297,7 @@ def table_markdown(rows: list[dict[str, Any]], columns: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-MEASUREMENT_COLUMNS = ["name", "rows", "seconds", "all_seconds", "rows_per_second", "peak_driver_rss_mib",
+MEASUREMENT_COLUMNS = ["name", "rows", "seconds", "all_seconds", "first_run_seconds", "rows_per_second", "peak_driver_rss_mib",
                        "peak_jvm_rss_mib", "peak_python_rss_mib", "load_before"]
 
 

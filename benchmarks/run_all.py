@@ -78,19 +78,10 @@ def run_one(name: str, scale: float, prefix: Path, extra: list[str], timeout: fl
     return outcome
 
 
-def earlier_results(ran: list[str], first: float) -> list[dict[str, Any]]:
-    """Results files of benchmarks not run now (``--only``), so the summary still lists them."""
-    found = []
-    for name in BENCHMARKS:
-        path = result_prefix(name, first, first).parent / (name + ".json")
-        if name in ran or not path.exists():
-            continue
-        result = json.loads(path.read_text(encoding="utf-8"))
-        found.append({"benchmark": name, "scale": result.get("parameters", {}).get("scale", "?"),
-                      "exit_code": "earlier run", "process_seconds": "",
-                      "load_before": result.get("load_at_start"), "load_after": result.get("load_at_end"),
-                      "results": str(path), "result": result})
-    return found
+def earlier_results(ran: list[str]) -> list[dict[str, Any]]:
+    """Results files of benchmarks not run now (``--only``), at every scale, so the summary still lists them."""
+    return [{**o, "exit_code": "earlier run" if o["exit_code"] == "0" else "earlier run, check failed"}
+            for o in collected_results() if o["benchmark"] not in ran]
 
 
 def collected_results() -> list[dict[str, Any]]:
@@ -234,8 +225,8 @@ def main(argv: list[str] | None = None) -> int:
             logger.warning("deadline %s reached: %s at scale %s not run", args.deadline, name, scale)
             continue
         outcomes.append(run_one(name, scale, result_prefix(name, scale, args.scales[0]), extra, timeout))
-        write_summary(outcomes + earlier_results([n for n, _ in plan], args.scales[0]), args)
-    outcomes += earlier_results([n for n, _ in plan], args.scales[0])
+        write_summary(outcomes + earlier_results([n for n, _ in plan]), args)
+    outcomes += earlier_results([n for n, _ in plan])
     path = write_summary(outcomes, args)
     print(path.read_text(encoding="utf-8"))
     return 0 if all(o["exit_code"] in (0, "earlier run") for o in outcomes) else 1

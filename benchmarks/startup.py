@@ -5,7 +5,7 @@ Two measurements, each in fresh processes, local mode:
 1. wall time of ``featurelake build --config X`` from process start to exit (the target):
    before ``featurelake warmup`` has written the JVM class-data archive (a first run on a new
    machine), the warmup itself, then with the archive on an empty warehouse (creates the
-   table), on a rerun (MERGE into the existing table) and with ``spark.quick_start: never``
+   table), on a rerun (upsert into the existing table) and with ``spark.quick_start: never``
    (what the quick-start options are worth). Each case gets its own cache folder
    (``FEATURELAKE_CACHE_DIR``), so the user's own archive is never used;
 2. where the time goes: the build job's code run in a fresh profiling process
@@ -234,14 +234,22 @@ def phase_rows(profile: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
-def notes(median_seconds: float, profile: dict[str, Any]) -> list[str]:
-    """Say whether the target was met and which phases the time went to (largest first)."""
+def notes(median_seconds: float, profile: dict[str, Any], rerun_seconds: float | None = None,
+          profile_rerun: dict[str, Any] | None = None) -> list[str]:
+    """Say whether the target was met and which phases the time went to (largest first), for the
+    build on an empty warehouse and, when timed, for the rerun."""
+    lines = [_verdict("build on an empty warehouse", median_seconds, profile)]
+    if rerun_seconds is not None and profile_rerun is not None:
+        lines.append(_verdict("rerun", rerun_seconds, profile_rerun))
+    return lines + [_ivy_note(profile)]
+
+
+def _verdict(case: str, median_seconds: float, profile: dict[str, Any]) -> str:
     phases = sorted(profile["marks"], key=lambda m: -m["seconds"])
-    top = ", ".join(f"{m['phase']} {m['seconds']:.1f} s" for m in phases[:4])
+    top = ", ".join(f"{m['phase']} {m['seconds']:.1f} s ({m['spark_jobs']} Spark jobs)" for m in phases[:4])
     verdict = (f"target met ({median_seconds} s <= {TARGET_SECONDS:g} s)" if median_seconds <= TARGET_SECONDS else
                f"target missed by {median_seconds - TARGET_SECONDS:.1f} s ({median_seconds} s vs {TARGET_SECONDS:g} s)")
-    return [f"{verdict}; largest phases of the profiled build: {top}.",
-            _ivy_note(profile)]
+    return f"{case}: {verdict}; largest phases of the profiled run: {top}."
 
 
 def _ivy_note(profile: dict[str, Any]) -> str:
@@ -256,7 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
     """Return the benchmark's argument parser."""
     parser = base_parser("benchmarks.startup", __doc__.splitlines()[0])
     parser.set_defaults(repeat=3)
-    parser.add_argument("--no-rerun", action="store_true", help="skip the rerun builds (MERGE into the table)")
+    parser.add_argument("--no-rerun", action="store_true", help="skip the rerun builds (upsert into the table)")
     parser.add_argument("--profile-child", metavar="CONFIG", help=argparse.SUPPRESS)
     return parser
 
@@ -289,7 +297,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             quick_off.append(time_build(workdir / QUICK_START_OFF_CONFIG, with_archive))
         clean(workdir)
         profile = run_profile(config, with_archive)  # empty warehouse: creates the table
-        profile_rerun = None if args.no_rerun else run_profile(config, with_archive)  # MERGE into it
+        profile_rerun = None if args.no_rerun else run_profile(config, with_archive)  # upsert into it
     finally:
         if not args.workdir:
             shutil.rmtree(workdir, ignore_errors=True)
@@ -299,7 +307,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         _case("featurelake build, empty warehouse (create + Feast apply), after warmup", first),
     ]
     if rerun:
-        measurements.append(_case("featurelake build, rerun (MERGE into existing table), after warmup", rerun))
+        measurements.append(_case("featurelake build, rerun (upsert into the existing table), after warmup", rerun))
     measurements.append(_case("featurelake build, empty warehouse, after warmup, spark.quick_start: never",
                               quick_off))
     by_name = {m["name"]: m["seconds"] for m in measurements}
@@ -307,7 +315,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     med_rerun = measurements[3]["seconds"] if rerun else None
     tables = {"Where the time goes: empty warehouse, after warmup (one profiled fresh process)": phase_rows(profile)}
     if profile_rerun is not None:
-        tables["Where the time goes: rerun, MERGE, after warmup (one profiled fresh process)"] = phase_rows(profile_rerun)
+        tables["Where the time goes: rerun, upsert, after warmup (one profiled fresh process)"] = phase_rows(profile_rerun)
     target = f"<= {TARGET_SECONDS:g}"
     result.update(
         measurements=measurements,
@@ -320,7 +328,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         tables=tables,
         profile=profile,
         profile_rerun=profile_rerun,
-        notes=notes(med_first, profile),
+        notes=notes(med_first, profile, med_rerun, profile_rerun),
         summary=[f"`featurelake build` of one tiny table: {med_first} s on an empty warehouse"
                  + (f", {med_rerun} s on a rerun" if rerun else "")
                  + f" after `featurelake warmup` ({warmup['seconds']} s, once); {med_cold} s before it; "

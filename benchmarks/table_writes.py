@@ -18,7 +18,12 @@ against the same MERGE without it and against rewriting the table; a one-row app
 the cost of any Delta commit here, the floor under every write.
 
 Sources are staged as parquet first, so every write reads the same files from disk. The
-table is reset (overwritten with the base rows, untimed) before each timed write.
+table is reset (overwritten with the base rows, untimed) before each timed write. The writes
+compared with each other are timed in rounds (``benchmarks.common.measure_rounds``): an untimed
+full-size warm-up round, then each write once per round in rotating order. A first full-size
+join in a JVM runs before the JIT has compiled it (at 1M rows 9-11 s, then 6-8 s), while every
+reset already warms the overwrite's code path; timed one after another, the writes would not
+be compared on equal terms.
 
     python -m benchmarks.table_writes               # N = 100k
     python -m benchmarks.table_writes --scale 10    # the issue's 1M rows
@@ -31,17 +36,20 @@ import logging
 import shutil
 import sys
 import tempfile
+import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from benchmarks.common import (MemorySampler, base_parser, create_feature_table, main_for, measure, ratio,
+from benchmarks.common import (MemorySampler, base_parser, create_feature_table, main_for, measure_rounds, ratio,
                                result_header, target_row)
 from featurestore.config import Config, resolve_paths
 from featurestore.definitions import FeatureTable, Field
+from featurestore import delta_tables
 from featurestore.identifiers import quote_path
 from featurestore.delta_tables import merge_into, rewrite_upsert, write_feature_table
 from featurestore.spark_session import get_spark
@@ -134,32 +142,34 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 write_feature_table(spark, TABLE, path, validated.df, rows=validated.rows,
                                     time_range=validated.time_range)
 
+            # Each group of writes is timed in rounds (benchmarks.common.measure_rounds): an untimed
+            # full-size warm-up round, then every write once per round, so the overwrite (whose code
+            # path every reset runs) is no warmer than the writes it anchors.
+            m_upsert, m_upsert_wft, m_merge, m_over = measure_rounds([
+                ("full upsert (rewrite_upsert: one join + overwrite, all rows changed)",
+                 lambda: rewrite_upsert(spark, TABLE, path, full_validated.df), n),
+                ("full upsert through write_feature_table (+ metadata checks, history reads)",
+                 lambda: upsert(full_validated), n),
+                ("full MERGE (merge_into, all rows changed)", lambda: merge_into(spark, TABLE, path, full), n),
+                ("plain overwrite of the same rows", lambda: overwrite(full, path), n),
+            ], sampler, args.repeat, reset)
             reset()
-            # Warm-up (untimed): one small MERGE, rewrite and write_feature_table, so JIT and class loading are paid.
-            merge_into(spark, TABLE, path, delta.limit(10))
-            rewrite_upsert(spark, TABLE, path, full.limit(10))
-            upsert(validate_feature_frame(TABLE, full.limit(10)))
-            m_upsert = measure("full upsert (rewrite_upsert: one join + overwrite, all rows changed)",
-                               lambda: rewrite_upsert(spark, TABLE, path, full_validated.df), n, sampler,
-                               args.repeat, reset)
-            m_upsert_wft = measure("full upsert through write_feature_table (+ metadata checks, history reads)",
-                                   lambda: upsert(full_validated), n, sampler, args.repeat, reset)
+            with timed_steps(delta_tables, WRITE_STEPS) as steps:  # the check run, profiled (warm by now)
+                started = time.perf_counter()
+                upsert(full_validated)
+                steps.append({"step": "write_feature_table in all", "seconds": round(time.perf_counter() - started, 3)})
             upsert_operation = DeltaTable.forPath(spark, path).history(1).first()["operation"]
             if upsert_operation != "WRITE":
                 raise RuntimeError(f"the full upsert should rewrite the table, its commit was a {upsert_operation}")
             upserted = spark.read.format("delta").load(path)
             upsert_equal = upserted.count() == n and upserted.exceptAll(full).count() == 0
-            m_merge = measure("full MERGE (merge_into, all rows changed)",
-                              lambda: merge_into(spark, TABLE, path, full), n, sampler, args.repeat, reset)
-            m_over = measure("plain overwrite of the same rows", lambda: overwrite(full, path), n, sampler,
-                             args.repeat, reset)
-            m_inc = measure(f"incremental MERGE ({args.changed_fraction:.0%} changed, merge_into)",
-                            lambda: merge_into(spark, TABLE, path, delta), delta_rows, sampler, args.repeat, reset)
-            m_wft = measure("incremental write_feature_table (what `featurelake build` runs)",
-                            lambda: write_feature_table(spark, TABLE, path, delta), delta_rows, sampler,
-                            args.repeat, reset)
-            m_rewrite = measure("rewrite the whole table with the change", lambda: overwrite(rewritten, path), n,
-                                sampler, args.repeat, reset)
+            m_inc, m_wft, m_rewrite = measure_rounds([
+                (f"incremental MERGE ({args.changed_fraction:.0%} changed, merge_into)",
+                 lambda: merge_into(spark, TABLE, path, delta), delta_rows),
+                ("incremental write_feature_table (what `featurelake build` runs)",
+                 lambda: write_feature_table(spark, TABLE, path, delta), delta_rows),
+                ("rewrite the whole table with the change", lambda: overwrite(rewritten, path), n),
+            ], sampler, args.repeat, reset)
             reset()
             merge_into(spark, TABLE, path, delta)
             check_merged = spark.read.format("delta").load(path)
@@ -171,8 +181,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             if not args.no_deletion_vectors:
                 # The same incremental MERGE with Delta deletion vectors on (a candidate optimisation).
                 spark.sql(f"ALTER TABLE {quote_path(path)} SET TBLPROPERTIES ('delta.enableDeletionVectors' = 'true')")
-                m_dv = measure("incremental MERGE, deletion vectors enabled",
-                               lambda: merge_into(spark, TABLE, path, delta), delta_rows, sampler, args.repeat, reset)
+                [m_dv] = measure_rounds([("incremental MERGE, deletion vectors enabled",
+                                          lambda: merge_into(spark, TABLE, path, delta), delta_rows)],
+                                        sampler, args.repeat, reset)
                 metrics.append({"table": "delta.enableDeletionVectors=true", **_files_touched(spark, path)})
                 dv_table = spark.read.format("delta").load(path)
                 equal = equal and dv_table.count() == rewritten.count() and dv_table.exceptAll(rewritten).count() == 0
@@ -206,14 +217,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                        floor_ratio, "(bound)", None),
             target_row("upserted and merged tables == the expected rows", 1.0 if equal else 0.0, "identical", equal),
         ],
-        tables={"Incremental MERGE (Delta operation metrics)": metrics,
+        tables={"write_feature_table's steps, one full upsert after the timed rounds": steps,
+                "Incremental MERGE (Delta operation metrics)": metrics,
                 "Latest-day MERGE (Delta operation metrics)": latest["metrics"]},
         notes=_notes(full_ratio, merge_ratio, inc_ratio, m_inc, m_dv, m_rewrite, metrics)
-        + [f"write_feature_table adds fixed costs to every write of an existing table, {m_upsert_wft['seconds']} s "
-           f"vs {m_upsert['seconds']} s here: two history reads (the versions before and after), DESCRIBE DETAIL "
-           "(properties and comments kept current), and the Delta log's row count and file statistics that choose "
-           "between rewrite and MERGE (DESCRIBE DETAIL also rebuilds the new commit's file list, which the write "
-           "then reuses)."]
+        + [_steps_note(m_upsert_wft, m_upsert, steps)]
         + _latest_notes(latest_ratio, floor_ratio, m_pruned, m_unpruned, m_floor, args.days),
         summary=[f"full upsert of {n:,} rows {m_upsert['seconds']} s vs overwrite {m_over['seconds']} s: "
                  f"{full_ratio}x the overwrite (target <= 2x); through write_feature_table {m_upsert_wft['seconds']} s "
@@ -225,6 +233,35 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                  f"{latest_ratio}x faster; a one-row append takes {m_floor['seconds']} s"],
     )
     return result
+
+
+# What write_feature_table does to an existing table (featurestore.delta_tables), in order.
+WRITE_STEPS = ("current_version", "check_table_columns", "sync_metadata", "source_spans_table", "rewrite_upsert",
+               "merge_into", "_last_commit")
+
+
+@contextmanager
+def timed_steps(module: Any, names: tuple[str, ...]) -> Iterator[list[dict[str, Any]]]:
+    """Time every call of the functions ``names`` of ``module`` made in the block (wrapped, then restored)."""
+    steps: list[dict[str, Any]] = []
+    originals = {name: getattr(module, name) for name in names}
+
+    def timed(name: str, function: Any) -> Any:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                steps.append({"step": name, "seconds": round(time.perf_counter() - started, 3)})
+        return call
+
+    for name, function in originals.items():
+        setattr(module, name, timed(name, function))
+    try:
+        yield steps
+    finally:
+        for name, function in originals.items():
+            setattr(module, name, function)
 
 
 def latest_day_case(spark: SparkSession, args: argparse.Namespace, n: int, changed: int, workdir: Path, path: str,
@@ -265,15 +302,16 @@ def latest_day_case(spark: SparkSession, args: argparse.Namespace, n: int, chang
     def unpruned() -> None:
         merge_into(spark, TABLE, path, validated.df)
 
-    m_pruned = measure(f"latest-day MERGE, {args.changed_fraction:.0%} changed (merge_into with the time range)",
-                       pruned, change_rows, sampler, args.repeat, reset)
-    m_unpruned = measure("latest-day MERGE without the time range (merge_into)", unpruned, change_rows, sampler,
-                         args.repeat, reset)
+    m_pruned, m_unpruned, m_rewrite, m_floor = measure_rounds([
+        (f"latest-day MERGE, {args.changed_fraction:.0%} changed (merge_into with the time range)", pruned, change_rows),
+        ("latest-day MERGE without the time range (merge_into)", unpruned, change_rows),
+        ("latest day: rewrite the whole table with the change", lambda: overwrite(rewritten, path), n),
+        ("floor: append one row (any Delta commit)",
+         lambda: one_row.write.format("delta").mode("append").save(path), 1),
+    ], sampler, args.repeat, reset)
+    reset()
+    unpruned()
     unpruned_metrics = {"table": f"{days} days, no time range", **_files_touched(spark, path)}
-    m_rewrite = measure("latest day: rewrite the whole table with the change", lambda: overwrite(rewritten, path), n,
-                        sampler, args.repeat, reset)
-    m_floor = measure("floor: append one row (any Delta commit)",
-                      lambda: one_row.write.format("delta").mode("append").save(path), 1, sampler, args.repeat, reset)
     reset()
     pruned()
     metrics = [{"table": f"{days} days, time range", **_files_touched(spark, path)}, unpruned_metrics]
@@ -294,6 +332,17 @@ def _latest_notes(latest_ratio: float | None, floor_ratio: float | None, m_prune
                      "that, so no write can be 10x faster than the rewrite at this size; the rewrite grows with "
                      "the table, the latest-day MERGE with the latest day's files.")
     return notes
+
+
+def _steps_note(m_upsert_wft: dict, m_upsert: dict, steps: list[dict[str, Any]]) -> str:
+    """Say where write_feature_table's time beyond the upsert itself went, from the profiled run."""
+    parts = ", ".join(f"{s['step']} {s['seconds']} s" for s in steps)
+    return (f"write_feature_table adds fixed costs to every write of an existing table, {m_upsert_wft['seconds']} s "
+            f"vs {m_upsert['seconds']} s here. Its steps in one profiled run: {parts}. current_version and "
+            "_last_commit read the history (the versions before and after); sync_metadata runs DESCRIBE DETAIL to keep "
+            "properties and comments current, which also rebuilds the file list of the table's newest commit (the "
+            "upsert alone pays that itself); source_spans_table counts the rows and checks the file statistics that "
+            "choose between rewrite and MERGE.")
 
 
 def _notes(full_ratio: float | None, merge_ratio: float | None, inc_ratio: float | None, m_inc: dict,

@@ -47,6 +47,9 @@ def test_table_writes_merge_equals_rewrite(spark, tmp_path: Path) -> None:
     latest = result["tables"]["Latest-day MERGE (Delta operation metrics)"][0]
     assert int(latest["numTargetRowsUpdated"]) == 10 and int(latest["numTargetRowsInserted"]) == 10
     assert int(latest["numTargetFilesRemoved"]) == 1  # one file per day: only the latest day's is rewritten
+    steps = [s["step"] for s in result["tables"]["write_feature_table's steps, one full upsert after the timed rounds"]]
+    assert steps == ["current_version", "check_table_columns", "sync_metadata", "source_spans_table",
+                     "rewrite_upsert", "_last_commit", "write_feature_table in all"]
 
 
 def test_startup_profile_names_the_phases(tmp_path: Path) -> None:
