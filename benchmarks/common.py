@@ -158,8 +158,17 @@ def measure(name: str, action: Callable[[], Any], rows: int, sampler: MemorySamp
         started = time.perf_counter()
         action()
         times.append(time.perf_counter() - started)
+    figures = _figures(name, rows, times, load_before)
+    if sampler is not None:
+        figures.update(sampler.snapshot())
+    logger.info("%s: %.2f s (%s rows/s), load %s", name, figures["seconds"], figures["rows_per_second"], load_before)
+    return figures
+
+
+def _figures(name: str, rows: int, times: list[float], load_before: list[float] | None) -> dict[str, Any]:
+    """The figures of one measurement: median and every time, rows per second at the median, load."""
     median = statistics.median(times)
-    figures: dict[str, Any] = {
+    return {
         "name": name,
         "rows": rows,
         "seconds": round(median, 3),
@@ -168,10 +177,6 @@ def measure(name: str, action: Callable[[], Any], rows: int, sampler: MemorySamp
         "load_before": load_before,
         "load_after": load_average(),
     }
-    if sampler is not None:
-        figures.update(sampler.snapshot())
-    logger.info("%s: %.2f s (%s rows/s), load %s", name, median, figures["rows_per_second"], load_before)
-    return figures
 
 
 def measure_rounds(cases: Sequence[tuple[str, Callable[[], Any], int]], sampler: MemorySampler | None = None,
@@ -209,14 +214,10 @@ def measure_rounds(cases: Sequence[tuple[str, Callable[[], Any], int]], sampler:
                 peaks[index] = {k: max(v, peaks[index].get(k, 0.0)) for k, v in sampler.snapshot().items()}
     results = []
     for index, (name, _, rows) in enumerate(cases):
-        median = statistics.median(times[index])
-        figures: dict[str, Any] = {
-            "name": name, "rows": rows, "seconds": round(median, 3), "all_seconds": [round(t, 3) for t in times[index]],
-            "first_run_seconds": round(first[index], 3), "rows_per_second": round(rows / median) if median > 0 else None,
-            "load_before": loads[index], "load_after": load_average(), **peaks[index],
-        }
-        logger.info("%s: %.2f s (%s rows/s; first run %.2f s), load %s", name, median, figures["rows_per_second"],
-                    first[index], loads[index])
+        figures = {**_figures(name, rows, times[index], loads[index]),
+                   "first_run_seconds": round(first[index], 3), **peaks[index]}
+        logger.info("%s: %.2f s (%s rows/s; first run %.2f s), load %s", name, figures["seconds"],
+                    figures["rows_per_second"], first[index], loads[index])
         results.append(figures)
     return results
 
@@ -297,8 +298,8 @@ def table_markdown(rows: list[dict[str, Any]], columns: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-MEASUREMENT_COLUMNS = ["name", "rows", "seconds", "all_seconds", "first_run_seconds", "rows_per_second", "peak_driver_rss_mib",
-                       "peak_jvm_rss_mib", "peak_python_rss_mib", "load_before"]
+MEASUREMENT_COLUMNS = ["name", "rows", "seconds", "all_seconds", "first_run_seconds", "rows_per_second",
+                       "peak_driver_rss_mib", "peak_jvm_rss_mib", "peak_python_rss_mib", "load_before"]
 
 
 def to_markdown(result: dict[str, Any]) -> str:

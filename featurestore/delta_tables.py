@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import getpass
 import logging
 import random
@@ -284,7 +285,9 @@ def rewrite_upsert(spark: SparkSession, table: FeatureTable, path: str, df: Data
         side(df, "s_", "__featurelake_in_source"), [col("t_", k) == col("s_", k) for k in table.merge_keys],
         "full_outer")
     in_source, in_table = F.col("__featurelake_in_source").isNotNull(), F.col("__featurelake_in_table").isNotNull()
-    changed = _any([~col("t_", f).eqNullSafe(col("s_", f)) for f in table.feature_names])
+    # False when there are no features: a table without features never changes.
+    changed = functools.reduce(lambda a, b: a | b, [~col("t_", f).eqNullSafe(col("s_", f))
+                                                    for f in table.feature_names], F.lit(False))
     take_source = in_source & (~in_table | changed)
     observation = Observation()
     counted = joined.observe(
@@ -299,14 +302,6 @@ def rewrite_upsert(spark: SparkSession, table: FeatureTable, path: str, df: Data
         rewritten.write.format("delta").mode("overwrite").save(path)
     counts = observation.get
     return int(counts["inserted"]), int(counts["updated"])
-
-
-def _any(conditions: list[Column]) -> Column:
-    """OR of ``conditions`` (false when there are none: a table without features never changes)."""
-    combined = F.lit(False)
-    for condition in conditions:
-        combined = combined | condition
-    return combined
 
 
 @contextlib.contextmanager
