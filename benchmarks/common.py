@@ -238,6 +238,36 @@ def phase(marks: list[tuple[str, float]], name: str) -> Iterator[None]:
         marks.append((name, round(time.perf_counter() - started, 3)))
 
 
+# What write_feature_table does (featurestore.delta_tables), in order: create a new table, or
+# check, update and upsert an existing one.
+WRITE_STEPS = ("current_version", "create_table_with", "check_table_columns", "sync_metadata", "source_spans_table",
+               "rewrite_upsert", "merge_into", "_last_commit")
+
+
+@contextmanager
+def timed_steps(module: Any, names: Sequence[str]) -> Iterator[list[dict[str, Any]]]:
+    """Time every call of the functions ``names`` of ``module`` made in the block (wrapped, then restored)."""
+    steps: list[dict[str, Any]] = []
+    originals = {name: getattr(module, name) for name in names}
+
+    def timed(name: str, function: Any) -> Any:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                steps.append({"step": name, "seconds": round(time.perf_counter() - started, 3)})
+        return call
+
+    for name, function in originals.items():
+        setattr(module, name, timed(name, function))
+    try:
+        yield steps
+    finally:
+        for name, function in originals.items():
+            setattr(module, name, function)
+
+
 def base_parser(prog: str, description: str) -> argparse.ArgumentParser:
     """Return a parser with the options every benchmark takes."""
     parser = argparse.ArgumentParser(prog=prog, description=description)

@@ -37,16 +37,15 @@ import shutil
 import sys
 import tempfile
 import time
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from benchmarks.common import (MemorySampler, base_parser, create_feature_table, main_for, measure_rounds, ratio,
-                               result_header, target_row)
+from benchmarks.common import (WRITE_STEPS, MemorySampler, base_parser, create_feature_table, main_for,
+                               measure_rounds, ratio, result_header, target_row, timed_steps)
 from featurestore.config import Config, resolve_paths
 from featurestore.definitions import FeatureTable, Field
 from featurestore import delta_tables
@@ -233,35 +232,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                  f"{latest_ratio}x faster; a one-row append takes {m_floor['seconds']} s"],
     )
     return result
-
-
-# What write_feature_table does to an existing table (featurestore.delta_tables), in order.
-WRITE_STEPS = ("current_version", "check_table_columns", "sync_metadata", "source_spans_table", "rewrite_upsert",
-               "merge_into", "_last_commit")
-
-
-@contextmanager
-def timed_steps(module: Any, names: tuple[str, ...]) -> Iterator[list[dict[str, Any]]]:
-    """Time every call of the functions ``names`` of ``module`` made in the block (wrapped, then restored)."""
-    steps: list[dict[str, Any]] = []
-    originals = {name: getattr(module, name) for name in names}
-
-    def timed(name: str, function: Any) -> Any:
-        def call(*args: Any, **kwargs: Any) -> Any:
-            started = time.perf_counter()
-            try:
-                return function(*args, **kwargs)
-            finally:
-                steps.append({"step": name, "seconds": round(time.perf_counter() - started, 3)})
-        return call
-
-    for name, function in originals.items():
-        setattr(module, name, timed(name, function))
-    try:
-        yield steps
-    finally:
-        for name, function in originals.items():
-            setattr(module, name, function)
 
 
 def latest_day_case(spark: SparkSession, args: argparse.Namespace, n: int, changed: int, workdir: Path, path: str,

@@ -60,6 +60,8 @@ def test_startup_profile_names_the_phases(tmp_path: Path) -> None:
     assert phases["JVM launch + Ivy resolution (launch_gateway)"]["seconds"] > 0
     assert phases["Feast apply"]["seconds"] > 0
     assert phases["Delta write (write_feature_table)"]["spark_jobs"] > 0
+    # An empty warehouse: the write finds no table, then creates it in one commit.
+    assert [step["step"] for step in profile["write_steps"]] == ["current_version", "create_table_with"]
     assert (tmp_path / "warehouse" / "tiny" / "_delta_log").is_dir()
 
 
