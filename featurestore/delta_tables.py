@@ -180,6 +180,15 @@ def timestamp_literal(micros: int) -> str:
     return f"TIMESTAMP '{instant.isoformat(sep=' ')}'"
 
 
+def features_changed(table: FeatureTable, old: Callable[[str], Column], new: Callable[[str], Column]) -> Column:
+    """True where any feature differs between the ``old`` and ``new`` column of that name (nulls equal).
+
+    False when the table has no features: a table without features never changes.
+    """
+    return functools.reduce(lambda a, b: a | b, [~old(f).eqNullSafe(new(f)) for f in table.feature_names],
+                            F.lit(False))
+
+
 def merge_into(spark: SparkSession, table: FeatureTable, path: str, df: DataFrame,
                time_range: TimeRange | None = None) -> tuple[int, int]:
     """Upsert ``df`` into the table on primary keys plus timestamp; return (inserted, updated).
@@ -196,17 +205,16 @@ def merge_into(spark: SparkSession, table: FeatureTable, path: str, df: DataFram
         ts = f"t.{quote_identifier(table.timestamp_key)}"
         on += (f" AND {ts} >= {timestamp_literal(time_range.first_micros)}"
                f" AND {ts} <= {timestamp_literal(time_range.last_micros)}")
-    changed = " OR ".join(
-        f"NOT (t.{quote_identifier(f)} <=> s.{quote_identifier(f)})" for f in table.feature_names
-    )
-    all_columns = {quote_identifier(c.name): f"s.{quote_identifier(c.name)}" for c in table.columns}
-    features = {quote_identifier(f): f"s.{quote_identifier(f)}" for f in table.feature_names}
-    merge = (
-        DeltaTable.forPath(spark, path).alias("t")
-        .merge(df.alias("s"), on)
-        .whenMatchedUpdate(condition=changed or None, set=features)
-        .whenNotMatchedInsert(values=all_columns)
-    )
+    def col(alias: str, name: str) -> Column:
+        return F.col(f"{alias}.{quote_identifier(name)}")
+
+    all_columns = {quote_identifier(c.name): col("s", c.name) for c in table.columns}
+    features = {quote_identifier(f): col("s", f) for f in table.feature_names}
+    merge = DeltaTable.forPath(spark, path).alias("t").merge(df.alias("s"), on)
+    if features:  # a table without features never changes a matched row
+        merge = merge.whenMatchedUpdate(condition=features_changed(table, lambda f: col("t", f), lambda f: col("s", f)),
+                                        set=features)
+    merge = merge.whenNotMatchedInsert(values=all_columns)
     # execute() returns this MERGE's own metrics (no history read, and never another writer's commit).
     with _source_read_twice_if_deterministic(spark, df):
         metrics = merge.execute().first()
@@ -215,8 +223,7 @@ def merge_into(spark: SparkSession, table: FeatureTable, path: str, df: DataFram
     return int(metrics["num_inserted_rows"] or 0), int(metrics["num_updated_rows"] or 0)
 
 
-@contextlib.contextmanager
-def _source_read_twice_if_deterministic(spark: SparkSession, df: DataFrame) -> Iterator[None]:
+def _source_read_twice_if_deterministic(spark: SparkSession, df: DataFrame) -> contextlib.AbstractContextManager:
     """Let a MERGE read a deterministic source twice instead of first copying it.
 
     Delta's MERGE passes over its source twice (find the touched files, then rewrite them).
@@ -224,18 +231,11 @@ def _source_read_twice_if_deterministic(spark: SparkSession, df: DataFrame) -> I
     Delta scan, in case a second read differs; for a deterministic source that copy only
     costs time: at 1M rows it made the full MERGE 11.5 s instead of 8.6 s and a 1% MERGE
     5.4 s instead of 3.6 s (benchmarks/table_writes.py). A non-deterministic source (rand(),
-    uuid()) keeps the copy, and so does a session whose user set the option themselves.
+    uuid()) keeps the copy, and so does a session whose user set the option (to any value).
     """
-    deterministic = bool(df._jdf.queryExecution().analyzed().deterministic())
-    with _SESSION_OPTION_LOCK:
-        if not deterministic or spark.conf.get(MATERIALIZE_SOURCE, "auto") != "auto":
-            yield
-            return
-        spark.conf.set(MATERIALIZE_SOURCE, "none")
-        try:
-            yield
-        finally:
-            spark.conf.set(MATERIALIZE_SOURCE, "auto")
+    if not df._jdf.queryExecution().analyzed().deterministic():
+        return contextlib.nullcontext()
+    return _session_option_unless_set(spark, MATERIALIZE_SOURCE, "none")
 
 
 def source_spans_table(spark: SparkSession, table: FeatureTable, path: str, rows: int,
@@ -285,9 +285,7 @@ def rewrite_upsert(spark: SparkSession, table: FeatureTable, path: str, df: Data
         side(df, "s_", "__featurelake_in_source"), [col("t_", k) == col("s_", k) for k in table.merge_keys],
         "full_outer")
     in_source, in_table = F.col("__featurelake_in_source").isNotNull(), F.col("__featurelake_in_table").isNotNull()
-    # False when there are no features: a table without features never changes.
-    changed = functools.reduce(lambda a, b: a | b, [~col("t_", f).eqNullSafe(col("s_", f))
-                                                    for f in table.feature_names], F.lit(False))
+    changed = features_changed(table, lambda f: col("t_", f), lambda f: col("s_", f))
     take_source = in_source & (~in_table | changed)
     observation = Observation()
     counted = joined.observe(

@@ -30,13 +30,14 @@ def test_deterministic_source_is_not_copied(spark) -> None:
 def test_non_deterministic_source_and_user_setting_are_left_alone(spark) -> None:
     with _source_read_twice_if_deterministic(spark, _rows(spark, F.rand(seed=1))):
         assert spark.conf.get(MATERIALIZE_SOURCE, "auto") == "auto"
-    spark.conf.set(MATERIALIZE_SOURCE, "all")
-    try:
-        with _source_read_twice_if_deterministic(spark, _rows(spark, F.col("id"))):
-            assert spark.conf.get(MATERIALIZE_SOURCE) == "all"
-        assert spark.conf.get(MATERIALIZE_SOURCE) == "all"
-    finally:
-        spark.conf.set(MATERIALIZE_SOURCE, "auto")
+    for chosen in ("all", "auto"):  # a value the user set is kept, even the default one
+        spark.conf.set(MATERIALIZE_SOURCE, chosen)
+        try:
+            with _source_read_twice_if_deterministic(spark, _rows(spark, F.col("id"))):
+                assert spark.conf.get(MATERIALIZE_SOURCE) == chosen
+            assert spark.conf.get(MATERIALIZE_SOURCE) == chosen
+        finally:
+            spark.conf.unset(MATERIALIZE_SOURCE)
 
 
 def test_merge_results_are_the_same_either_way(spark, tmp_path: Path) -> None:

@@ -142,3 +142,23 @@ def test_rebuild_keeps_the_partitioning(spark, tmp_path: Path) -> None:
     assert spark.sql(f"DESCRIBE DETAIL delta.`{path}`").first()["partitionColumns"] == ["region"]
     got = spark.read.format("delta").load(path).select("id", "x", "region").collect()
     assert sorted(tuple(r) for r in got) == [(1, 9.0, "a"), (2, 9.0, "b")]
+
+
+def test_a_table_without_features_only_gains_rows_by_merge_or_rewrite(spark, tmp_path: Path) -> None:
+    keys_only = FeatureTable(name="keys_only", primary_keys=[Field("id", "bigint", "the entity")], timestamp_key="ts",
+                             features=[], description="a table of keys")
+    path = str(tmp_path / "keys_only")
+
+    def write(rows: list[tuple[int, int]]):
+        df = spark.createDataFrame(rows, "id bigint, day bigint").select(
+            "id", F.timestamp_micros(F.lit(DAY_1) + F.col("day") * DAY).alias("ts"))
+        validated = validate_feature_frame(keys_only, df)
+        result = write_feature_table(spark, keys_only, path, validated.df, rows=validated.rows,
+                                     time_range=validated.time_range)
+        return result.rows_inserted, result.rows_updated, table_history(spark, path, 1)[0]["operation"]
+
+    write([(1, 0), (2, 1)])
+    assert write([(1, 0), (3, 0)]) == (1, 0, "MERGE")            # day 1 outside the source: a MERGE
+    assert write([(1, 0), (2, 1), (4, 1)]) == (1, 0, "WRITE")    # spans the table: a rewrite
+    assert sorted(tuple(r) for r in spark.read.format("delta").load(path).select("id", F.unix_micros("ts")).collect()) \
+        == [(1, DAY_1), (2, DAY_1 + DAY), (3, DAY_1), (4, DAY_1 + DAY)]
