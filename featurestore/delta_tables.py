@@ -270,8 +270,8 @@ def rewrite_upsert(spark: SparkSession, table: FeatureTable, path: str, df: Data
     It overwrites the table in one commit (Delta reads the table within the write's own
     transaction, so a concurrent commit is a conflict, retried, never lost). The table's
     properties and column comments stay. The counts are observed during the write, no second pass.
-    At 1M rows, warm: 6.8 s, against 11.8 s for Delta's MERGE and 4.4 s for a plain overwrite of
-    the same rows (benchmarks/table_writes.py).
+    At 1M rows, warm: 7.3 s, against 12.2 s for Delta's MERGE and 3.8 s for a plain overwrite of
+    the same rows (benchmarks/results/table_writes_x10.md).
     """
     def side(df: DataFrame, prefix: str, flag: str) -> DataFrame:  # columns renamed prefix + name, and a flag
         return df.select(*[F.col(quote_identifier(c.name)).alias(prefix + c.name) for c in table.columns],
