@@ -172,6 +172,10 @@ def run_batch_inference(spark: SparkSession, config: Config, source: str | DataF
     absent = [k for k in keys if k not in df.columns]
     if absent:
         raise BadInputError(f"input lacks key column(s) {', '.join(absent)} (input columns: {', '.join(df.columns)})")
+    # Spread the input, not the joined rows: counting the partitions of a join runs its shuffles,
+    # and the write would run them again. The joined rows keep the default parallelism (measured
+    # from 500 to 1M entities, broadcast and shuffled joins, latest and point-in-time features).
+    df = match_parallelism(spark, df)
     features, looked_up = lookup_features(spark, config, df, spec, model)
     features = check_inputs(features, model, "input" if not looked_up else "input joined with the feature tables")
 
@@ -180,7 +184,7 @@ def run_batch_inference(spark: SparkSession, config: Config, source: str | DataF
         return BatchResult(resolved, batch_id, output_table, output_path, 0, None, looked_up, scored_at,
                            time.monotonic() - started)
 
-    scored = score(spark, match_parallelism(spark, features), model, keys)
+    scored = score(spark, features, model, keys)
     if not model.has_probability and with_probability:
         logger.info("model %s version %d gives no probabilities: prediction only", resolved.name, resolved.version)
     batch = scored.select(

@@ -253,7 +253,12 @@ def score(spark: SparkSession, df: DataFrame, model: ScoringModel, keep: list[st
 
 def match_parallelism(spark: SparkSession, df: DataFrame) -> DataFrame:
     """Spread ``df`` over at least the session's default parallelism (the cluster's cores unless
-    ``spark.default.parallelism`` says otherwise): scoring is CPU-bound."""
+    ``spark.default.parallelism`` says otherwise): scoring is CPU-bound.
+
+    Counting the partitions runs every shuffle in ``df``'s plan (adaptive execution finalises
+    the plan that way), and the write that follows runs them again: call it on a plain read,
+    before any join.
+    """
     parallelism = spark.sparkContext.defaultParallelism
     partitions = df.rdd.getNumPartitions()
     if partitions < parallelism:

@@ -105,3 +105,32 @@ def test_lookup_bad_inputs_write_nothing(spark, lookup_project):
         run_batch_inference(spark, config, labels.select("customer_id"), "models:/churn_broken/1",
                             output_table="lookup_bad", batch_id="x")
     assert not os.path.exists(config.table_path("lookup_bad"))
+
+
+def test_the_lookup_join_is_computed_once(spark, lookup_project, tmp_path):
+    """Nothing before the write computes the join: each input row reaches it once.
+
+    The input carries one of the model's features (``age``) from a Python UDF that counts its
+    calls, and broadcasts are off, so the join shuffles the input: any Spark job that ran the
+    join's stages before the write would count every row again.
+    """
+    from pyspark.sql import functions as F
+
+    config, labels, _, _ = lookup_project
+    labels.select("customer_id").limit(40).write.parquet(str(tmp_path / "entities"))
+    calls = spark.sparkContext.accumulator(0)
+
+    def age(customer_id: int) -> int:
+        calls.add(1)
+        return int(customer_id % 50 + 20)
+
+    entities = spark.read.parquet(str(tmp_path / "entities")).withColumn("age", F.udf(age, "int")("customer_id"))
+    previous = spark.conf.get("spark.sql.autoBroadcastJoinThreshold")
+    spark.conf.set("spark.sql.autoBroadcastJoinThreshold", "-1")
+    try:
+        result = run_batch_inference(spark, config, entities, "models:/churn_lookup/1",
+                                     output_table="lookup_once", batch_id="o1")
+    finally:
+        spark.conf.set("spark.sql.autoBroadcastJoinThreshold", previous)
+    assert result.feature_lookup and result.rows_written == 40
+    assert calls.value == 40
