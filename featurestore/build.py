@@ -7,7 +7,6 @@ import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 
 from py4j.protocol import Py4JJavaError
 from pyspark.errors import AnalysisException
@@ -18,13 +17,10 @@ from featurestore.definitions import FeatureTable, Source, load_definitions, sel
 from featurestore.delta_tables import WriteResult, write_feature_table
 from featurestore.errors import BadInputError, NotFoundError
 from featurestore.feast_repo import check_registry, register_tables
+from featurestore.spark_session import SMALL_INPUT_BYTES, local_paths_are_small
 from featurestore.validation import ValidatedFrame, validate_feature_frame
 
 logger = logging.getLogger(__name__)
-
-# Sources up to this size make a "small input" build, which may start Spark in quick-start mode
-# (featurestore.spark_session.QUICK_START_JAVA_OPTIONS).
-SMALL_INPUT_BYTES = 64 * 2**20
 
 
 @dataclass(frozen=True)
@@ -129,19 +125,4 @@ def sources_are_small(config: Config, tables: list[FeatureTable], limit: int = S
 
     A remote source (a URI) or a missing path counts as large: its size is not known here.
     """
-    total = 0
-    for table in tables:
-        for source in table.sources:
-            location = source_location(config, source)
-            if "://" in location and not location.startswith("file://"):
-                return False
-            path = Path(location.removeprefix("file://"))
-            if path.is_file():
-                total += path.stat().st_size
-            elif path.is_dir():
-                total += sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
-            else:
-                return False
-            if total > limit:
-                return False
-    return True
+    return local_paths_are_small((source_location(config, s) for t in tables for s in t.sources), limit)

@@ -7,7 +7,8 @@ import logging
 import os
 import sys
 from importlib import resources
-from typing import Iterator
+from pathlib import Path
+from typing import Iterable, Iterator
 
 from pyspark.sql import SparkSession
 
@@ -124,6 +125,30 @@ def wants_quick_start(settings: SparkSettings, small_input: bool) -> bool:
     if not settings.master.startswith("local"):
         return False
     return settings.quick_start == "always" or (settings.quick_start == "auto" and small_input)
+
+
+# Inputs up to this size make a "small input" job, which may start Spark in quick-start mode.
+SMALL_INPUT_BYTES = 64 * 2**20
+
+
+def local_paths_are_small(locations: Iterable[str], limit: int = SMALL_INPUT_BYTES) -> bool:
+    """True when every location is a local file or folder and together they hold <= ``limit`` bytes.
+
+    A remote location (a URI) or a missing path counts as large: its size is not known here.
+    """
+    total = 0
+    for location in locations:
+        if "://" in location and not location.startswith("file://"):
+            return False
+        path = Path(location.removeprefix("file://"))
+        if not path.exists():
+            return False
+        files = [path] if path.is_file() else (f for f in path.rglob("*") if f.is_file())
+        for file in files:
+            total += file.stat().st_size
+            if total > limit:
+                return False
+    return True
 
 
 def input_size_matters(settings: SparkSettings) -> bool:

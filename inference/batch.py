@@ -22,6 +22,7 @@ from pyspark.sql import functions as F
 from featurestore.config import Config
 from featurestore.errors import BadInputError, NotFoundError
 from featurestore.identifiers import validate_identifier
+from featurestore.spark_session import SMALL_INPUT_BYTES, local_paths_are_small
 from inference.model_reference import ResolvedModel, mlflow_client, resolve_model
 from inference.predictions import BatchWrite, validate_batch_id, write_batch
 from inference.scoring import (
@@ -55,13 +56,23 @@ class BatchResult:
         return self.delta_version is None
 
 
+def _is_table_name(source: str) -> bool:
+    return "/" not in source and "\\" not in source and not source.endswith(".parquet")
+
+
+def input_is_small(config: Config, source: str, limit: int = SMALL_INPUT_BYTES) -> bool:
+    """True when the entities ``source`` and the warehouse (the feature tables, the predictions
+    table) are local and hold <= ``limit`` bytes together: the job may start in quick-start mode."""
+    return local_paths_are_small([config.warehouse] + ([] if _is_table_name(source) else [source]), limit)
+
+
 def read_input(spark: SparkSession, config: Config, source: str) -> DataFrame:
     """Read the entities to score: a table of the warehouse (by name) or a Delta/parquet path.
 
     Raises:
         NotFoundError: neither a warehouse table nor an existing path.
     """
-    if "/" not in source and "\\" not in source and not source.endswith(".parquet"):
+    if _is_table_name(source):
         validate_identifier(source, "input table name")
         path = config.table_path(source)
         if DeltaTable.isDeltaTable(spark, path):
