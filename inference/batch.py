@@ -22,7 +22,6 @@ from pyspark.sql import functions as F
 from featurestore.config import Config
 from featurestore.errors import BadInputError, NotFoundError
 from featurestore.identifiers import validate_identifier
-from featurestore.spark_session import SMALL_INPUT_BYTES, local_paths_are_small
 from inference.model_reference import ResolvedModel, mlflow_client, resolve_model
 from inference.predictions import BatchWrite, validate_batch_id, write_batch
 from inference.scoring import (
@@ -60,10 +59,10 @@ def _is_table_name(source: str) -> bool:
     return "/" not in source and "\\" not in source and not source.endswith(".parquet")
 
 
-def input_is_small(config: Config, source: str, limit: int = SMALL_INPUT_BYTES) -> bool:
-    """True when the entities ``source`` and the warehouse (the feature tables, the predictions
-    table) are local and hold <= ``limit`` bytes together: the job may start in quick-start mode."""
-    return local_paths_are_small([config.warehouse] + ([] if _is_table_name(source) else [source]), limit)
+def input_locations(config: Config, source: str) -> list[str]:
+    """What scoring ``source`` reads: the warehouse (feature tables, predictions) and the entities
+    when they are a path rather than a warehouse table."""
+    return [config.warehouse] + ([] if _is_table_name(source) else [source])
 
 
 def read_input(spark: SparkSession, config: Config, source: str) -> DataFrame:

@@ -21,10 +21,9 @@ import argparse
 import logging
 
 from featurestore.config import Config
-from featurestore.spark_session import get_spark, input_size_matters
-from inference.batch import DEFAULT_OUTPUT_TABLE, input_is_small, run_batch_inference
+from inference.batch import DEFAULT_OUTPUT_TABLE, input_locations, run_batch_inference
 from inference.scoring import DEFAULT_ARROW_BATCH
-from jobs.common import exit_process, job_parser, run_job
+from jobs.common import exit_process, job_parser, run_job, start_spark
 
 logger = logging.getLogger("featurelake.predict")
 
@@ -52,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _run(args: argparse.Namespace, config: Config) -> None:
-    spark = get_spark(config, small_input=input_size_matters(config.spark) and input_is_small(config, args.input))
+    spark = start_spark(config, input_locations(config, args.input))
     result = run_batch_inference(spark, config, args.input, args.model_uri, output_table=args.output_table,
                                  batch_id=args.batch_id, keys=args.keys,
                                  with_probability=not args.no_probability, arrow_batch=args.arrow_batch)

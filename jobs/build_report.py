@@ -13,8 +13,7 @@ import logging
 from pathlib import Path
 
 from featurestore.config import Config
-from featurestore.spark_session import get_spark
-from jobs.common import exit_process, job_parser, run_job
+from jobs.common import exit_process, job_parser, run_job, start_spark
 from report.render import generate_report
 
 logger = logging.getLogger("featurelake.report")
@@ -41,7 +40,7 @@ def serve(folder: Path, port: int) -> None:
 
 
 def _run(args: argparse.Namespace, config: Config) -> None:
-    spark = get_spark(config)
+    spark = start_spark(config, [config.warehouse])
     pages = generate_report(spark, config, args.out)
     print(f"report written: {pages[0].resolve()} ({len(pages)} pages)")
     if args.serve:

@@ -1,4 +1,4 @@
-"""What every job shares: common arguments, logging set-up and the error-to-exit-code mapping."""
+"""What every job shares: common arguments, logging set-up, the Spark session and the error-to-exit-code mapping."""
 
 from __future__ import annotations
 
@@ -8,11 +8,14 @@ import logging
 import os
 import sys
 import traceback
-from typing import Callable, NoReturn
+from typing import TYPE_CHECKING, Callable, NoReturn
 
 from featurestore.config import Config, load_config
 from featurestore.errors import EXIT_OK, FeaturelakeError, exit_code_for
 from featurestore.secrets import RedactingFilter, redact_text, secret_values
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
 
 logger = logging.getLogger("featurelake")
 
@@ -32,6 +35,19 @@ def job_parser(prog: str, description: str, with_config: bool = True) -> argpars
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
                         help="logging level (default: INFO)")
     return parser
+
+
+def start_spark(config: Config, reads: list[str]) -> SparkSession:
+    """Start (or adopt) the job's Spark session.
+
+    ``reads`` are the files and folders the job reads. When featurelake starts a local session
+    with ``spark.quick_start: auto`` and they are all local and hold at most 64 MB together, the
+    session starts in quick-start mode (``featurestore.spark_session``).
+    """
+    from featurestore.spark_session import get_spark, input_size_matters, local_paths_are_small
+
+    small = input_size_matters(config.spark) and bool(reads) and local_paths_are_small(reads)
+    return get_spark(config, small_input=small)
 
 
 def setup_logging(level: str = "INFO") -> RedactingFilter:

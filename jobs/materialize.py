@@ -16,8 +16,7 @@ import json
 
 from featurestore.config import Config
 from featurestore.online import materialize, parse_timestamp
-from featurestore.spark_session import get_spark
-from jobs.common import exit_process, job_parser, run_job
+from jobs.common import exit_process, job_parser, run_job, start_spark
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _run(args: argparse.Namespace, config: Config) -> None:
     end = parse_timestamp(args.end_date) if args.end_date else None
-    spark = get_spark(config)
+    spark = start_spark(config, [config.warehouse])
     results = materialize(spark, config, args.tables, end)
     if args.json:
         print(json.dumps([r.to_dict() for r in results], indent=2))

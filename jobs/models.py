@@ -18,7 +18,7 @@ import argparse
 import json
 
 from featurestore.config import Config
-from jobs.common import exit_process, job_parser, run_job
+from jobs.common import exit_process, job_parser, run_job, start_spark
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -115,10 +115,9 @@ def _run(args: argparse.Namespace, config: Config) -> int | None:
         registry.delete_version(config, args.name, args.version)
         print(f"{args.name} version {args.version} deleted")
     elif args.action == "events":
-        from featurestore.spark_session import get_spark
         from modeling.promotion import read_events
 
-        rows = [r.asDict() for r in read_events(get_spark(config), config, args.name).collect()]
+        rows = [r.asDict() for r in read_events(start_spark(config, [config.warehouse]), config, args.name).collect()]
         if args.json:
             print(json.dumps(rows, indent=2, default=str))
         else:

@@ -20,8 +20,7 @@ import argparse
 import logging
 
 from featurestore.config import Config
-from featurestore.spark_session import get_spark
-from jobs.common import exit_process, job_parser, run_job
+from jobs.common import exit_process, job_parser, run_job, start_spark
 
 logger = logging.getLogger("featurelake.monitor")
 
@@ -41,9 +40,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _run(args: argparse.Namespace, config: Config) -> int:
+    from inference.batch import input_locations
     from monitoring.loop import run_monitoring
 
-    spark = get_spark(config)
+    labels = args.labels or config.training.labels_path
+    reads = input_locations(config, args.input) if args.input else [config.warehouse]
+    spark = start_spark(config, reads + ([labels] if labels else []))
     result = run_monitoring(spark, config, args.model_name or config.training.model_name, args.batch_id,
                             args.labels, max_attempts=args.max_attempts, input_source=args.input)
     print(f"model {result.model_name} version {result.checked_version}, batch {result.batch_id}: "

@@ -16,8 +16,7 @@ import logging
 
 from featurestore.config import Config
 from featurestore.errors import ConflictError
-from featurestore.spark_session import get_spark
-from jobs.common import exit_process, job_parser, run_job
+from jobs.common import exit_process, job_parser, run_job, start_spark
 
 logger = logging.getLogger("featurelake.promote")
 
@@ -42,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _run(args: argparse.Namespace, config: Config) -> int:
     from modeling.promotion import promote
 
-    spark = get_spark(config)
+    spark = start_spark(config, [config.warehouse])
     alias = None if args.alias.lower() == "none" else args.alias
     decision = promote(spark, config, args.model_name, args.version, args.stage, alias=alias,
                        archive_existing=not args.no_archive)

@@ -14,8 +14,7 @@ import json
 from featurestore.catalog import describe_table, format_table_info, list_tables
 from featurestore.config import Config
 from featurestore.delta_tables import restore_table, table_history
-from featurestore.spark_session import get_spark
-from jobs.common import exit_process, job_parser, run_job
+from jobs.common import exit_process, job_parser, run_job, start_spark
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _run(args: argparse.Namespace, config: Config) -> None:
-    spark = get_spark(config)
+    spark = start_spark(config, [config.warehouse])
     if args.action == "list":
         infos = list_tables(spark, config)
         if args.json:

@@ -16,8 +16,7 @@ import logging
 import os
 
 from featurestore.config import Config
-from featurestore.spark_session import get_spark, input_size_matters, local_paths_are_small
-from jobs.common import exit_process, job_parser, run_job
+from jobs.common import exit_process, job_parser, run_job, start_spark
 
 logger = logging.getLogger("featurelake.train")
 
@@ -41,8 +40,7 @@ def _run(args: argparse.Namespace, config: Config) -> None:
     from modeling.training import train_model
 
     labels = args.labels or config.training.labels_path
-    small = input_size_matters(config.spark) and bool(labels) and local_paths_are_small([config.warehouse, labels])
-    spark = get_spark(config, small_input=small)
+    spark = start_spark(config, [config.warehouse, labels] if labels else [config.warehouse])
     result = train_model(spark, config, args.labels, model_name=args.model_name, register=not args.no_register,
                          source=args.source or config.training.source_url or os.path.abspath(__file__), run_name=args.run_name)
     summary = {"run_id": result.run_id, "model_name": result.model_name, "model_version": result.model_version,

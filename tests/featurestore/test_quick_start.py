@@ -94,9 +94,10 @@ def test_small_input_is_local_and_under_the_limit(tmp_path: Path) -> None:
     assert not sources_are_small(config, [_table("s3a://bucket/events")])
 
 
-def test_a_small_batch_to_score_has_a_local_warehouse_and_input_under_the_limit(tmp_path: Path,
-                                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    from inference.batch import input_is_small
+def test_a_batch_to_score_is_small_when_the_warehouse_and_the_entities_are(tmp_path: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    from featurestore.spark_session import local_paths_are_small
+    from inference.batch import input_locations
 
     monkeypatch.chdir(tmp_path)  # the job reads an input path from where it runs
     config = resolve_paths(Config(warehouse="warehouse"), tmp_path)
@@ -104,13 +105,15 @@ def test_a_small_batch_to_score_has_a_local_warehouse_and_input_under_the_limit(
     table.mkdir(parents=True)
     (table / "part-0.parquet").write_bytes(b"x" * 100)
     (tmp_path / "entities.parquet").write_bytes(b"x" * 100)
-    assert input_is_small(config, "entities.parquet", limit=200)
-    assert not input_is_small(config, "entities.parquet", limit=199)
-    assert input_is_small(config, "customer_profile", limit=100)  # a warehouse table: counted once
-    assert not input_is_small(config, "missing.parquet")
-    assert not input_is_small(config, "abfss://data@account.dfs.core.windows.net/entities")
+    assert input_locations(config, "entities.parquet") == [config.warehouse, "entities.parquet"]
+    assert input_locations(config, "customer_profile") == [config.warehouse]  # a warehouse table
+    assert local_paths_are_small(input_locations(config, "entities.parquet"), limit=200)
+    assert not local_paths_are_small(input_locations(config, "entities.parquet"), limit=199)
+    assert local_paths_are_small(input_locations(config, "customer_profile"), limit=100)
+    assert not local_paths_are_small(input_locations(config, "missing.parquet"))
+    assert not local_paths_are_small(input_locations(config, "abfss://data@account.dfs.core.windows.net/entities"))
     remote = resolve_paths(Config(warehouse="abfss://lake@account.dfs.core.windows.net/warehouse"), tmp_path)
-    assert not input_is_small(remote, "entities.parquet")
+    assert not local_paths_are_small(input_locations(remote, "entities.parquet"))
 
 
 def test_input_size_matters_only_where_featurelake_starts_a_local_session(monkeypatch: pytest.MonkeyPatch) -> None:
