@@ -41,6 +41,11 @@ What it adds to spark-submit:
   --conf               spark.pyspark.python (\$PYSPARK_PYTHON, default: $PYTHON's executable),
                        spark.sql.session.timeZone=UTC, spark.log.level=WARN, spark.network.timeout
                        and the spark.conf entries of the config file
+  local masters        what featurelake's own local sessions get: its local defaults (4 shuffle
+                       partitions, Delta snapshot partitions 2, no UI, 2g driver), the JVM class-data
+                       archive of \`featurelake warmup\`, the quick-start options when the config sets
+                       spark.quick_start: always, and the Delta jars an earlier resolution recorded
+                       (in place of --packages) while they are on disk
   environment          FEATURELAKE_* and MLFLOW_* variables are passed to the executors
                        (spark.executorEnv.*) and, in cluster mode, to the driver
 Environment:
@@ -154,25 +159,31 @@ fi
 command -v "$PYTHON" >/dev/null 2>&1 || die 5 "Python interpreter '$PYTHON' not found (set PYTHON)"
 
 # ---------------------------------------------------------------- project facts from Python
-# One Python call: the interpreter, the Delta configuration and the config file's Spark settings.
-FACTS="$(cd "$ROOT" && CONFIG="$CONFIG" "$PYTHON" - <<'EOF'
-import os, shlex, sys
-from featurestore.spark_session import delta_spark_conf
-out = {"PYEXE": sys.executable, "CFG_MASTER": ""}
-conf = dict(delta_spark_conf())
-if os.environ.get("CONFIG"):
-    from featurestore.config import load_config
-    cfg = load_config(os.environ["CONFIG"])
-    out["CFG_MASTER"] = cfg.spark.master
-    conf.update(cfg.spark.conf)
-for key, value in out.items():
-    print(f"{key}={shlex.quote(value)}")
+# One Python call: the interpreter, the master and the session's configuration. A local master
+# gets what `featurelake` gives its own local sessions (featurestore.spark_session.session_conf:
+# local defaults, class-data archive, quick start when spark.quick_start is always, the jars an
+# earlier resolution recorded); any other master the Delta configuration and the config file's
+# spark.conf.
+FACTS="$(cd "$ROOT" && CONFIG="$CONFIG" MASTER="$MASTER" DELTA_PACKAGE="$DELTA_PACKAGE" "$PYTHON" - <<'EOF'
+import dataclasses, os, shlex, sys
+from featurestore.config import SparkSettings, load_config
+from featurestore.resolved_jars import use_recorded_jars
+from featurestore.spark_session import delta_spark_conf, session_conf
+settings = load_config(os.environ["CONFIG"]).spark if os.environ.get("CONFIG") else SparkSettings()
+settings = dataclasses.replace(settings, master=os.environ.get("MASTER") or settings.master)
+if settings.master.startswith("local"):
+    conf = session_conf(settings)
+    if os.environ["DELTA_PACKAGE"] == "1":
+        conf = use_recorded_jars(conf)
+else:
+    conf = {**delta_spark_conf(), **settings.conf}
+print(f"PYEXE={shlex.quote(sys.executable)}")
+print(f"MASTER={shlex.quote(settings.master)}")
 print("SPARK_CONF=(" + " ".join(shlex.quote(f"{k}={v}") for k, v in conf.items()) + ")")
 EOF
 )" || die 2 "cannot read the project's Spark settings (see the Python error above)"
 eval "$FACTS"
 
-[[ -n "$MASTER" ]] || MASTER="${CFG_MASTER:-local[*]}"
 export PYSPARK_PYTHON="${PYSPARK_PYTHON:-$PYEXE}"
 export PYSPARK_DRIVER_PYTHON="${PYSPARK_DRIVER_PYTHON:-$PYSPARK_PYTHON}"
 

@@ -16,7 +16,11 @@ import pytest
 import yaml
 
 from cluster_services import REPO_ROOT, free_port, run_submit, spark_home
-from featurestore.spark_session import PROVIDED_BY_SPARK, delta_package
+from featurestore.cache_folder import CACHE_DIR_ENV
+from featurestore.class_data_archive import archive_path
+from featurestore.resolved_jars import record_resolution
+from featurestore.spark_session import (LOCAL_DEFAULTS, PROVIDED_BY_SPARK, QUICK_START_JAVA_OPTIONS, delta_package,
+                                        delta_spark_conf)
 
 ARCHIVE = REPO_ROOT / "dist" / "featurelake-code.zip"
 LAUNCHER = REPO_ROOT / "dist" / "featurelake_job.py"
@@ -113,6 +117,8 @@ def test_dry_run_builds_the_full_command(tmp_path, config_file):
     assert conf["spark.pyspark.python"] == sys.executable
     assert conf["spark.executorEnv.FEATURELAKE_MLFLOW_TRACKING_URI"] == "http://127.0.0.1:5999"
     assert conf["spark.sql.shuffle.partitions"] == "7"  # the user's --conf wins over the config file's
+    assert "spark.databricks.delta.snapshotPartitions" not in conf  # local defaults are for local masters only
+    assert "spark.driver.extraJavaOptions" not in conf
     assert cmd.index("spark.sql.shuffle.partitions=7") > cmd.index("spark.sql.shuffle.partitions=3")
     assert cmd[cmd.index(str(LAUNCHER)):] == [str(LAUNCHER), "build_features", "--config", str(config_file),
                                                "--tables", "customer_profile"]
@@ -136,8 +142,46 @@ def test_no_delta_package_keeps_extension_but_adds_no_jars(tmp_path):
     cmd = printed_command(result.stderr)
     assert "--packages" not in cmd and "--exclude-packages" not in cmd
     conf = conf_values(cmd)
-    assert "spark.jars.ivySettings" not in conf
+    assert "spark.jars.ivySettings" not in conf and "spark.jars" not in conf
     assert conf["spark.sql.extensions"] == "io.delta.sql.DeltaSparkSessionExtension"
+
+
+def test_a_local_master_gets_what_featurelake_gives_its_own_local_sessions(tmp_path, monkeypatch):
+    cache = tmp_path / "cache"
+    monkeypatch.setenv(CACHE_DIR_ENV, str(cache))
+    archive = archive_path()
+    archive.parent.mkdir(parents=True)
+    archive.write_bytes(b"a class-data archive")  # a dry run never maps it
+    jars = [tmp_path / "delta-spark.jar", tmp_path / "delta-storage.jar"]
+    for jar in jars:
+        jar.write_bytes(b"jar")
+    record_resolution(delta_spark_conf(), ",".join(jar.as_uri() for jar in jars))
+    config = tmp_path / "featurelake.yaml"
+    config.write_text(yaml.safe_dump({"spark": {
+        "master": "local[2]", "quick_start": "always",
+        "conf": {"spark.sql.shuffle.partitions": "3", "spark.driver.extraJavaOptions": "-Dfrom.config=1"}}}))
+
+    result = run_submit(["--dry-run", "build_features", "--config", str(config)], cwd=tmp_path, env=dict(os.environ))
+
+    assert result.returncode == 0, result.stderr
+    cmd = printed_command(result.stderr)
+    conf = conf_values(cmd)
+    assert option(cmd, "--master") == "local[2]"
+    assert conf["spark.databricks.delta.snapshotPartitions"] == LOCAL_DEFAULTS["spark.databricks.delta.snapshotPartitions"]
+    assert conf["spark.sql.shuffle.partitions"] == "3"  # the config file's entry wins over the local default
+    assert conf["spark.sql.codegen.wholeStage"] == "false"  # quick start: always
+    options = conf["spark.driver.extraJavaOptions"]
+    assert options.startswith(f"-XX:SharedArchiveFile={archive} ")
+    assert QUICK_START_JAVA_OPTIONS in options and options.endswith("-Dfrom.config=1")
+    # The recorded jars instead of an Ivy resolution.
+    assert "--packages" not in cmd and "spark.jars.ivySettings" not in conf
+    assert conf["spark.jars"] == ",".join(jar.as_uri() for jar in jars)
+
+    master_given = run_submit(["--dry-run", "--master", "spark://127.0.0.1:1", "--no-master-check", "build_features",
+                               "--config", str(config)], cwd=tmp_path, env=dict(os.environ))
+    conf = conf_values(printed_command(master_given.stderr))
+    assert "spark.driver.extraJavaOptions" in conf and conf["spark.driver.extraJavaOptions"] == "-Dfrom.config=1"
+    assert "spark.jars" not in conf and "spark.databricks.delta.snapshotPartitions" not in conf
 
 
 def test_bad_deploy_mode_and_conf_are_refused(tmp_path):
