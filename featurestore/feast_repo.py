@@ -17,7 +17,7 @@ from featurestore.config import Config
 from featurestore.definitions import FeatureTable
 from featurestore.errors import DependencyUnavailableError
 from featurestore.feast_import import import_feast
-from featurestore.spark_session import delta_spark_conf
+from featurestore.spark_session import LOCAL_DEFAULTS, delta_spark_conf
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +33,10 @@ def repo_config(config: Config) -> dict:
         "spark.sql.session.timeZone": "UTC",
         "spark.sql.shuffle.partitions": "4",
         "spark.ui.enabled": "false",
+        # A session Feast starts itself (feast materialize, FeatureStore in a fresh process)
+        # gets featurelake's local defaults too: Delta's snapshot in 2 partitions, not 50.
+        # get_historical_features of the demo's 500 labels, fresh processes: 40-48 s without them, 29-33 s with.
+        **(LOCAL_DEFAULTS if config.spark.master.startswith("local") else {}),
         **delta_spark_conf(),
     }
     return {
