@@ -43,9 +43,10 @@ What it adds to spark-submit:
                        and the spark.conf entries of the config file
   local masters        what featurelake's own local sessions get: its local defaults (4 shuffle
                        partitions, Delta snapshot partitions 2, no UI, 2g driver), the JVM class-data
-                       archive of \`featurelake warmup\`, the quick-start options when the config sets
-                       spark.quick_start: always, and the Delta jars an earlier resolution recorded
-                       (in place of --packages) while they are on disk
+                       archive of \`featurelake warmup\`, the quick-start options (spark.quick_start:
+                       always, or auto and the config's warehouse and source_root local and at most
+                       64 MB together), and the Delta jars an earlier resolution recorded (in place
+                       of --packages) while they are on disk
   environment          FEATURELAKE_* and MLFLOW_* variables are passed to the executors
                        (spark.executorEnv.*) and, in cluster mode, to the driver
 Environment:
@@ -161,18 +162,20 @@ command -v "$PYTHON" >/dev/null 2>&1 || die 5 "Python interpreter '$PYTHON' not 
 # ---------------------------------------------------------------- project facts from Python
 # One Python call: the interpreter, the master and the session's configuration. A local master
 # gets what `featurelake` gives its own local sessions (featurestore.spark_session.session_conf:
-# local defaults, class-data archive, quick start when spark.quick_start is always, the jars an
-# earlier resolution recorded); any other master the Delta configuration and the config file's
-# spark.conf.
+# local defaults, class-data archive, quick start, the jars an earlier resolution recorded);
+# any other master the Delta configuration and the config file's spark.conf.
 FACTS="$(cd "$ROOT" && CONFIG="$CONFIG" MASTER="$MASTER" DELTA_PACKAGE="$DELTA_PACKAGE" "$PYTHON" - <<'EOF'
 import dataclasses, os, shlex, sys
 from featurestore.config import SparkSettings, load_config
 from featurestore.resolved_jars import use_recorded_jars
-from featurestore.spark_session import delta_spark_conf, session_conf
-settings = load_config(os.environ["CONFIG"]).spark if os.environ.get("CONFIG") else SparkSettings()
+from featurestore.spark_session import delta_spark_conf, local_paths_are_small, session_conf
+config = load_config(os.environ["CONFIG"]) if os.environ.get("CONFIG") else None
+settings = config.spark if config is not None else SparkSettings()
 settings = dataclasses.replace(settings, master=os.environ.get("MASTER") or settings.master)
 if settings.master.startswith("local"):
-    conf = session_conf(settings)
+    # The job's own inputs are not known here: quick start (auto) goes by the project's data.
+    small = config is not None and local_paths_are_small([config.warehouse, config.source_root])
+    conf = session_conf(settings, small_input=small)
     if os.environ["DELTA_PACKAGE"] == "1":
         conf = use_recorded_jars(conf)
 else:

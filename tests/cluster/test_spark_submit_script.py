@@ -177,6 +177,15 @@ def test_a_local_master_gets_what_featurelake_gives_its_own_local_sessions(tmp_p
     assert "--packages" not in cmd and "spark.jars.ivySettings" not in conf
     assert conf["spark.jars"] == ",".join(jar.as_uri() for jar in jars)
 
+    # quick_start: auto goes by the project's data (warehouse and source_root), not the job's inputs.
+    (tmp_path / "warehouse").mkdir()
+    for warehouse, quick in (("warehouse", True), ("abfss://lake@acct.dfs.core.windows.net/warehouse", False)):
+        auto = tmp_path / "auto.yaml"
+        auto.write_text(yaml.safe_dump({"warehouse": warehouse, "spark": {"master": "local[2]"}}))
+        result = run_submit(["--dry-run", "build_features", "--config", str(auto)], cwd=tmp_path, env=dict(os.environ))
+        options = conf_values(printed_command(result.stderr))["spark.driver.extraJavaOptions"]
+        assert (QUICK_START_JAVA_OPTIONS in options) == quick, (warehouse, options)
+
     master_given = run_submit(["--dry-run", "--master", "spark://127.0.0.1:1", "--no-master-check", "build_features",
                                "--config", str(config)], cwd=tmp_path, env=dict(os.environ))
     conf = conf_values(printed_command(master_given.stderr))
