@@ -189,7 +189,7 @@ def test_a_local_master_gets_what_featurelake_gives_its_own_local_sessions(tmp_p
     master_given = run_submit(["--dry-run", "--master", "spark://127.0.0.1:1", "--no-master-check", "build_features",
                                "--config", str(config)], cwd=tmp_path, env=dict(os.environ))
     conf = conf_values(printed_command(master_given.stderr))
-    assert "spark.driver.extraJavaOptions" in conf and conf["spark.driver.extraJavaOptions"] == "-Dfrom.config=1"
+    assert conf.get("spark.driver.extraJavaOptions") == "-Dfrom.config=1"  # the config file's own, alone
     assert "spark.jars" not in conf and "spark.databricks.delta.snapshotPartitions" not in conf
 
 

@@ -10,7 +10,6 @@ from featurestore.spark_session import LOCAL_DEFAULTS, delta_spark_conf
 def test_a_local_feast_session_gets_the_local_defaults_and_delta():
     spark_conf = repo_config(Config(spark=SparkSettings(master="local[2]")))["offline_store"]["spark_conf"]
     assert spark_conf["spark.master"] == "local[2]"
-    assert spark_conf["spark.databricks.delta.snapshotPartitions"] == LOCAL_DEFAULTS["spark.databricks.delta.snapshotPartitions"]
     assert {k: spark_conf[k] for k in LOCAL_DEFAULTS} == LOCAL_DEFAULTS
     assert {k: spark_conf[k] for k in delta_spark_conf()} == delta_spark_conf()
 
