@@ -135,16 +135,21 @@ def local_paths_are_small(locations: Iterable[str], limit: int = SMALL_INPUT_BYT
     """True when every location is a local file or folder and together they hold <= ``limit`` bytes.
 
     A remote location (a URI) or a missing path counts as large: its size is not known here.
+    A file under two of the locations (a warehouse inside the source root) counts once.
     """
     total = 0
+    counted: set[Path] = set()
     for location in locations:
         if "://" in location and not location.startswith("file://"):
             return False
-        path = Path(location.removeprefix("file://"))
+        path = Path(os.path.abspath(location.removeprefix("file://")))
         if not path.exists():
             return False
         files = [path] if path.is_file() else (f for f in path.rglob("*") if f.is_file())
         for file in files:
+            if file in counted:
+                continue
+            counted.add(file)
             total += file.stat().st_size
             if total > limit:
                 return False

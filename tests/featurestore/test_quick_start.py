@@ -116,6 +116,20 @@ def test_a_batch_to_score_is_small_when_the_warehouse_and_the_entities_are(tmp_p
     assert not local_paths_are_small(input_locations(remote, "entities.parquet"))
 
 
+def test_a_file_under_two_locations_counts_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from featurestore.spark_session import local_paths_are_small
+
+    monkeypatch.chdir(tmp_path)
+    table = tmp_path / "warehouse" / "customer_profile"
+    table.mkdir(parents=True)
+    (table / "part-0.parquet").write_bytes(b"x" * 100)
+    # spark-submit.sh's rule for a local master: the warehouse and the source root, here its parent.
+    assert local_paths_are_small([str(tmp_path / "warehouse"), "."], limit=100)
+    assert local_paths_are_small(["warehouse", str(tmp_path)], limit=100)
+    (tmp_path / "labels.parquet").write_bytes(b"x")
+    assert not local_paths_are_small([str(tmp_path / "warehouse"), "."], limit=100)
+
+
 def test_input_size_matters_only_where_featurelake_starts_a_local_session(monkeypatch: pytest.MonkeyPatch) -> None:
     from pyspark.sql import SparkSession
 
