@@ -167,7 +167,7 @@ def write_summary(outcomes: list[dict[str, Any]], args: argparse.Namespace) -> P
                               "results": f"[{Path(o['results']).stem}]({Path(o['results']).stem}.md)"}
                              for o in outcomes],
                             ["benchmark", "scale", "exit", "process s", "load before", "load after", "results"])]
-    if len(args.scales) > 1:
+    if len({o["scale"] for o in outcomes}) > 1:  # this run's scales or, with --only, earlier runs' too
         lines += ["## Scaling\n",
                   "`data x` and `time x` are relative to the smallest scale of the same measurement.\n",
                   table_markdown(summary["scaling"], ["benchmark", "measurement", "scale", "rows", "seconds", "rows/s",

@@ -3,11 +3,10 @@
 A fresh driver JVM loads and verifies some ten thousand Spark, Delta and Hadoop classes
 before the first job runs. Java 17 can store them, already parsed and verified, in an
 archive written by one *training run* (``-XX:ArchiveClassesAtExit``) and map it into every
-later JVM (``-XX:SharedArchiveFile``). :func:`create_archive` (``featurelake warmup``) runs
-that training run, a tiny build, in a child process (:mod:`featurestore.archive_training_run`)
-and installs what it writes; :func:`featurestore.spark_session.get_spark` uses the archive
-when it exists. Measured on the benchmark machine: a tiny build 29 s -> 25 s with the archive
-alone (benchmarks/results/startup.md).
+later JVM (``-XX:SharedArchiveFile``). :mod:`featurestore.archive_session` runs such training
+runs (the demo's session, ``featurelake warmup``'s tiny build) and installs what they write;
+:func:`featurestore.spark_session.get_spark` uses the archive when it exists. Measured on the
+benchmark machine: a tiny build 29 s -> 25 s with the archive alone (benchmarks/results/startup.md).
 
 The archive is only valid for the exact Java binary and Spark jars that wrote it, so its file
 name carries a hash of both; a JVM that still finds it unusable runs on without it.
@@ -19,17 +18,12 @@ import hashlib
 import logging
 import os
 import shutil
-import subprocess
-import sys
-import tempfile
-import time
 from importlib.metadata import version
 from pathlib import Path
 
 import psutil
 
 from featurestore.cache_folder import cache_dir
-from featurestore.errors import DependencyUnavailableError
 
 logger = logging.getLogger(__name__)
 
@@ -110,56 +104,40 @@ def write_tiny_project(folder: Path, spark_settings: str = "") -> Path:
     return config
 
 
-def write_training_project(folder: Path, dump_to: Path) -> Path:
-    """Write the tiny project, set to dump the archive to ``dump_to`` when its JVM exits; return its config path."""
-    return write_tiny_project(folder, "  quick_start: always\n  conf:\n"
-                                      f"    spark.driver.extraJavaOptions: \"-XX:ArchiveClassesAtExit={dump_to}\"\n")
+def dump_path(user_options: str = "", replace: bool = False) -> Path | None:
+    """Return where a new session's JVM should write the archive, or None when it should write none.
+
+    None when java is missing, the user's JVM options manage class-data sharing themselves, or
+    an archive exists already (unless ``replace``). The path is next to the archive's, unique to
+    this process: :func:`install_archive` moves it into place once the JVM has written it.
+    Such files that processes no longer running left behind are removed.
+    """
+    target = archive_path()
+    if target is None or any(option in user_options for option in ARCHIVE_OPTIONS):
+        return None
+    if not replace and existing_archive() is not None:
+        return None
+    target.parent.mkdir(parents=True, exist_ok=True)
+    for stale in target.parent.glob(f"{target.name}.*.dump"):  # left by a process killed while its JVM wrote
+        pid = stale.name.split(".")[-2]
+        if pid.isdigit() and not psutil.pid_exists(int(pid)):
+            stale.unlink(missing_ok=True)
+    return target.with_name(f"{target.name}.{os.getpid()}.dump")
+
+
+def dump_options(dump_to: Path) -> str:
+    """Return the JVM options that make a JVM write the archive to ``dump_to`` as it exits."""
+    return f"-XX:ArchiveClassesAtExit={dump_to} {QUIET_CDS_LOGGING}"
 
 
 def install_archive(written: Path) -> Path:
-    """Move a training run's archive into place atomically; return its final path."""
+    """Move a training run's archive (written in the cache folder) into place atomically; return its final path."""
     target = archive_path()
     if target is None:
         raise FileNotFoundError("no java binary found (set JAVA_HOME or put java on PATH)")
     if not written.is_file() or written.stat().st_size == 0:
         raise FileNotFoundError(f"the training run wrote no class-data archive at {written}")
     target.parent.mkdir(parents=True, exist_ok=True)
-    staged = target.with_name(f"{target.name}.{os.getpid()}.tmp")
-    shutil.copyfile(written, staged)
-    os.replace(staged, target)
+    os.replace(written, target)
     logger.info("class-data archive written: %s (%.0f MB)", target, target.stat().st_size / 2**20)
     return target
-
-
-def create_archive() -> Path:
-    """Run the training build in a child process and install the archive its JVM writes; return its path.
-
-    Raises DependencyUnavailableError when java is missing, the build fails or its JVM does not exit.
-    """
-    if archive_path() is None:
-        raise DependencyUnavailableError("no java binary found (set JAVA_HOME or put java on PATH)")
-    with tempfile.TemporaryDirectory(prefix="featurelake-warmup-") as folder:
-        dump_to = Path(folder) / "classes.jsa"
-        config = write_training_project(Path(folder) / "project", dump_to)
-        started = time.monotonic()
-        child = subprocess.run([sys.executable, "-m", "featurestore.archive_training_run", str(config)],
-                               capture_output=True, text=True)
-        if child.returncode != 0:
-            raise DependencyUnavailableError(
-                f"the training build failed (exit {child.returncode}): {child.stderr.strip()[-2000:]}")
-        _wait_for_archiving_jvm(dump_to)
-        logger.info("training build finished in %.1f s", time.monotonic() - started)
-        return install_archive(dump_to)
-
-
-def _wait_for_archiving_jvm(dump_to: Path, timeout: float = 300.0) -> None:
-    """Wait until the training run's JVM, which outlives its Python process briefly, has written the archive."""
-    marker = f"-XX:ArchiveClassesAtExit={dump_to}"
-    deadline = time.monotonic() + timeout
-    while True:
-        jvms = [process for process in psutil.process_iter(["cmdline"]) if marker in (process.info["cmdline"] or [])]
-        if not jvms:
-            return
-        if time.monotonic() > deadline:
-            raise DependencyUnavailableError(f"the training run's JVM was still writing {dump_to} after {timeout:.0f} s")
-        psutil.wait_procs(jvms, timeout=max(1.0, deadline - time.monotonic()))

@@ -165,23 +165,28 @@ def input_size_matters(settings: SparkSettings) -> bool:
             and settings.master.startswith("local") and settings.quick_start == "auto")
 
 
-def session_conf(settings: SparkSettings, small_input: bool = False) -> dict[str, str]:
+def session_conf(settings: SparkSettings, small_input: bool = False,
+                 write_archive_to: Path | None = None) -> dict[str, str]:
     """Return the configuration of a local session: defaults, Delta, quick start, then the user's.
 
     The driver's JVM options join ours (class-data archive, quick start) with the user's,
-    which come last and so win where they disagree.
+    which come last and so win where they disagree. With ``write_archive_to`` the JVM writes
+    a class-data archive there as it exits, instead of mapping the existing one.
     """
     quick = wants_quick_start(settings, small_input)
     conf = {**LOCAL_DEFAULTS, **delta_spark_conf(), **(QUICK_START_CONF if quick else {}), **settings.conf}
     user_options = settings.conf.get("spark.driver.extraJavaOptions", "")
-    options = [class_data_archive.java_options(user_options), QUICK_START_JAVA_OPTIONS if quick else "", user_options]
+    archive = (class_data_archive.dump_options(write_archive_to) if write_archive_to is not None
+               else class_data_archive.java_options(user_options))
+    options = [archive, QUICK_START_JAVA_OPTIONS if quick else "", user_options]
     java_options = " ".join(o for o in options if o)
     if java_options:
         conf["spark.driver.extraJavaOptions"] = java_options
     return conf
 
 
-def get_spark(config: Config | None = None, small_input: bool = False) -> SparkSession:
+def get_spark(config: Config | None = None, small_input: bool = False,
+              write_archive_to: Path | None = None) -> SparkSession:
     """Return the Spark session the jobs use.
 
     If a session is already active (a notebook, Databricks, a test fixture) or the process
@@ -192,6 +197,8 @@ def get_spark(config: Config | None = None, small_input: bool = False) -> SparkS
     Args:
         config: the project configuration; embedded defaults when None.
         small_input: the job knows its input is small (then ``spark.quick_start: auto`` applies).
+        write_archive_to: a session started here writes the class-data archive there as its
+            JVM exits (see :mod:`featurestore.archive_session`).
 
     Returns:
         A Delta-capable :class:`SparkSession`.
@@ -208,7 +215,7 @@ def get_spark(config: Config | None = None, small_input: bool = False) -> SparkS
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
     builder = SparkSession.builder.master(settings.master).appName(settings.app_name)
-    conf = session_conf(settings, small_input)
+    conf = session_conf(settings, small_input, write_archive_to)
     launch_conf = resolved_jars.use_recorded_jars(conf)
     for key, value in launch_conf.items():
         builder = builder.config(key, value)

@@ -10,7 +10,10 @@ import argparse
 import logging
 from pathlib import Path
 
+from pyspark.sql import SparkSession
+
 from demo.pipeline import CONFIG_FILE, REPORT_DIR, run_demo
+from featurestore.archive_session import session_writing_archive
 from featurestore.config import Config
 from featurestore.spark_session import get_spark
 from jobs.common import exit_process, job_parser, run_job
@@ -28,6 +31,9 @@ def build_parser() -> argparse.ArgumentParser:
                              "retrained and promoted (see model_metrics and retrain_attempts)")
     parser.add_argument("--online", action="store_true",
                         help="also materialize the feature tables into Feast's online store")
+    parser.add_argument("--no-warmup", action="store_true",
+                        help="do not write the JVM class-data archive at the end when there is none yet "
+                             "(what `featurelake warmup` writes: later local jobs start faster)")
     return parser
 
 
@@ -36,7 +42,16 @@ SMALL_DEMO_CUSTOMERS = 50_000
 
 
 def _run(args: argparse.Namespace, config: Config) -> None:
-    spark = get_spark(config, small_input=args.customers <= SMALL_DEMO_CUSTOMERS)
+    small = args.customers <= SMALL_DEMO_CUSTOMERS
+    if args.no_warmup:
+        _demo(args, get_spark(config, small_input=small))
+        return
+    # The first demo on a machine leaves the class-data archive behind (its JVM writes it on exit).
+    with session_writing_archive(config, small_input=small) as spark:
+        _demo(args, spark)
+
+
+def _demo(args: argparse.Namespace, spark: SparkSession) -> None:
     demo_config = run_demo(spark, args.workdir, n_customers=args.customers, monitor=args.monitor,
                            online=args.online)
     config_path = Path(demo_config.base_dir) / CONFIG_FILE
@@ -44,7 +59,7 @@ def _run(args: argparse.Namespace, config: Config) -> None:
           f"  feast -c {demo_config.feast.repo_path} feature-views list\n"
           f"  featurelake --config {config_path} models list\n"
           f"  mlflow ui --backend-store-uri {demo_config.mlflow.tracking_uri}\n"
-          f"  open {Path(demo_config.base_dir) / REPORT_DIR / 'index.html'} (the HTML report)")
+          f"  open {Path(demo_config.base_dir) / REPORT_DIR / 'index.html'} (the HTML report)", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:

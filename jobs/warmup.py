@@ -1,10 +1,10 @@
 """Write the JVM class-data archive that makes later local jobs start faster.
 
-Runs a training run, a build of one tiny table in a temporary folder, in a child process
+Runs a training run, a build of one tiny table in a temporary folder, in a Spark session
 whose JVM archives the classes it loaded when it exits; the archive then goes to
 featurelake's cache folder (``$FEATURELAKE_CACHE_DIR``, else ``~/.cache/featurelake``), where
-every later local session finds it. Run it once per machine (or image) after installing or
-upgrading Java, pyspark or delta-spark::
+every later local session finds it. ``featurelake demo`` writes one too when there is none;
+run this once per machine (or image) to write it alone, or again to replace it::
 
     featurelake warmup
 """
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import argparse
 
-from featurestore.class_data_archive import create_archive
+from featurestore.archive_session import create_archive
 from jobs.common import exit_process, job_parser, run_job_without_config
 
 

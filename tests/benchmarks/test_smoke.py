@@ -76,3 +76,18 @@ def test_results_files_render(tmp_path: Path) -> None:
     assert json.loads(json_path.read_text())["ratios"][0]["met"] == "yes"
     text = md_path.read_text()
     assert "| a / b | 2.5 | >= 2 | yes |" in text and "x took 0.5 s" in text
+
+
+def test_summary_keeps_the_scaling_of_earlier_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import argparse
+
+    from benchmarks import run_all
+
+    monkeypatch.setattr(run_all, "RESULTS_DIR", tmp_path)
+    outcomes = [{"benchmark": "table_writes", "scale": scale, "exit_code": code, "process_seconds": "",
+                 "load_before": None, "load_after": None, "results": str(tmp_path / f"table_writes_{scale}.json"),
+                 "result": {"measurements": [{"name": "overwrite", "rows": rows, "seconds": seconds}], "ratios": []}}
+                for scale, code, rows, seconds in ((1.0, 0, 100, 1.0), (10.0, "earlier run", 1000, 4.0))]
+    # `--only table_writes` at scale 1 (the default), with a scale-10 run from before
+    text = run_all.write_summary(outcomes, argparse.Namespace(scales=[1.0])).read_text()
+    assert "## Scaling" in text and "| table_writes | overwrite | 10 | 1,000 | 4 |" in text

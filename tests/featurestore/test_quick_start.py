@@ -62,6 +62,30 @@ def test_archive_is_mapped_once_a_training_run_wrote_it(cache: Path, tmp_path: P
     assert session_conf(dumping)["spark.driver.extraJavaOptions"] == "-XX:ArchiveClassesAtExit=x"
 
 
+def test_a_session_writes_an_archive_only_where_there_is_none(cache: Path) -> None:
+    dump_to = class_data_archive.dump_path()
+    assert dump_to is not None and dump_to.parent == cache and dump_to.name.endswith(".dump")
+    options = session_conf(SparkSettings(master="local[2]"), write_archive_to=dump_to)["spark.driver.extraJavaOptions"]
+    assert f"-XX:ArchiveClassesAtExit={dump_to}" in options and "SharedArchiveFile" not in options
+    # the user's own class-data options win: nothing written
+    assert class_data_archive.dump_path("-XX:SharedArchiveFile=/elsewhere.jsa") is None
+    dump_to.write_bytes(b"archive bytes")
+    class_data_archive.install_archive(dump_to)
+    assert class_data_archive.dump_path() is None  # one exists now
+    assert class_data_archive.dump_path(replace=True) is not None  # featurelake warmup replaces it
+
+
+def test_a_dump_left_by_a_process_that_is_gone_is_removed(cache: Path) -> None:
+    target = class_data_archive.archive_path()
+    assert target is not None
+    cache.mkdir(parents=True)
+    gone, running = target.with_name(f"{target.name}.999999999.dump"), target.with_name(f"{target.name}.1.dump")
+    gone.write_bytes(b"half written")
+    running.write_bytes(b"being written")  # pid 1 runs
+    class_data_archive.dump_path()
+    assert not gone.exists() and running.exists()
+
+
 def test_install_refuses_a_missing_or_empty_archive(cache: Path, tmp_path: Path) -> None:
     empty = tmp_path / "empty.jsa"
     empty.write_bytes(b"")

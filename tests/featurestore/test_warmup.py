@@ -22,12 +22,12 @@ def test_warmup_writes_the_archive_and_a_build_uses_it(tmp_path: Path) -> None:
     archives = list((tmp_path / "cache").glob("spark-classes-*.jsa"))
     assert len(archives) == 1 and archives[0].stat().st_size > 10 * 2**20
     assert "class-data archive written" in warmup.stderr
+    assert not list((tmp_path / "cache").glob("*.dump"))
 
     # A tiny build with the archive: its JVM is started with it, and (-Xshare:on) refuses to
     # start at all if the archive cannot be mapped, so exit 0 proves it was used.
-    config = class_data_archive.write_training_project(tmp_path / "project", tmp_path / "unused.jsa")
-    config.write_text(config.read_text().replace('-XX:ArchiveClassesAtExit=' + str(tmp_path / "unused.jsa"),
-                                                 "-Xshare:on"), encoding="utf-8")
+    config = class_data_archive.write_tiny_project(
+        tmp_path / "project", '  conf:\n    spark.driver.extraJavaOptions: "-Xshare:on"\n')
     build = subprocess.run([sys.executable, "-m", "jobs.build_features", "--config", str(config)], env=env,
                            capture_output=True, text=True)
     assert build.returncode == 0, build.stderr[-3000:]
