@@ -103,7 +103,8 @@ def create_archive() -> Path:
     with tempfile.TemporaryDirectory(prefix="featurelake-warmup-") as folder:
         config = load_config(class_data_archive.write_tiny_project(Path(folder), "  quick_start: always\n"))
         with session_writing_archive(config, small_input=True, replace=True) as spark:
-            build_features(spark, config)
+            build_features(spark, config)  # creates the table
+            build_features(spark, config)  # upserts into it: a rerun's classes are archived too
     archive = class_data_archive.existing_archive()
     if archive is None:
         raise DependencyUnavailableError("the class-data archive was not written")

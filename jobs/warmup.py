@@ -1,7 +1,7 @@
 """Write the JVM class-data archive that makes later local jobs start faster.
 
-Runs a training run, a build of one tiny table in a temporary folder, in a Spark session
-whose JVM archives the classes it loaded when it exits; the archive then goes to
+Runs a training run, one tiny table built twice (created, then upserted) in a temporary folder,
+in a Spark session whose JVM archives the classes it loaded when it exits; the archive goes to
 featurelake's cache folder (``$FEATURELAKE_CACHE_DIR``, else ``~/.cache/featurelake``), where
 every later local session finds it. ``featurelake demo`` writes one too when there is none;
 run this once per machine (or image) to write it alone, or again to replace it::
