@@ -20,9 +20,9 @@ FAILING_JOB = textwrap.dedent("""
     from featurestore.config import load_config
 
     with session_writing_archive(load_config(sys.argv[1]), small_input=True) as spark:
-        jvm = spark._jvm.java.lang
-        arguments = spark._jvm.java.lang.management.ManagementFactory.getRuntimeMXBean().getInputArguments()
-        print(" ".join(str(a) for a in arguments), jvm.ProcessHandle.current().pid(), flush=True)
+        lang = spark._jvm.java.lang
+        arguments = lang.management.ManagementFactory.getRuntimeMXBean().getInputArguments()
+        print(" ".join(str(a) for a in arguments), lang.ProcessHandle.current().pid(), flush=True)
         raise RuntimeError("the job failed")
 """)
 
