@@ -43,10 +43,10 @@ What it adds to spark-submit:
                        and the spark.conf entries of the config file
   local masters        what featurelake's own local sessions get: its local defaults (4 shuffle
                        partitions, Delta snapshot partitions 2, no UI, 2g driver), the JVM class-data
-                       archive of \`featurelake warmup\`, the quick-start options (spark.quick_start:
-                       always, or auto and the config's warehouse and source_root local and at most
-                       64 MB together), and the Delta jars an earlier resolution recorded (in place
-                       of --packages) while they are on disk
+                       archive (of the first demo or \`featurelake warmup\`), the quick-start options
+                       (spark.quick_start: always, or auto and the config's warehouse and source_root
+                       local and at most 64 MB together), and the Delta jars an earlier resolution
+                       recorded (in place of --packages) while they are on disk
   environment          FEATURELAKE_* and MLFLOW_* variables are passed to the executors
                        (spark.executorEnv.*) and, in cluster mode, to the driver
 Environment:

@@ -4,10 +4,10 @@ Two measurements, each in fresh processes, local mode:
 
 1. wall time of ``featurelake build --config X`` from process start to exit (the target):
    before ``featurelake warmup`` (or the first ``featurelake demo``) has written the JVM
-   class-data archive (a first run on a new machine), the warmup itself, then with the archive on an empty warehouse (creates the
-   table), on a rerun (upsert into the existing table) and with ``spark.quick_start: never``
-   (what the quick-start options are worth). Each case gets its own cache folder
-   (``FEATURELAKE_CACHE_DIR``), so the user's own archive is never used;
+   class-data archive (a first run on a new machine), the warmup itself, then with the archive
+   on an empty warehouse (creates the table), on a rerun (upsert into the existing table) and
+   with ``spark.quick_start: never`` (what the quick-start options are worth). Each case gets
+   its own cache folder (``FEATURELAKE_CACHE_DIR``), so the user's own archive is never used;
 2. where the time goes: the build job's code run in a fresh profiling process
    (``--profile-child``) whose own functions are wrapped with time marks, once on an empty
    warehouse and once on a rerun. Each phase reports wall seconds, driver-JVM CPU seconds

@@ -23,7 +23,7 @@ from featurestore import class_data_archive
 from featurestore.build import build_features
 from featurestore.config import Config, load_config
 from featurestore.errors import DependencyUnavailableError
-from featurestore.spark_session import get_spark, running_under_spark_submit
+from featurestore.spark_session import builds_its_own_session, get_spark
 
 logger = logging.getLogger(__name__)
 
@@ -33,8 +33,7 @@ ARCHIVE_WRITE_TIMEOUT_SECONDS = 600
 
 def starts_its_own_jvm() -> bool:
     """True when :func:`get_spark` would launch a new driver JVM in this process (whose options we set)."""
-    return (not running_under_spark_submit() and SparkSession.getActiveSession() is None
-            and SparkContext._gateway is None)
+    return builds_its_own_session() and SparkContext._gateway is None
 
 
 @contextlib.contextmanager

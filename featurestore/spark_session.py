@@ -156,13 +156,17 @@ def local_paths_are_small(locations: Iterable[str], limit: int = SMALL_INPUT_BYT
     return True
 
 
-def input_size_matters(settings: SparkSettings) -> bool:
-    """True when a job's input size decides the session's options: featurelake starts a local session in ``auto``.
+def builds_its_own_session() -> bool:
+    """True when :func:`get_spark` builds a session from the configuration rather than adopting one.
 
     Under spark-submit or with a session already running, the session is adopted as it is.
     """
-    return (not running_under_spark_submit() and SparkSession.getActiveSession() is None
-            and settings.master.startswith("local") and settings.quick_start == "auto")
+    return not running_under_spark_submit() and SparkSession.getActiveSession() is None
+
+
+def input_size_matters(settings: SparkSettings) -> bool:
+    """True when a job's input size decides the session's options: featurelake starts a local session in ``auto``."""
+    return builds_its_own_session() and settings.master.startswith("local") and settings.quick_start == "auto"
 
 
 def session_conf(settings: SparkSettings, small_input: bool = False,
