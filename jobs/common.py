@@ -51,7 +51,8 @@ def start_spark(config: Config, reads: list[str]) -> SparkSession:
 
 
 def setup_logging(level: str = "INFO") -> RedactingFilter:
-    """Send log records to stderr with a timestamp; keep chatty libraries quiet.
+    """Send log records to stderr with a timestamp; keep chatty libraries quiet (MLflow's download
+    progress bars too, unless ``MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR`` is set).
 
     Returns the filter that masks credentials (and secret-looking environment values) in
     every record the handler writes; add more secrets to its ``secrets`` list.
@@ -63,6 +64,9 @@ def setup_logging(level: str = "INFO") -> RedactingFilter:
         handler.addFilter(redacting)
     for noisy in ("py4j", "urllib3", "alembic", "feast", "mlflow", "git", "matplotlib"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
+    # MLflow draws a progress bar on stderr for every model it downloads (six in the demo), which
+    # fills a job's log with carriage-return lines; a user who wants them sets the variable.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     return redacting
 
 

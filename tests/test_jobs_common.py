@@ -32,6 +32,24 @@ def test_success_is_zero(tmp_path):
     assert run_job(lambda args, config: None, _args(tmp_path)) == 0
 
 
+def test_a_job_draws_no_mlflow_download_progress_bar(tmp_path, capfd, monkeypatch):
+    from mlflow.artifacts import download_artifacts
+
+    monkeypatch.delenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", raising=False)
+    model_folder = tmp_path / "model"
+    model_folder.mkdir()
+    for name in ("MLmodel", "model.skops", "requirements.txt"):
+        (model_folder / name).write_text(name)
+
+    def body(args, config):
+        download_artifacts(artifact_uri=str(model_folder), dst_path=str(tmp_path / "downloaded"))
+
+    assert run_job(body, _args(tmp_path)) == 0
+    downloaded = tmp_path / "downloaded" / "model"
+    assert sorted(p.name for p in downloaded.iterdir()) == ["MLmodel", "model.skops", "requirements.txt"]
+    assert "Downloading artifacts" not in capfd.readouterr().err
+
+
 @pytest.mark.parametrize("error, code", [(None, 0), (DependencyUnavailableError("no java"), 5), (OSError("full"), 1)])
 def test_a_job_without_configuration_maps_its_outcome_the_same_way(error, code):
     def body(args):
