@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from delta.tables import DeltaTable
-from pyspark.sql import SparkSession
+from pyspark.sql import Row, SparkSession
 
 from featurestore.config import Config, join_location
 from featurestore.errors import NotFoundError
@@ -62,9 +62,16 @@ def _list_children(spark: SparkSession, root: str) -> list[str]:
     return sorted(s.getPath().getName() for s in fs.listStatus(hadoop_path) if s.isDirectory())
 
 
-def read_table_info(spark: SparkSession, name: str, path: str) -> TableInfo:
-    """Read the catalog entry of the Delta table at ``path``."""
+def _feature_table_detail(spark: SparkSession, path: str) -> Row | None:
+    """Return DESCRIBE DETAIL of the Delta table at ``path`` when it is a feature table, else None."""
+    if not DeltaTable.isDeltaTable(spark, path):
+        return None
     detail = spark.sql(f"DESCRIBE DETAIL {quote_path(path)}").first()
+    return detail if (detail["properties"] or {}).get("featurelake.kind") == KIND_FEATURE_TABLE else None
+
+
+def read_table_info(spark: SparkSession, name: str, path: str, detail: Row) -> TableInfo:
+    """Read the catalog entry of the feature table at ``path``, whose DESCRIBE DETAIL is ``detail``."""
     meta = parse_properties(detail["properties"] or {})
     version = DeltaTable.forPath(spark, path).history(1).select("version").first()[0]
     key_set = set(meta["primary_keys"]) | {meta["timestamp_key"]}
@@ -96,13 +103,15 @@ def describe_table(spark: SparkSession, config: Config, name: str) -> TableInfo:
     """Return the catalog entry of feature table ``name``.
 
     Raises:
-        NotFoundError: when no feature table of that name is in the warehouse.
+        NotFoundError: when no feature table of that name is in the warehouse (a Delta table
+            that featurelake did not write as a feature table, such as the predictions, is none).
     """
     validate_identifier(name, "table name")
     path = config.table_path(name)
-    if not DeltaTable.isDeltaTable(spark, path):
+    detail = _feature_table_detail(spark, path)
+    if detail is None:
         raise NotFoundError(f"feature table {name!r} not found in warehouse {config.warehouse}")
-    return read_table_info(spark, name, path)
+    return read_table_info(spark, name, path, detail)
 
 
 def list_tables(spark: SparkSession, config: Config) -> list[TableInfo]:
@@ -110,11 +119,9 @@ def list_tables(spark: SparkSession, config: Config) -> list[TableInfo]:
     infos = []
     for name in _list_children(spark, config.warehouse):
         path = join_location(config.warehouse, name)
-        if not DeltaTable.isDeltaTable(spark, path):
-            continue
-        detail = spark.sql(f"DESCRIBE DETAIL {quote_path(path)}").first()
-        if (detail["properties"] or {}).get("featurelake.kind") == KIND_FEATURE_TABLE:
-            infos.append(read_table_info(spark, name, path))
+        detail = _feature_table_detail(spark, path)
+        if detail is not None:
+            infos.append(read_table_info(spark, name, path, detail))
     return infos
 
 

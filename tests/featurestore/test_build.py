@@ -149,6 +149,13 @@ def test_unknown_table_name_is_refused(spark, project, tmp_path):
         describe_table(spark, project, "nope")
 
 
+def test_a_delta_table_that_is_no_feature_table_is_neither_described_nor_listed(spark, project):
+    spark.range(3).write.format("delta").save(project.table_path("predictions"))  # no featurelake.kind
+    with pytest.raises(NotFoundError, match="feature table 'predictions' not found"):
+        describe_table(spark, project, "predictions")  # tables history and restore look it up the same way
+    assert list_tables(spark, project) == []
+
+
 def test_changed_definition_is_refused_without_evolution(spark, project):
     write_source(Path(project.source_root), ROWS)
     build_table(spark, project, user_table())
