@@ -12,6 +12,7 @@ from pyspark.sql import Row, SparkSession
 from featurestore.config import Config, join_location
 from featurestore.errors import NotFoundError
 from featurestore.identifiers import quote_path, validate_identifier
+from featurestore.storage import hadoop_file_system
 from featurestore.table_metadata import KIND_FEATURE_TABLE, parse_properties
 
 
@@ -54,9 +55,7 @@ class TableInfo:
 
 def _list_children(spark: SparkSession, root: str) -> list[str]:
     """List the sub-folders of ``root`` through Hadoop's FileSystem (local disk or cloud storage)."""
-    jvm = spark.sparkContext._jvm
-    hadoop_path = jvm.org.apache.hadoop.fs.Path(root)
-    fs = hadoop_path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+    fs, hadoop_path = hadoop_file_system(spark, root)
     if not fs.exists(hadoop_path):
         return []
     return sorted(s.getPath().getName() for s in fs.listStatus(hadoop_path) if s.isDirectory())

@@ -29,6 +29,7 @@ from featurestore.errors import (
     NotFoundError,
 )
 from featurestore.identifiers import quote_identifier, quote_path
+from featurestore.storage import path_exists, remove_folder
 from featurestore.table_metadata import PREFIX, column_comments, definition_properties
 from featurestore.validation import TimeRange
 
@@ -76,6 +77,8 @@ def create_table_with(spark: SparkSession, table: FeatureTable, path: str, df: D
 
     Columns carry their descriptions as comments and the table its properties, so a build
     killed before the commit leaves no table at all, and one killed after leaves a whole one.
+    A create that fails (a row the transformation cannot compute) removes the folder it
+    started, so that it does not stand in the way of the next build's create.
     """
     comments = column_comments(table)
     documented = df.select(*[
@@ -89,7 +92,16 @@ def create_table_with(spark: SparkSession, table: FeatureTable, path: str, df: D
         writer = writer.tableProperty(key, value)
     if table.partition_by:
         writer = writer.partitionedBy(*[F.col(quote_identifier(c)) for c in table.partition_by])
-    writer.create()
+    folder_existed = path_exists(spark, path)
+    try:
+        writer.create()
+    except Exception as exc:
+        # Spark's tasks leave their data files (and Delta an empty _delta_log) behind; Delta
+        # ignores them, but a create refuses a folder that is not empty. A conflict means
+        # another writer's create, whose files these may be: those are left alone.
+        if not folder_existed and not is_write_conflict(exc) and not table_exists(spark, path):
+            remove_folder(spark, path)
+        raise
     logger.info("created Delta table %s at %s", table.name, path)
 
 
@@ -419,8 +431,17 @@ def write_feature_table(spark: SparkSession, table: FeatureTable, path: str, df:
     A concurrent writer's conflicting commit is retried (both writes are idempotent) at most
     ``max_attempts`` times in all, then reported as :class:`ConflictError`.
     """
-    result = retry_on_conflict(lambda: _write_once(spark, table, path, df, rows, time_range), f"table {table.name!r}",
-                               path, max_attempts)
+    try:
+        result = retry_on_conflict(lambda: _write_once(spark, table, path, df, rows, time_range),
+                                   f"table {table.name!r}", path, max_attempts)
+    except ConflictError as exc:
+        if table_exists(spark, path) or not path_exists(spark, path):
+            raise
+        raise ConflictError(
+            f"table {table.name!r}: {path} holds files but no Delta table, so the table cannot be created there "
+            "(left by a first build that was killed?); if no other build of this table is running, remove the "
+            "folder and build again"
+        ) from exc
     logger.info("table %s: %d rows inserted, %d updated (Delta version %s -> %s)", table.name,
                 result.rows_inserted, result.rows_updated, result.version_before, result.version_after)
     return result

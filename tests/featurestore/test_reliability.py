@@ -15,11 +15,12 @@ from pathlib import Path
 import pytest
 from pyspark.sql import functions as F
 
-from featurestore.build import build_features, build_table
+from featurestore.build import build_features, build_table, read_sources
 from featurestore.config import write_config
 from featurestore.definitions import Field
-from featurestore.delta_tables import current_version, restore_table, table_history
-from featurestore.errors import BadInputError, DependencyUnavailableError, NotFoundError
+from featurestore.delta_tables import current_version, restore_table, table_history, write_feature_table
+from featurestore.errors import BadInputError, ConflictError, DependencyUnavailableError, NotFoundError
+from featurestore.validation import validate_feature_frame
 from tests.featurestore.sample_tables import ROWS, T0, passthrough, user_table, write_source
 
 
@@ -103,6 +104,34 @@ def test_unwritable_storage_is_a_dependency_error_and_writes_nothing(spark, proj
     with pytest.raises(DependencyUnavailableError, match="'user_activity': storage at .*not_a_folder"):
         build_table(spark, project, user_table())
     assert blocker.read_text() == "a file where the warehouse folder should be"
+
+
+def _fails_on_user_2(spark, inputs):
+    """A transformation whose spend of user 2 fails when computed: validation passes, the write does not."""
+    failing = F.when(F.col("user_id") == 2, F.raise_error(F.lit("no spend for user 2"))).otherwise(F.col("spend"))
+    return passthrough(spark, inputs).withColumn("spend", failing)
+
+
+def test_a_first_build_that_fails_while_writing_leaves_no_folder_and_the_next_build_creates_the_table(spark, project):
+    write_source(Path(project.source_root), ROWS)
+    path = Path(project.table_path("user_activity"))
+    with pytest.raises(Exception, match="no spend for user 2"):
+        build_table(spark, project, user_table(transform=_fails_on_user_2))
+    assert not path.exists()
+    result = build_table(spark, project, user_table())
+    assert result.write.created and result.write.rows_inserted == 3
+
+
+def test_files_of_a_killed_first_build_are_named_as_what_stops_the_create(spark, project):
+    write_source(Path(project.source_root), ROWS)
+    table = user_table()
+    path = Path(project.table_path(table.name))
+    (path / "_delta_log" / "_staged_commits").mkdir(parents=True)  # what a create killed before its commit leaves
+    (path / "part-00000-killed.snappy.parquet").write_bytes(b"PAR1")
+    computed = validate_feature_frame(table, passthrough(spark, read_sources(spark, project, table)))
+    with pytest.raises(ConflictError, match=f"'user_activity': {path} holds files but no Delta table.*remove the folder"):
+        write_feature_table(spark, table, str(path), computed.df, max_attempts=1, rows=computed.rows)
+    assert current_version(spark, str(path)) is None
 
 
 SLOW_DEFINITIONS = """
