@@ -71,7 +71,17 @@ def compute_table(spark: SparkSession, config: Config, table: FeatureTable) -> V
     """Run the transformation of ``table`` on its sources and return the validated result (and its row count)."""
     if table.transform is None:
         raise BadInputError(f"table {table.name!r} has no transformation")
-    df = table.transform(spark, read_sources(spark, config, table))
+    inputs = read_sources(spark, config, table)
+    try:
+        df = table.transform(spark, inputs)
+    except KeyError as exc:
+        if not exc.args or exc.args[0] in inputs:
+            raise
+        raise BadInputError(f"table {table.name!r}: the transformation reads source {exc.args[0]!r}, which the "
+                            f"definition does not declare (its sources: {', '.join(map(repr, inputs)) or 'none'})"
+                            ) from exc
+    except AnalysisException as exc:  # an unknown column or function, a type error: Spark analyses eagerly
+        raise BadInputError(f"table {table.name!r}: the transformation failed: {str(exc).splitlines()[0]}") from exc
     if not isinstance(df, DataFrame):
         raise BadInputError(f"table {table.name!r}: the transformation returned {type(df).__name__}, not a DataFrame")
     return validate_feature_frame(table, df)
@@ -101,21 +111,34 @@ def build_features(spark: SparkSession, config: Config, names: list[str] | None 
 def build_tables(spark: SparkSession, config: Config, tables: list[FeatureTable]) -> list[BuildResult]:
     """Build ``tables`` and register them in Feast.
 
-    Every table is computed and validated before it is written; a bad table stops the
-    build with its table unchanged. A broken Feast registry stops the build before anything
+    Every table is computed and validated before any is written, so a bad table stops the
+    build with no table changed. A broken Feast registry stops the build before anything
     is written. The registry check (which imports Feast: seconds of CPU) runs in a thread
-    while Spark computes the first table, so its cost overlaps the Spark work.
+    while Spark computes the tables, so its cost overlaps the Spark work. A write that fails
+    (a row the transformation cannot compute, storage) stops the build; the tables written
+    before it are registered, so that Feast and the warehouse agree.
     """
-    results = []
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="feast-check") as pool:
         registry_checked = pool.submit(check_registry, config)
+        computed = []
         for table in tables:
             started = time.monotonic()
-            computed = compute_table(spark, config, table)
-            registry_checked.result()  # raises the registry's error before the first write
-            result = write_feature_table(spark, table, config.table_path(table.name), computed.df,
-                                         rows=computed.rows, time_range=computed.time_range)
-            results.append(BuildResult(result, time.monotonic() - started))
+            computed.append((table, compute_table(spark, config, table), time.monotonic() - started))
+        registry_checked.result()  # raises the registry's error before the first write
+    results: list[BuildResult] = []
+    for table, frame, compute_seconds in computed:
+        started = time.monotonic()
+        try:
+            result = write_feature_table(spark, table, config.table_path(table.name), frame.df,
+                                         rows=frame.rows, time_range=frame.time_range)
+        except Exception:
+            written = [t for t, _, _ in computed[:len(results)]]
+            logger.error("table %s: the write failed; tables written before it: %s", table.name,
+                         ", ".join(t.name for t in written) or "none")
+            if written:
+                register_tables(config, written)
+            raise
+        results.append(BuildResult(result, compute_seconds + time.monotonic() - started))
     register_tables(config, tables)
     return results
 

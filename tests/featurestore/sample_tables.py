@@ -26,6 +26,12 @@ def passthrough(spark, inputs):
     return inputs["events"].select("user_id", "ts", F.col("clicks").cast("bigint"), F.col("spend").cast("double"))
 
 
+def fails_on_user_2(spark, inputs):
+    """A transformation whose spend of user 2 fails when computed: validation passes, the write does not."""
+    failing = F.when(F.col("user_id") == 2, F.raise_error(F.lit("no spend for user 2"))).otherwise(F.col("spend"))
+    return passthrough(spark, inputs).withColumn("spend", failing)
+
+
 def user_table(name: str = "user_activity", transform=passthrough, **overrides) -> FeatureTable:
     fields = dict(
         name=name,

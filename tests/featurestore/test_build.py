@@ -9,13 +9,13 @@ import pytest
 from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
-from featurestore.build import build_features, build_table, read_sources
+from featurestore.build import build_features, build_table, build_tables, read_sources
 from featurestore.catalog import describe_table, list_tables
 from featurestore.definitions import Field, Source
 from featurestore.delta_tables import current_version
 from featurestore.errors import BadInputError, NotFoundError
 from featurestore.feast_repo import feature_store, register_tables
-from tests.featurestore.sample_tables import ROWS, T0, passthrough, user_table, write_source
+from tests.featurestore.sample_tables import ROWS, T0, fails_on_user_2, passthrough, user_table, write_source
 
 def test_metadata_round_trip_to_delta_catalog_and_feast(spark, project):
     write_source(Path(project.source_root), ROWS)
@@ -106,6 +106,9 @@ BAD_INPUTS = [
     ("wrong type", _bad(lambda df: df.withColumn("spend", F.col("spend").cast("string"))),
      "'spend' is string, declared double"),
     ("undeclared column", _bad(lambda df: df.withColumn("extra", F.lit(1))), "'extra' are not declared"),
+    ("unknown source column", lambda spark, inputs: inputs["events"].select("user_id", "ts", "clikcs"),
+     "the transformation failed: .*clikcs"),
+    ("undeclared source", lambda spark, inputs: inputs["event"], "reads source 'event', .*its sources: 'events'"),
 ]
 
 
@@ -129,6 +132,24 @@ def test_bad_input_on_first_build_creates_no_table(spark, project):
     with pytest.raises(BadInputError):
         build_table(spark, project, bad)
     assert current_version(spark, project.table_path(bad.name)) is None
+
+
+def test_a_bad_table_stops_a_build_of_several_before_any_is_written(spark, project):
+    write_source(Path(project.source_root), ROWS)
+    good, bad = user_table("activity_a"), user_table("activity_b", transform=_bad(lambda df: df.withColumn("extra", F.lit(1))))
+    with pytest.raises(BadInputError, match="'activity_b'.*'extra' are not declared"):
+        build_tables(spark, project, [good, bad])
+    assert current_version(spark, project.table_path("activity_a")) is None
+
+
+def test_tables_written_before_a_failed_write_are_registered_in_feast(spark, project):
+    write_source(Path(project.source_root), ROWS)
+    good, failing = user_table("activity_a"), user_table("activity_b", transform=fails_on_user_2)
+    with pytest.raises(Exception, match="no spend for user 2"):
+        build_tables(spark, project, [good, failing])
+    assert current_version(spark, project.table_path("activity_a")) == 0
+    assert current_version(spark, project.table_path("activity_b")) is None
+    assert [view.name for view in feature_store(project).list_feature_views()] == ["activity_a"]
 
 
 def test_unreadable_source_is_named(spark, project):

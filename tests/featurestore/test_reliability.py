@@ -21,7 +21,7 @@ from featurestore.definitions import Field
 from featurestore.delta_tables import current_version, restore_table, table_history, write_feature_table
 from featurestore.errors import BadInputError, ConflictError, DependencyUnavailableError, NotFoundError
 from featurestore.validation import validate_feature_frame
-from tests.featurestore.sample_tables import ROWS, T0, passthrough, user_table, write_source
+from tests.featurestore.sample_tables import ROWS, T0, fails_on_user_2, passthrough, user_table, write_source
 
 
 def test_history_and_restore_bring_back_a_known_good_version(spark, project):
@@ -106,17 +106,11 @@ def test_unwritable_storage_is_a_dependency_error_and_writes_nothing(spark, proj
     assert blocker.read_text() == "a file where the warehouse folder should be"
 
 
-def _fails_on_user_2(spark, inputs):
-    """A transformation whose spend of user 2 fails when computed: validation passes, the write does not."""
-    failing = F.when(F.col("user_id") == 2, F.raise_error(F.lit("no spend for user 2"))).otherwise(F.col("spend"))
-    return passthrough(spark, inputs).withColumn("spend", failing)
-
-
 def test_a_first_build_that_fails_while_writing_leaves_no_folder_and_the_next_build_creates_the_table(spark, project):
     write_source(Path(project.source_root), ROWS)
     path = Path(project.table_path("user_activity"))
     with pytest.raises(Exception, match="no spend for user 2"):
-        build_table(spark, project, user_table(transform=_fails_on_user_2))
+        build_table(spark, project, user_table(transform=fails_on_user_2))
     assert not path.exists()
     result = build_table(spark, project, user_table())
     assert result.write.created and result.write.rows_inserted == 3
