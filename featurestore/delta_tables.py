@@ -152,7 +152,8 @@ def add_columns(spark: SparkSession, table: FeatureTable, path: str, names: list
         f"{quote_identifier(n)} {columns[n].dtype} COMMENT {_sql_string(columns[n].description)}" for n in names
     )
     spark.sql(f"ALTER TABLE {quote_path(path)} ADD COLUMNS ({spec})")
-    logger.info("table %s: added column(s) %s", table.name, ", ".join(names))
+    logger.info("table %s: added column(s) %s (`featurelake materialize --full` loads them into the online store)",
+                table.name, ", ".join(names))
 
 
 def sync_metadata(spark: SparkSession, table: FeatureTable, path: str) -> bool:

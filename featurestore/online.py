@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Iterator, Mapping
 
+from delta.tables import DeltaTable
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
@@ -113,28 +114,40 @@ def _window_counts(spark: SparkSession, view, start: datetime, end: datetime) ->
     return int(row["rows"]), int(row["keys"])
 
 
+def _check_tables_exist(spark: SparkSession, views: list) -> None:
+    """Refuse views whose Delta table is gone (before anything is materialized)."""
+    for view in views:
+        if not DeltaTable.isDeltaTable(spark, view.batch_source.path):
+            raise NotFoundError(f"feature table {view.name!r} is registered in Feast, but there is no Delta table "
+                                f"at {view.batch_source.path}")
+
+
 def materialize(spark: SparkSession, config: Config, names: list[str] | None = None,
-                end_date: datetime | None = None) -> list[MaterializeResult]:
+                end_date: datetime | None = None, full: bool = False) -> list[MaterializeResult]:
     """Load the newest feature values up to ``end_date`` into Feast's online store.
 
     The first run of a table materializes everything up to ``end_date``; later runs are
-    incremental from the end of the previous run (Feast's ``materialize_incremental``).
+    incremental from the end of the previous run (Feast's ``materialize_incremental``), so
+    they load rows with later event times only. ``full`` loads everything again: after a
+    feature column was added, or values at earlier event times were corrected.
 
     Args:
         spark: the active Delta-capable session (Feast's Spark engine uses it).
         config: the project configuration.
         names: feature tables to materialize (default: every table featurelake registered).
         end_date: upper bound of event times to load (default: now, UTC).
+        full: load every row up to ``end_date``, not only those after the previous run.
 
     Returns:
         One result per table, with the window and the rows/keys it held.
     """
     store = feature_store(config)
     views = _select_views(store, names)
+    _check_tables_exist(spark, views)
     end = _utc(end_date) if end_date is not None else datetime.now(timezone.utc)
     results = []
     for view in views:
-        previous = view.most_recent_end_time
+        previous = None if full else view.most_recent_end_time
         start = _utc(previous) if previous is not None else EPOCH
         if end <= start:
             logger.info("table %s: already materialized up to %s, nothing to do", view.name, start.isoformat())

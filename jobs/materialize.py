@@ -1,11 +1,12 @@
 """Load the newest feature values from the Delta tables into Feast's online store.
 
 The first run of a table loads everything up to ``--end-date``; later runs are incremental
-(Feast's ``materialize_incremental``). Materialization runs on Spark through Feast's Spark
+(Feast's ``materialize_incremental``); ``--full`` loads everything again. Materialization runs on Spark through Feast's Spark
 compute engine, so the tables are never collected to the driver::
 
     featurelake materialize --config featurelake.yaml
     featurelake materialize --tables customer_profile --end-date 2026-03-01T00:00:00
+    featurelake materialize --tables customer_profile --full
     python -m jobs.materialize --config featurelake.yaml
 """
 
@@ -27,6 +28,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="feature tables to materialize (default: every registered table)")
     parser.add_argument("--end-date", metavar="TIMESTAMP",
                         help="load values with event time up to this ISO 8601 time, UTC if no zone (default: now)")
+    parser.add_argument("--full", action="store_true",
+                        help="load every row up to --end-date again, not only rows after the previous run "
+                             "(after adding a feature column or correcting earlier values)")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     return parser
 
@@ -34,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _run(args: argparse.Namespace, config: Config) -> None:
     end = parse_timestamp(args.end_date) if args.end_date else None
     spark = start_spark(config, [config.warehouse])
-    results = materialize(spark, config, args.tables, end)
+    results = materialize(spark, config, args.tables, end, full=args.full)
     if args.json:
         print(json.dumps([r.to_dict() for r in results], indent=2))
         return

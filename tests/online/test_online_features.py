@@ -16,7 +16,7 @@ from pyspark.sql import functions as F
 from demo.tables import FEATURE_TABLES
 from featurestore.config import Config, resolve_paths, write_config
 from featurestore.feast_repo import register_tables
-from featurestore.online import get_online_features, materialize
+from featurestore.online import EPOCH, get_online_features, materialize
 from jobs import materialize as materialize_job
 from jobs import online_features as online_job
 
@@ -102,6 +102,11 @@ def test_full_then_incremental_materialization(spark, online_project):
     third = materialize(spark, config, [TABLE], SECOND_END)
     assert (third[0].rows_in_window, third[0].incremental) == (0, True)
 
+    # A full run loads every row again: the value changed in place reaches the online store.
+    full = materialize(spark, config, [TABLE], SECOND_END, full=True)
+    assert (full[0].incremental, full[0].start, full[0].rows_in_window) == (False, EPOCH, total + 3)
+    assert get_online_features(config, TABLE, [{"customer_id": stale}])[0]["spend_7d"] == -1.0
+
 
 @pytest.mark.slow
 def test_online_features_cli_prints_json(online_project, capsys):
@@ -134,3 +139,12 @@ def test_materialize_unknown_table_exit_code(spark, online_project, capsys):
     assert materialize_job.main(["--config", config_file, "--end-date", "yesterday"]) == 2
     err = capsys.readouterr().err
     assert "missing_table" in err and "yesterday" in err
+
+
+def test_materialize_a_registered_table_whose_delta_table_is_gone_exit_code(tmp_path, capsys):
+    config = resolve_paths(Config(warehouse="warehouse"), tmp_path)
+    register_tables(config, [next(t for t in FEATURE_TABLES if t.name == TABLE)])  # no Delta table written
+    write_config(config, tmp_path / "featurelake.yaml")
+    assert materialize_job.main(["--config", str(tmp_path / "featurelake.yaml")]) == 3
+    assert (f"feature table '{TABLE}' is registered in Feast, but there is no Delta table at "
+            f"{config.table_path(TABLE)}") in capsys.readouterr().err
