@@ -254,6 +254,8 @@ def _apply_env(obj: Any, prefix: str, env: Mapping[str, str]) -> None:
             _apply_env(getattr(obj, f.name), name + "_", env)
         elif name in env and typing.get_origin(expected) not in (dict, list):
             setattr(obj, f.name, _parse_env_value(env[name], expected, name))
+    if hasattr(obj, "__post_init__"):
+        obj.__post_init__()  # the checks a value from the file passes apply to the environment's too
 
 
 def find_config_file(path: str | None = None) -> Path | None:

@@ -38,6 +38,14 @@ def test_environment_overrides_every_scalar(tmp_path):
     assert config.warehouse == "/data/wh"
 
 
+def test_a_bad_value_from_the_environment_is_refused_like_one_from_the_file(tmp_path):
+    path = tmp_path / "featurelake.yaml"
+    path.write_text("spark:\n  quick_start: always\n")
+    assert load_config(path, env={"FEATURELAKE_SPARK_QUICK_START": "never"}).spark.quick_start == "never"
+    with pytest.raises(BadInputError, match="spark.quick_start must be one of auto, always, never, not 'bogus'"):
+        load_config(path, env={"FEATURELAKE_SPARK_QUICK_START": "bogus"})
+
+
 @pytest.mark.parametrize("text, message", [
     ("warehose: x\n", "warehose"),
     ("spark:\n  mastr: local\n", "mastr"),
