@@ -184,10 +184,17 @@ def load_definitions(target: str, base_dir: str | None = None) -> dict[str, Feat
     if not isinstance(tables, (list, tuple)) or not all(isinstance(t, FeatureTable) for t in tables):
         raise BadInputError(f"definitions {target!r} must define FEATURE_TABLES, a list of FeatureTable")
     by_name: dict[str, FeatureTable] = {}
+    key_types: dict[str, tuple[str, str]] = {}  # key name -> (type, first table declaring it)
     for table in tables:
         if table.name in by_name:
             raise BadInputError(f"definitions {target!r}: table {table.name!r} is declared twice")
         by_name[table.name] = table
+        for key in table.primary_keys:
+            dtype, first = key_types.setdefault(key.name, (key.dtype, table.name))
+            if dtype != key.dtype:  # Feast registers one Entity per key name, with one type
+                raise BadInputError(f"definitions {target!r}: key {key.name!r} is {dtype} in table {first!r} "
+                                    f"but {key.dtype} in table {table.name!r}; a key name shared by tables "
+                                    "is one Feast entity and needs one type")
     return by_name
 
 

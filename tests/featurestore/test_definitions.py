@@ -1,0 +1,34 @@
+"""Loading feature-table definitions: what a definitions file may not declare."""
+
+import pytest
+
+from featurestore.definitions import load_definitions
+from featurestore.errors import BadInputError
+
+TWO_TABLES = """
+from featurestore.definitions import Field
+from tests.featurestore.sample_tables import user_table
+
+FEATURE_TABLES = [
+    user_table("activity_a"),
+    user_table("activity_b", primary_keys=[Field("user_id", "{key_type}", "User name")]),
+]
+"""
+
+
+def test_tables_sharing_a_key_name_share_its_type(tmp_path):
+    definitions = tmp_path / "defs.py"
+    definitions.write_text(TWO_TABLES.format(key_type="bigint"))
+    assert sorted(load_definitions(str(definitions))) == ["activity_a", "activity_b"]
+
+    definitions.write_text(TWO_TABLES.format(key_type="string"))
+    with pytest.raises(BadInputError, match="key 'user_id' is bigint in table 'activity_a' but string in table "
+                                            "'activity_b'"):
+        load_definitions(str(definitions))
+
+
+def test_a_table_declared_twice_is_refused(tmp_path):
+    definitions = tmp_path / "defs.py"
+    definitions.write_text(TWO_TABLES.format(key_type="bigint").replace('"activity_b"', '"activity_a"'))
+    with pytest.raises(BadInputError, match="table 'activity_a' is declared twice"):
+        load_definitions(str(definitions))
