@@ -154,7 +154,8 @@ def run_batch_inference(spark: SparkSession, config: Config, source: str | DataF
             with every model input already present.
         model_uri: ``models:/NAME/Production`` (or a stage, ``@alias``, version), resolved once.
         output_table: predictions table name in the warehouse.
-        batch_id: identifies the batch; a rerun with the same id replaces its rows.
+        batch_id: identifies the batch together with the model's name; a rerun of the same model
+            with the same id replaces that model's rows of the batch (other models' rows stay).
             Default: the UTC scoring date (``YYYY-MM-DD``), so a daily rerun is safe.
         keys: entity key columns to keep (default: the training-set spec's entity keys).
         with_probability: add the probability column for classifiers.
@@ -207,7 +208,7 @@ def run_batch_inference(spark: SparkSession, config: Config, source: str | DataF
         F.lit(scored_at.date()).cast("date").alias("scoring_date"),
     )
     with arrow_batch_size(spark, arrow_batch):
-        written: BatchWrite = write_batch(spark, batch, output_path, output_table, batch_id, keys)
+        written: BatchWrite = write_batch(spark, batch, output_path, output_table, resolved.name, batch_id, keys)
     seconds = time.monotonic() - started
     logger.info("model %s version %d scored %d rows in %.1f s -> %s (batch %s, Delta version %d)",
                 resolved.name, resolved.version, written.rows_written, seconds, output_path, batch_id,

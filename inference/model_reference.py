@@ -24,6 +24,7 @@ logger = logging.getLogger(__name__)
 STAGES = ("None", "Staging", "Production", "Archived")
 _NAME = r"[A-Za-z0-9_][A-Za-z0-9_.\-]{0,255}"
 _URI = re.compile(rf"^models:/(?P<name>{_NAME})(?:/(?P<selector>[A-Za-z0-9_\-]+)|@(?P<alias>[A-Za-z0-9_\-]+))$")
+_MODEL_NAME = re.compile(rf"^{_NAME}$")
 
 
 @dataclass(frozen=True)
@@ -93,6 +94,14 @@ def parse_model_uri(uri: str) -> ModelReference:
             "a version number, 'latest', or use @ALIAS for an alias)"
         )
     return ModelReference(name, stage=stages[selector.lower()])
+
+
+def validate_model_name(name: str) -> str:
+    """Return ``name`` if it is a model name a reference accepts (letters, digits, ``_ . -``)."""
+    if not isinstance(name, str) or not _MODEL_NAME.match(name):
+        raise BadInputError(f"invalid model name {name!r}: use letters, digits and _ . - (at most 256, "
+                            "starting with a letter, digit or _)")
+    return name
 
 
 def mlflow_client(config: Config) -> MlflowClient:

@@ -1,8 +1,10 @@
 """The predictions Delta table: one atomic, idempotent write per batch.
 
-A batch is written with ``replaceWhere batch_id = '<id>'`` in ONE Delta commit, so
+A batch is identified by the model that scored it and its batch id, and written with
+``replaceWhere model_name = '<model>' AND batch_id = '<id>'`` in ONE Delta commit, so
 
-* rerunning the same batch id replaces that batch's rows (no duplicates), and
+* rerunning the same batch id with the same model replaces that model's rows of the batch (no
+  duplicates), and leaves the rows other models wrote under the same batch id alone, and
 * a job killed half way commits nothing: readers never see a partial batch.
 
 The table is partitioned by ``scoring_date`` and documents itself through ``featurelake.*``
@@ -23,6 +25,7 @@ from pyspark.sql.utils import AnalysisException
 from featurestore.delta_tables import create_empty_table, retry_on_conflict
 from featurestore.errors import BadInputError, ConflictError
 from featurestore.table_metadata import PREFIX
+from inference.model_reference import validate_model_name
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +38,7 @@ METADATA_COLUMNS = (
     ("model_name", "string", "Registered model name"),
     ("model_version", "bigint", "Model registry version that scored the row"),
     ("run_id", "string", "MLflow run that produced the model version"),
-    ("batch_id", "string", "Batch identifier; a rerun of a batch replaces its rows"),
+    ("batch_id", "string", "Batch identifier; a rerun of a model's batch replaces that model's rows"),
     ("scored_at", "timestamp", "When the batch was scored (UTC), one value per batch"),
     ("scoring_date", "date", "UTC date of scored_at (partition column)"),
 )
@@ -50,6 +53,7 @@ class BatchWrite:
     """What writing one batch did to the predictions table."""
 
     path: str
+    model_name: str
     batch_id: str
     rows_written: int
     rows_replaced: int
@@ -115,31 +119,34 @@ def _commit_of(spark: SparkSession, path: str, marker: str) -> tuple[int, dict[s
     raise ConflictError(f"the commit of {marker!r} is not in the last 20 versions of {path}")
 
 
-def write_batch(spark: SparkSession, df: DataFrame, path: str, table_name: str, batch_id: str,
+def write_batch(spark: SparkSession, df: DataFrame, path: str, table_name: str, model_name: str, batch_id: str,
                 keys: list[str]) -> BatchWrite:
-    """Write ``df`` (one batch, every row carrying ``batch_id``) in one idempotent Delta commit.
+    """Write ``df`` (one batch, every row carrying ``model_name`` and ``batch_id``) in one
+    idempotent Delta commit that replaces only that model's rows of that batch.
 
     The data flows through once: the row count comes from the commit's metrics, not from a
     ``count()``.
     """
+    validate_model_name(model_name)
     validate_batch_id(batch_id)
     created = ensure_table(spark, path, table_name, df, keys)
-    marker = f"featurelake batch {batch_id}"
+    marker = f"featurelake batch {model_name}/{batch_id}"  # neither name can hold a "/"
+    what = f"batch {batch_id!r} of model {model_name!r}"
 
     def write() -> None:
         try:
             (df.write.format("delta").mode("overwrite")
-             .option("replaceWhere", f"batch_id = '{batch_id}'")
+             .option("replaceWhere", f"model_name = '{model_name}' AND batch_id = '{batch_id}'")
              .option("userMetadata", marker)
              .save(path))
         except AnalysisException as exc:
-            raise BadInputError(f"cannot write batch {batch_id!r} to {path}: {exc}") from None
+            raise BadInputError(f"cannot write {what} to {path}: {exc}") from None
 
-    # The write replaces exactly this batch's rows, so trying again after a conflict is safe.
-    retry_on_conflict(write, f"batch {batch_id!r} of predictions table {table_name!r}", path)
+    # The write replaces exactly this model's rows of this batch, so trying again after a conflict is safe.
+    retry_on_conflict(write, f"{what} in predictions table {table_name!r}", path)
     version, metrics = _commit_of(spark, path, marker)
     rows = int(metrics.get("numOutputRows", 0))
     replaced = int(metrics.get("numDeletedRows", 0) or 0)
-    logger.info("batch %s: %d rows written to %s (Delta version %d, %d previous rows replaced)",
-                batch_id, rows, path, version, replaced)
-    return BatchWrite(path, batch_id, rows, replaced, version, created)
+    logger.info("batch %s of model %s: %d rows written to %s (Delta version %d, %d previous rows replaced)",
+                batch_id, model_name, rows, path, version, replaced)
+    return BatchWrite(path, model_name, batch_id, rows, replaced, version, created)

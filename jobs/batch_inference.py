@@ -7,7 +7,7 @@
 The model reference is resolved to one version at the start. The input needs the entity
 keys (and, optionally, the training set's timestamp column for point-in-time features);
 the features the model was trained on are looked up in the feature tables. Rerunning a
-batch id replaces that batch's rows.
+batch id with the same model replaces that model's rows of the batch (other models' rows stay).
 
 Exit codes: 0 success (also for an empty input: nothing written), 2 bad input (reference
 that does not parse, missing key column, types not matching the signature, bad batch id),
@@ -39,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
                              "(default: models:/churn_model/Production)")
     parser.add_argument("--output-table", default=DEFAULT_OUTPUT_TABLE,
                         help=f"predictions table in the warehouse (default: {DEFAULT_OUTPUT_TABLE})")
-    parser.add_argument("--batch-id", help="batch identifier; rerunning it replaces its rows "
+    parser.add_argument("--batch-id", help="batch identifier; rerunning it with the same model replaces that model's rows "
                                            "(default: today's UTC date, YYYY-MM-DD)")
     parser.add_argument("--keys", nargs="+", metavar="COLUMN",
                         help="entity key columns to keep (default: the training set's entity keys)")

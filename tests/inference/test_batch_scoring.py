@@ -124,3 +124,18 @@ def test_empty_input_writes_nothing(spark, registry):
                                  output_table="preds_empty", batch_id="e1")
     assert result.empty and result.rows_written == 0
     assert _version(registry.config.table_path("preds_empty")) is None
+
+
+def test_two_models_with_one_batch_id_keep_both_batches_and_a_rerun_replaces_only_its_own(spark, registry):
+    df = spark.createDataFrame(scoring_rows(rows=6))
+    common = dict(keys=["id"], output_table="preds_two_models", batch_id="2026-11-26")
+    lr = run_batch_inference(spark, registry.config, df, "models:/lr_model/1", **common)
+    idle = run_batch_inference(spark, registry.config, df, "models:/idle_model/1", **common)
+    assert idle.rows_written == 6
+    counts = _read(lr.output_path).groupby("model_name").size().to_dict()
+    assert counts == {"idle_model": 6, "lr_model": 6}  # the second model kept the first one's batch
+
+    again = run_batch_inference(spark, registry.config, df.limit(4), "models:/lr_model/1", **common)
+    assert again.rows_written == 4
+    counts = _read(lr.output_path).groupby("model_name").size().to_dict()
+    assert counts == {"idle_model": 6, "lr_model": 4}  # the rerun replaced lr_model's rows only

@@ -31,14 +31,15 @@ def batch_frame(spark, batch_id: str, n: int):
 
 def test_two_runs_appending_at_once_both_commit_without_loss_or_duplicates(spark, tmp_path):
     path = str(tmp_path / "predictions")
-    write_batch(spark, batch_frame(spark, "b0", 5), path, "predictions", "b0", ["customer_id"])
+    write_batch(spark, batch_frame(spark, "b0", 5), path, "predictions", "churn_model", "b0", ["customer_id"])
     errors: list[BaseException] = []
     barrier = threading.Barrier(2)
 
     def run(batch_id: str) -> None:
         barrier.wait()
         try:
-            write_batch(spark, batch_frame(spark, batch_id, 50), path, "predictions", batch_id, ["customer_id"])
+            write_batch(spark, batch_frame(spark, batch_id, 50), path, "predictions", "churn_model", batch_id,
+                        ["customer_id"])
         except BaseException as exc:  # noqa: BLE001 - asserted below
             errors.append(exc)
 
@@ -71,14 +72,14 @@ config = Config()
 config.spark.master = "local[2]"
 spark = get_spark(config)
 df = batch_frame(spark, "b1", 60).repartition(4).withColumn("prediction", slow(F.col("prediction")))
-write_batch(spark, df, sys.argv[1], "predictions", "b1", ["customer_id"])
+write_batch(spark, df, sys.argv[1], "predictions", "churn_model", "b1", ["customer_id"])
 """
 
 
 @pytest.mark.slow
 def test_job_killed_mid_write_leaves_no_partial_batch_and_rerun_completes(spark, tmp_path):
     path = tmp_path / "predictions"
-    write_batch(spark, batch_frame(spark, "b0", 5), str(path), "predictions", "b0", ["customer_id"])
+    write_batch(spark, batch_frame(spark, "b0", 5), str(path), "predictions", "churn_model", "b0", ["customer_id"])
     version = DeltaTable.forPath(spark, str(path)).history(1).first()["version"]
     files_before = set(path.rglob("*.parquet"))
 
@@ -102,7 +103,7 @@ def test_job_killed_mid_write_leaves_no_partial_batch_and_rerun_completes(spark,
     assert DeltaTable.forPath(spark, str(path)).history(1).first()["version"] == version
     assert spark.read.format("delta").load(str(path)).filter("batch_id = 'b1'").count() == 0
 
-    write_batch(spark, batch_frame(spark, "b1", 60), str(path), "predictions", "b1", ["customer_id"])
-    write_batch(spark, batch_frame(spark, "b1", 60), str(path), "predictions", "b1", ["customer_id"])
+    write_batch(spark, batch_frame(spark, "b1", 60), str(path), "predictions", "churn_model", "b1", ["customer_id"])
+    write_batch(spark, batch_frame(spark, "b1", 60), str(path), "predictions", "churn_model", "b1", ["customer_id"])
     counts = {r["batch_id"]: r["count"] for r in spark.read.format("delta").load(str(path)).groupBy("batch_id").count().collect()}
     assert counts == {"b0": 5, "b1": 60}
