@@ -98,6 +98,18 @@ def test_job_pipelines_run_their_job_with_pipeline_parameters(name, stem):
     assert webs[0].depends_on[0].dependency_conditions == ["Failed"]
 
 
+def test_model_name_defaults_are_the_projects_model():
+    from featurestore.config import Config
+    from jobs.batch_inference import build_parser
+
+    project_model = Config().training.model_name
+    assert build_parser().get_default("model_uri") == f"models:/{project_model}/Production"
+    defaults = {name: model.parameters["modelName"].default_value
+                for name, model in _pipelines().items() if "modelName" in (model.parameters or {})}
+    assert set(defaults) == {"pl_featurelake_batch_inference", "pl_featurelake_monitor", "pl_featurelake_daily"}
+    assert defaults == dict.fromkeys(defaults, project_model)
+
+
 # --- the checks catch what Azure would reject ---------------------------------------------
 
 def test_misspelled_activity_type_is_caught():
