@@ -160,13 +160,14 @@ def join_location(root: str, name: str) -> str:
     return root.rstrip("/") + "/" + name
 
 
-def _is_uri(value: str) -> bool:
-    # scheme:... of two or more letters (file:, dbfs:/, mlflow-artifacts:/), not a Windows drive
+def is_uri(value: str) -> bool:
+    """True when ``value`` is a URI rather than a local path: ``scheme://...`` or ``scheme:...`` with a
+    scheme of two or more characters (``file:/``, ``dbfs:/``, ``mlflow-artifacts:/``), not a Windows drive."""
     return "://" in value or re.match(r"[A-Za-z][A-Za-z0-9+.-]+:", value) is not None
 
 
 def _resolve_path(value: str, base_dir: Path) -> str:
-    if _is_uri(value):
+    if is_uri(value):
         return value
     path = Path(value).expanduser()
     if not path.is_absolute():

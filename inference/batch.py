@@ -18,8 +18,9 @@ from pathlib import Path
 from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql.utils import AnalysisException
 
-from featurestore.config import Config
+from featurestore.config import Config, is_uri
 from featurestore.errors import BadInputError, NotFoundError
 from featurestore.identifiers import validate_identifier
 from inference.model_reference import ResolvedModel, mlflow_client, resolve_model
@@ -68,8 +69,11 @@ def input_locations(config: Config, source: str) -> list[str]:
 def read_input(spark: SparkSession, config: Config, source: str) -> DataFrame:
     """Read the entities to score: a table of the warehouse (by name) or a Delta/parquet path.
 
+    A URI (``dbfs:/...``, ``abfss://...``, ``file:/...``) is handed to Spark as it is; a local path
+    must exist.
+
     Raises:
-        NotFoundError: neither a warehouse table nor an existing path.
+        NotFoundError: neither a warehouse table nor an existing path or URI.
     """
     if _is_table_name(source):
         validate_identifier(source, "input table name")
@@ -77,11 +81,16 @@ def read_input(spark: SparkSession, config: Config, source: str) -> DataFrame:
         if DeltaTable.isDeltaTable(spark, path):
             return spark.read.format("delta").load(path)
         raise NotFoundError(f"input table {source!r} not found in warehouse {config.warehouse}")
-    if "://" not in source and not Path(source).exists():
+    if not is_uri(source) and not Path(source).exists():
         raise NotFoundError(f"input path {source!r} does not exist")
-    if DeltaTable.isDeltaTable(spark, source):
-        return spark.read.format("delta").load(source)
-    return spark.read.parquet(source)
+    try:
+        if DeltaTable.isDeltaTable(spark, source):
+            return spark.read.format("delta").load(source)
+        return spark.read.parquet(source)
+    except AnalysisException as exc:
+        if "PATH_NOT_FOUND" in str(exc):
+            raise NotFoundError(f"input path {source!r} does not exist") from None
+        raise
 
 
 def _load_spec(run_id: str | None, config: Config) -> dict | None:

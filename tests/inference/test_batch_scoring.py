@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 from inference_support import FEATURES, get_registry, scoring_rows
 
-from featurestore.errors import BadInputError
-from inference.batch import run_batch_inference
+from featurestore.errors import BadInputError, NotFoundError
+from inference.batch import read_input, run_batch_inference
 from inference.predictions import KIND_PREDICTIONS
 
 
@@ -139,3 +139,14 @@ def test_two_models_with_one_batch_id_keep_both_batches_and_a_rerun_replaces_onl
     assert again.rows_written == 4
     counts = _read(lr.output_path).groupby("model_name").size().to_dict()
     assert counts == {"idle_model": 6, "lr_model": 4}  # the rerun replaced lr_model's rows only
+
+
+def test_input_uris_without_a_double_slash_are_read_and_a_missing_one_is_not_found(spark, registry, tmp_path):
+    # file:/... stands for dbfs:/... (the form Data Factory passes), which this machine cannot read
+    spark.createDataFrame(scoring_rows(rows=3)).write.parquet(str(tmp_path / "entities"))
+    spark.createDataFrame(scoring_rows(rows=2)).write.format("delta").save(str(tmp_path / "entities_delta"))
+    assert read_input(spark, registry.config, f"file:{tmp_path}/entities").count() == 3
+    assert read_input(spark, registry.config, f"file:{tmp_path}/entities_delta").count() == 2
+    missing = f"file:{tmp_path}/no_such_input"
+    with pytest.raises(NotFoundError, match=f"input path '{missing}' does not exist"):
+        read_input(spark, registry.config, missing)
