@@ -12,12 +12,12 @@ import logging
 import re
 from dataclasses import dataclass, field
 
-import mlflow
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from featurestore.config import Config
 from featurestore.errors import BadInputError, DependencyUnavailableError, NotFoundError
+from modeling.tracking import configure_mlflow, registry_uri
 
 logger = logging.getLogger(__name__)
 
@@ -105,11 +105,13 @@ def validate_model_name(name: str) -> str:
 
 
 def mlflow_client(config: Config) -> MlflowClient:
-    """Point MLflow at the configured tracking and registry stores and return a client."""
-    mlflow.set_tracking_uri(config.mlflow.tracking_uri)
-    registry_uri = config.mlflow.registry_uri or config.mlflow.tracking_uri
-    mlflow.set_registry_uri(registry_uri)
-    return MlflowClient(tracking_uri=config.mlflow.tracking_uri, registry_uri=registry_uri)
+    """Point MLflow at the configured tracking and registry stores and return a client.
+
+    An http(s) server gets the same bounded retries and timeouts as training and promotion
+    (:func:`modeling.tracking.configure_mlflow`), so an unreachable one fails within seconds.
+    """
+    configure_mlflow(config, check=False)  # resolve_model's first call is the check
+    return MlflowClient(tracking_uri=config.mlflow.tracking_uri, registry_uri=registry_uri(config))
 
 
 def _is_missing(exc: MlflowException) -> bool:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import copy
+import os
+
 import pytest
 from inference_support import get_registry
 
-from featurestore.errors import BadInputError, NotFoundError
+from featurestore.errors import BadInputError, DependencyUnavailableError, NotFoundError
 from inference.model_reference import ModelReference, mlflow_client, parse_model_uri, resolve_model
+from modeling.tracking import HTTP_ENV_DEFAULTS
 
 
 @pytest.fixture(scope="module")
@@ -59,3 +63,15 @@ def test_resolve_stage_alias_version_latest(registry):
 def test_resolve_missing_things_are_not_found(registry, uri, message):
     with pytest.raises(NotFoundError, match=message):
         resolve_model(mlflow_client(registry.config), uri)
+
+
+def test_unreachable_tracking_server_is_unavailable_after_the_bounded_retries(registry, monkeypatch):
+    for key in HTTP_ENV_DEFAULTS:  # unset for this test, restored afterwards
+        monkeypatch.setenv(key, "")
+        monkeypatch.delenv(key)
+    config = copy.deepcopy(registry.config)
+    config.mlflow.tracking_uri = "http://127.0.0.1:9"
+    client = mlflow_client(config)
+    assert {key: os.environ.get(key) for key in HTTP_ENV_DEFAULTS} == HTTP_ENV_DEFAULTS
+    with pytest.raises(DependencyUnavailableError, match="cannot read model 'lr_model' from the registry"):
+        resolve_model(client, "models:/lr_model/Production")
