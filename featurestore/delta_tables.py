@@ -106,14 +106,18 @@ def create_table_with(spark: SparkSession, table: FeatureTable, path: str, df: D
 
 
 def create_empty_table(spark: SparkSession, path: str, schema: StructType, comment: str, properties: dict[str, str],
-                       comments: dict[str, str] | None = None, partition_by: tuple[str, ...] = ()) -> None:
+                       comments: dict[str, str] | None = None, partition_by: tuple[str, ...] = (),
+                       if_not_exists: bool = True) -> None:
     """Create an empty Delta table at ``path`` in one commit, unless one exists already.
 
     Every column of ``schema`` is nullable and carries its entry of ``comments`` as its
     comment; the table carries ``comment`` and ``properties`` (for tables written by appends
-    and MERGEs: predictions, monitoring).
+    and MERGEs: predictions, monitoring). With ``if_not_exists=False`` an existing table (or
+    another writer's create winning the race) raises a write conflict (:func:`is_write_conflict`),
+    so that a create that returns is known to be this caller's.
     """
-    builder = DeltaTable.createIfNotExists(spark).location(path).comment(comment)
+    builder = (DeltaTable.createIfNotExists(spark) if if_not_exists else DeltaTable.create(spark))
+    builder = builder.location(path).comment(comment)
     for field in schema.fields:
         builder = builder.addColumn(field.name, field.dataType, nullable=True, comment=(comments or {}).get(field.name))
     for key, value in properties.items():

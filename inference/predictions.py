@@ -5,7 +5,8 @@ A batch is identified by the model that scored it and its batch id, and written 
 
 * rerunning the same batch id with the same model replaces that model's rows of the batch (no
   duplicates), and leaves the rows other models wrote under the same batch id alone, and
-* a job killed half way commits nothing: readers never see a partial batch.
+* a job killed half way commits nothing: readers never see a partial batch, and
+* a first batch that fails removes the table its run created (while it holds only that create).
 
 The table is partitioned by ``scoring_date`` and documents itself through ``featurelake.*``
 table properties and column comments, like the feature tables.
@@ -22,8 +23,9 @@ from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.utils import AnalysisException
 
-from featurestore.delta_tables import create_empty_table, retry_on_conflict
+from featurestore.delta_tables import create_empty_table, current_version, is_write_conflict, retry_on_conflict
 from featurestore.errors import BadInputError, ConflictError
+from featurestore.storage import remove_folder
 from featurestore.table_metadata import PREFIX
 from inference.model_reference import validate_model_name
 
@@ -94,19 +96,36 @@ def _check_schema(spark: SparkSession, path: str, df: DataFrame) -> None:
 
 
 def ensure_table(spark: SparkSession, path: str, table_name: str, df: DataFrame, keys: list[str]) -> bool:
-    """Create the predictions table for ``df``'s schema if it does not exist; True if created.
+    """Create the predictions table for ``df``'s schema if it does not exist; True if this call created it
+    (False when it existed or another writer's create won the race).
 
     Raises:
         BadInputError: the table exists with other columns or types.
     """
-    if DeltaTable.isDeltaTable(spark, path):
-        _check_schema(spark, path, df)
-        return False
-    comments = {**{k: "Entity key" for k in keys}, **OUTPUT_COMMENTS, **{n: c for n, _, c in METADATA_COLUMNS}}
-    create_empty_table(spark, path, df.schema, f"Batch predictions ({table_name})", _table_properties(table_name, keys),
-                       comments, partition_by=(PARTITION_COLUMN,))
-    logger.info("created predictions table %s at %s", table_name, path)
-    return True
+    if not DeltaTable.isDeltaTable(spark, path):
+        comments = {**{k: "Entity key" for k in keys}, **OUTPUT_COMMENTS, **{n: c for n, _, c in METADATA_COLUMNS}}
+        try:
+            create_empty_table(spark, path, df.schema, f"Batch predictions ({table_name})",
+                               _table_properties(table_name, keys), comments, partition_by=(PARTITION_COLUMN,),
+                               if_not_exists=False)
+            logger.info("created predictions table %s at %s", table_name, path)
+            return True
+        except Exception as exc:  # noqa: BLE001 - only a lost race to create is expected
+            if not is_write_conflict(exc):
+                raise
+    _check_schema(spark, path, df)
+    return False
+
+
+def _remove_unused_table(spark: SparkSession, path: str, table_name: str) -> None:
+    """Remove the table this run created at ``path`` if it still holds only its create commit (version 0)."""
+    try:
+        if current_version(spark, path) == 0:
+            remove_folder(spark, path)
+            logger.warning("the first batch of predictions table %s failed: removed the table it created at %s",
+                           table_name, path)
+    except Exception as exc:  # noqa: BLE001 - the write's own error is the one to report
+        logger.warning("could not remove the empty predictions table %s at %s: %s", table_name, path, exc)
 
 
 def _commit_of(spark: SparkSession, path: str, marker: str) -> tuple[int, dict[str, str]]:
@@ -143,7 +162,12 @@ def write_batch(spark: SparkSession, df: DataFrame, path: str, table_name: str, 
             raise BadInputError(f"cannot write {what} to {path}: {exc}") from None
 
     # The write replaces exactly this model's rows of this batch, so trying again after a conflict is safe.
-    retry_on_conflict(write, f"{what} in predictions table {table_name!r}", path)
+    try:
+        retry_on_conflict(write, f"{what} in predictions table {table_name!r}", path)
+    except Exception:
+        if created:  # nothing written: leave no empty table behind
+            _remove_unused_table(spark, path, table_name)
+        raise
     version, metrics = _commit_of(spark, path, marker)
     rows = int(metrics.get("numOutputRows", 0))
     replaced = int(metrics.get("numDeletedRows", 0) or 0)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from delta.tables import DeltaTable
+from pyspark.sql import functions as F
 
 from inference.predictions import write_batch
 
@@ -51,6 +52,28 @@ def test_two_runs_appending_at_once_both_commit_without_loss_or_duplicates(spark
     assert errors == []
     counts = {r["batch_id"]: r["count"] for r in spark.read.format("delta").load(path).groupBy("batch_id").count().collect()}
     assert counts == {"b0": 5, "b1": 50, "b2": 50}
+
+
+def _failing(df):
+    """``df`` whose rows raise while they are computed (a model that fails while scoring)."""
+    return df.withColumn("prediction", F.expr("IF(customer_id >= 0, CAST(raise_error('scoring failed') AS DOUBLE), "
+                                              "prediction)"))
+
+
+def test_a_failing_first_batch_leaves_no_table_and_a_failing_later_one_leaves_the_table_as_it_was(spark, tmp_path):
+    path = str(tmp_path / "predictions")
+    with pytest.raises(Exception, match="scoring failed"):
+        write_batch(spark, _failing(batch_frame(spark, "b1", 5)), path, "predictions", "churn_model", "b1",
+                    ["customer_id"])
+    assert not DeltaTable.isDeltaTable(spark, path) and not os.path.exists(path)
+
+    write_batch(spark, batch_frame(spark, "b1", 5), path, "predictions", "churn_model", "b1", ["customer_id"])
+    version = DeltaTable.forPath(spark, path).history(1).first()["version"]
+    with pytest.raises(Exception, match="scoring failed"):
+        write_batch(spark, _failing(batch_frame(spark, "b2", 5)), path, "predictions", "churn_model", "b2",
+                    ["customer_id"])
+    assert DeltaTable.forPath(spark, path).history(1).first()["version"] == version
+    assert spark.read.format("delta").load(path).count() == 5
 
 
 KILLED_WRITER = """
