@@ -12,7 +12,7 @@ from py4j.protocol import Py4JJavaError
 from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, SparkSession
 
-from featurestore.config import Config
+from featurestore.config import Config, is_uri
 from featurestore.definitions import FeatureTable, Source, load_definitions, select_tables
 from featurestore.delta_tables import WriteResult, write_feature_table
 from featurestore.errors import BadInputError, NotFoundError
@@ -33,7 +33,7 @@ class BuildResult:
 
 def source_location(config: Config, source: Source) -> str:
     """Return where ``source`` is read from: absolute paths and URIs as given, else under ``source_root``."""
-    if "://" in source.path or os.path.isabs(source.path):
+    if is_uri(source.path) or os.path.isabs(source.path):
         return source.path
     return os.path.join(config.source_root, source.path)
 

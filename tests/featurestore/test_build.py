@@ -9,7 +9,7 @@ import pytest
 from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
-from featurestore.build import build_features, build_table, build_tables, read_sources
+from featurestore.build import build_features, build_table, build_tables, read_sources, source_location
 from featurestore.catalog import describe_table, list_tables
 from featurestore.definitions import Field, Source
 from featurestore.delta_tables import current_version
@@ -150,6 +150,17 @@ def test_tables_written_before_a_failed_write_are_registered_in_feast(spark, pro
     assert current_version(spark, project.table_path("activity_a")) == 0
     assert current_version(spark, project.table_path("activity_b")) is None
     assert [view.name for view in feature_store(project).list_feature_views()] == ["activity_a"]
+
+
+@pytest.mark.parametrize("path", ["dbfs:/featurelake/raw/events", "abfss://raw@account.dfs.core.windows.net/events",
+                                  "file:/data/events.parquet", "/data/events.parquet"])
+def test_source_uris_and_absolute_paths_are_read_as_given(project, path):
+    assert source_location(project, Source("events", path)) == path
+
+
+def test_relative_source_paths_are_read_under_the_source_root(project):
+    assert source_location(project, Source("events", "raw/events.parquet")) == \
+        str(Path(project.source_root) / "raw" / "events.parquet")
 
 
 def test_unreadable_source_is_named(spark, project):
