@@ -149,6 +149,15 @@ def lookup_features(spark: SparkSession, config: Config, df: DataFrame, spec: di
     return joined, True
 
 
+def default_kept_columns(spec: dict | None, df: DataFrame) -> list[str]:
+    """The input columns a batch keeps by default: the training-set spec's entity keys, and its
+    timestamp key when the input has it (features are then looked up as of each row's time, and
+    one entity may be scored at several times)."""
+    keys = list((spec or {}).get("entity_keys") or [])
+    timestamp = (spec or {}).get("timestamp_key")
+    return keys + [timestamp] if keys and timestamp and timestamp in df.columns else keys
+
+
 def run_batch_inference(spark: SparkSession, config: Config, source: str | DataFrame, model_uri: str, *,
                         output_table: str = DEFAULT_OUTPUT_TABLE, batch_id: str | None = None,
                         keys: list[str] | None = None, with_probability: bool = True,
@@ -166,7 +175,8 @@ def run_batch_inference(spark: SparkSession, config: Config, source: str | DataF
         batch_id: identifies the batch together with the model's name; a rerun of the same model
             with the same id replaces that model's rows of the batch (other models' rows stay).
             Default: the UTC scoring date (``YYYY-MM-DD``), so a daily rerun is safe.
-        keys: entity key columns to keep (default: the training-set spec's entity keys).
+        keys: input columns to keep (default: :func:`default_kept_columns`: the training-set spec's
+            entity keys, plus its timestamp column when the input has it).
         with_probability: add the probability column for classifiers.
         arrow_batch: records per Arrow batch sent to the Python workers.
 
@@ -185,7 +195,7 @@ def run_batch_inference(spark: SparkSession, config: Config, source: str | DataF
     spec = _load_spec(resolved.run_id, config)
 
     df = read_input(spark, config, source) if isinstance(source, str) else source
-    keys = list(keys) if keys else list((spec or {}).get("entity_keys") or [])
+    keys = list(keys) if keys else default_kept_columns(spec, df)
     if not keys:
         raise BadInputError(f"no entity keys: model {resolved.name!r} has no training-set spec; pass the key "
                             "column(s) to keep in the predictions (--keys)")

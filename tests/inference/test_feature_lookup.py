@@ -67,7 +67,8 @@ def _expected(spark, config, entities, model, columns, timestamp: bool):
 
     lookups = [FeatureLookup.from_dict(dict(x, timestamp_lookup_key="label_time" if timestamp else None))
                for x in LOOKUPS]
-    rows = join_features(spark, config, entities, lookups)[0].toPandas().sort_values("customer_id")
+    order = ["customer_id", "label_time"] if timestamp else ["customer_id"]
+    rows = join_features(spark, config, entities, lookups)[0].toPandas().sort_values(order)
     rows[NUMERIC] = rows[NUMERIC].astype("float64")
     return rows["customer_id"].tolist(), model.predict(rows[columns]).astype("float64").tolist()
 
@@ -86,11 +87,18 @@ def test_keys_only_input_gets_latest_features(spark, lookup_project):
 
 
 def test_timestamp_column_gives_point_in_time_features(spark, lookup_project):
+    from pyspark.sql import functions as F
+
     config, labels, model, columns = lookup_project
-    entities = labels.select("customer_id", "label_time").limit(40)
+    first = labels.select("customer_id", "label_time").limit(40)
+    earlier = first.limit(5).withColumn("label_time", F.col("label_time") - F.expr("INTERVAL 30 DAYS"))
+    entities = first.unionByName(earlier)  # five customers scored at two times
     result = run_batch_inference(spark, config, entities, "models:/churn_lookup/1",
                                  output_table="lookup_pit", batch_id="p1")
-    out = spark.read.format("delta").load(result.output_path).orderBy("customer_id").toPandas()
+    out = spark.read.format("delta").load(result.output_path).orderBy("customer_id", "label_time").toPandas()
+    assert list(out.columns[:2]) == ["customer_id", "label_time"]  # the time tells the two rows apart
+    scored = entities.orderBy("customer_id", "label_time").toPandas()
+    assert out[["customer_id", "label_time"]].values.tolist() == scored[["customer_id", "label_time"]].values.tolist()
     keys, predictions = _expected(spark, config, entities, model, columns, timestamp=True)
     assert out["customer_id"].tolist() == keys
     assert out["prediction"].tolist() == predictions
