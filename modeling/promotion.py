@@ -200,11 +200,22 @@ def evaluate_gates(config: Config, name: str, candidate: Any, stage: str) -> Pro
     )
 
 
-def _drop_alias_if_on(config: Config, name: str, alias: str, version: str) -> None:
-    """Remove ``alias`` when it points at ``version`` (a challenger that became champion)."""
+def _stages_left(candidate: Any, stage: str, previous: list[Any]) -> dict[str, str]:
+    """Return version -> the stage it leaves when ``candidate`` moves to ``stage`` (archiving ``previous``)."""
+    left = {str(v.version): stage for v in previous if str(v.version) != str(candidate.version)}
+    if candidate.current_stage in DEFAULT_ALIASES:
+        left[str(candidate.version)] = candidate.current_stage
+    return left
+
+
+def _drop_stale_aliases(config: Config, name: str, left: Mapping[str, str], keep: str | None) -> None:
+    """Remove ``champion``/``challenger`` from a version that just left Production/Staging (``keep`` excepted)."""
     aliases = getattr(registry.get_registered_model(config, name), "aliases", {}) or {}
-    if str(aliases.get(alias)) == str(version):
-        registry.delete_alias(config, name, alias)
+    for stage, alias in DEFAULT_ALIASES.items():
+        version = str(aliases.get(alias))
+        if alias != keep and left.get(version) == stage:
+            registry.delete_alias(config, name, alias)
+            logger.info("model %s: alias %s removed from version %s (no longer in %s)", name, alias, version, stage)
 
 
 def promote(spark: SparkSession, config: Config, name: str, version: str | int, stage: str = "Production", *,
@@ -218,7 +229,9 @@ def promote(spark: SparkSession, config: Config, name: str, version: str | int, 
         version: candidate version.
         stage: ``Staging`` or ``Production``.
         alias: alias to point at the promoted version; ``"default"`` uses ``champion`` for
-            Production and ``challenger`` for Staging, None sets none.
+            Production and ``challenger`` for Staging, None sets none. Whatever the alias,
+            ``champion`` and ``challenger`` are removed from a version this promotion moves out of
+            Production or Staging.
         archive_existing: archive the versions previously in ``stage``.
 
     Returns:
@@ -227,7 +240,8 @@ def promote(spark: SparkSession, config: Config, name: str, version: str | int, 
     Raises:
         NotFoundError: model or version does not exist.
         BadInputError: stage is not Staging or Production, or a threshold is malformed.
-        ConflictError: the version is already in ``stage``.
+        ConflictError: the version is already in ``stage``, or is in Production (a demotion is
+            ``registry.transition``'s job).
     """
     stage = check_stage(stage)
     if stage not in ("Staging", "Production"):
@@ -236,14 +250,17 @@ def promote(spark: SparkSession, config: Config, name: str, version: str | int, 
     candidate = registry.get_version(config, name, version)
     if candidate.current_stage == stage:
         raise ConflictError(f"model {name!r} version {candidate.version} is already in {stage}")
+    if candidate.current_stage == "Production":
+        raise ConflictError(f"model {name!r} version {candidate.version} is in Production: promote does not "
+                            f"demote it to {stage}; use 'featurelake models transition' for a deliberate demotion")
     decision = evaluate_gates(config, name, candidate, stage)
     if decision.promoted:
+        previous = registry.versions_in_stage(config, name, stage) if archive_existing else []
         registry.transition(config, name, candidate.version, stage, archive_existing=archive_existing)
         chosen = DEFAULT_ALIASES.get(stage) if alias == "default" else alias
         if chosen:
             registry.set_alias(config, name, chosen, candidate.version)
-        if stage == "Production":
-            _drop_alias_if_on(config, name, DEFAULT_ALIASES["Staging"], candidate.version)
+        _drop_stale_aliases(config, name, _stages_left(candidate, stage, previous), chosen)
         logger.info("promoted %s version %s to %s: %s", name, candidate.version, stage, decision.reason)
     else:
         logger.warning("rejected %s version %s for %s: %s", name, candidate.version, stage, decision.reason)

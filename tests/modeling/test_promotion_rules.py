@@ -1,0 +1,69 @@
+"""Promotion rules on versions with hand-logged metrics (real MLflow on SQLite, no training):
+demotion, default aliases, alias validation, NaN metrics and the recorded reasons."""
+
+from __future__ import annotations
+
+import pytest
+from pit_data import make_config
+
+from featurestore.errors import ConflictError
+from modeling import registry
+from modeling.promotion import promote, read_events
+from modeling.tracking import ensure_experiment
+
+MODEL = "gated_model"
+
+
+@pytest.fixture
+def gated(tmp_path):
+    """An empty registered model in a fresh project; promotion needs only roc_auc (no thresholds)."""
+    config = make_config(tmp_path)
+    registry.mlflow_client(config).create_registered_model(MODEL)
+    return config
+
+
+def _version(config, **metrics: float) -> str:
+    """Register a new version whose run logged ``metrics``; return its number."""
+    client = registry.mlflow_client(config)
+    run = client.create_run(ensure_experiment(config))
+    for key, value in metrics.items():
+        client.log_metric(run.info.run_id, key, value)
+    client.set_terminated(run.info.run_id)
+    return str(client.create_model_version(MODEL, source=config.base_dir + "/model", run_id=run.info.run_id).version)
+
+
+def _state(config) -> tuple[dict[str, str], dict[str, str]]:
+    """(alias -> version, version -> stage) of the model."""
+    aliases = {k: str(v) for k, v in registry.get_registered_model(config, MODEL).aliases.items()}
+    return aliases, {str(v.version): v.current_stage for v in registry.search_versions(config, MODEL)}
+
+
+def _events(spark, config) -> list[tuple]:
+    return [(e.candidate_version, e.stage, e.decision) for e in reversed(read_events(spark, config, MODEL).collect())]
+
+
+def test_promote_refuses_to_demote_the_production_version(spark, gated):
+    v1 = _version(gated, roc_auc=0.8)
+    assert promote(spark, gated, MODEL, v1, "Production").promoted
+    with pytest.raises(ConflictError) as info:
+        promote(spark, gated, MODEL, v1, "Staging")
+    assert all(word in str(info.value) for word in (MODEL, f"version {v1}", "Production", "models transition"))
+    assert _state(gated) == ({"champion": v1}, {v1: "Production"})
+    assert _events(spark, gated) == [(1, "Production", "promoted")]
+
+
+def test_default_aliases_leave_the_versions_promote_moves_out_of_their_stage(spark, gated):
+    v1, v2, v3 = _version(gated, roc_auc=0.7), _version(gated, roc_auc=0.8), _version(gated, roc_auc=0.9)
+    promote(spark, gated, MODEL, v1, "Production")
+    promote(spark, gated, MODEL, v2, "Production", alias=None)          # v1 archived: champion goes
+    assert _state(gated) == ({}, {v1: "Archived", v2: "Production", v3: "None"})
+    promote(spark, gated, MODEL, v3, "Production", alias="best")        # custom aliases are the caller's
+    assert _state(gated) == ({"best": v3}, {v1: "Archived", v2: "Archived", v3: "Production"})
+    v4, v5 = _version(gated, roc_auc=0.91), _version(gated, roc_auc=0.92)
+    promote(spark, gated, MODEL, v4, "Staging")
+    promote(spark, gated, MODEL, v5, "Staging", alias=None)             # v4 archived: challenger goes
+    aliases, stages = _state(gated)
+    assert aliases == {"best": v3} and stages[v4] == "Archived" and stages[v5] == "Staging"
+    promote(spark, gated, MODEL, v4, "Staging")                         # back to Staging, challenger on it
+    promote(spark, gated, MODEL, v4, "Production")                      # champion moves, challenger goes
+    assert _state(gated)[0] == {"best": v3, "champion": v4}
