@@ -239,13 +239,16 @@ def promote(spark: SparkSession, config: Config, name: str, version: str | int, 
 
     Raises:
         NotFoundError: model or version does not exist.
-        BadInputError: stage is not Staging or Production, or a threshold is malformed.
+        BadInputError: stage is not Staging or Production, the alias is not an identifier, or a
+            threshold is malformed (all checked before the registry is touched).
         ConflictError: the version is already in ``stage``, or is in Production (a demotion is
             ``registry.transition``'s job).
     """
     stage = check_stage(stage)
     if stage not in ("Staging", "Production"):
         raise BadInputError(f"promotion target must be Staging or Production, got {stage!r}")
+    if alias not in (None, "default"):
+        validate_identifier(alias, f"model {name!r} alias")  # before any registry write
     parse_thresholds(config.promotion.thresholds)
     candidate = registry.get_version(config, name, version)
     if candidate.current_stage == stage:

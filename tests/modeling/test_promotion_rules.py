@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from pit_data import make_config
 
-from featurestore.errors import ConflictError
+from featurestore.errors import BadInputError, ConflictError
 from modeling import registry
 from modeling.promotion import promote, read_events
 from modeling.tracking import ensure_experiment
@@ -67,3 +67,14 @@ def test_default_aliases_leave_the_versions_promote_moves_out_of_their_stage(spa
     promote(spark, gated, MODEL, v4, "Staging")                         # back to Staging, challenger on it
     promote(spark, gated, MODEL, v4, "Production")                      # champion moves, challenger goes
     assert _state(gated)[0] == {"best": v3, "champion": v4}
+
+
+def test_invalid_alias_is_refused_before_any_registry_change(spark, gated):
+    v1, v2 = _version(gated, roc_auc=0.7), _version(gated, roc_auc=0.8)
+    promote(spark, gated, MODEL, v1, "Production")
+    before = _state(gated)
+    with pytest.raises(BadInputError) as info:
+        promote(spark, gated, MODEL, v2, "Production", alias="champ-ion")
+    assert "champ-ion" in str(info.value) and MODEL in str(info.value)
+    assert _state(gated) == before
+    assert _events(spark, gated) == [(1, "Production", "promoted")]
