@@ -19,7 +19,7 @@ from typing import Any, Callable, Mapping
 from pyspark.sql import SparkSession
 from pyspark.sql import types as T
 
-from featurestore.config import Config
+from featurestore.config import Config, PromotionSettings
 from featurestore.errors import BadInputError, ConflictError
 from featurestore.identifiers import validate_identifier
 from modeling import registry
@@ -160,6 +160,29 @@ def read_events(spark: SparkSession, config: Config, model_name: str | None = No
     return df.orderBy(F.col("decided_at").desc())
 
 
+def _compare(settings: PromotionSettings, stage: str, cand_value: float, incumbent: Any,
+             inc_value: float | None) -> tuple[str | None, str]:
+    """Compare the candidate's gate metric with the Production version's.
+
+    Returns (the failure or None, what the comparison found, for the reason). An incumbent
+    without the metric does not block the candidate: the comparison is skipped and says so.
+    """
+    metric = settings.metric
+    if stage != "Production":
+        return None, f"{stage}: no comparison with Production is made"
+    if incumbent is None:
+        return None, "no Production version to beat"
+    if inc_value is None:
+        skipped = f"Production version {incumbent.version} has no {metric!r}: comparison skipped"
+        logger.warning("%s", skipped)
+        return None, skipped
+    gain = (cand_value - inc_value) if settings.greater_is_better else (inc_value - cand_value)
+    if not gain > settings.min_improvement:
+        return (f"{metric} = {cand_value:.6g} does not beat Production version {incumbent.version} "
+                f"({inc_value:.6g}) by more than {settings.min_improvement:g}"), ""
+    return None, f"beats Production version {incumbent.version} on {metric} ({cand_value:.6g} vs {inc_value:.6g})"
+
+
 def evaluate_gates(config: Config, name: str, candidate: Any, stage: str) -> PromotionDecision:
     """Decide (without changing anything) whether ``candidate`` may move to ``stage``."""
     settings = config.promotion
@@ -173,24 +196,15 @@ def evaluate_gates(config: Config, name: str, candidate: Any, stage: str) -> Pro
     inc_value = inc_metrics.get(metric) if incumbent is not None else None
     failures = [f"{c.metric} = {c.value if c.value is not None else 'missing'} fails threshold {c.op} {c.threshold}"
                 for c in check_thresholds(cand_metrics, settings.thresholds) if not c.passed]
+    against = ""
     if cand_value is None:
         failures.append(f"gate metric {metric!r} was not logged for version {candidate.version}")
-    elif incumbent is not None:
-        if inc_value is None:
-            reason_inc = f"incumbent version {incumbent.version} has no {metric!r}: comparison skipped"
-            logger.warning(reason_inc)
-        else:
-            gain = (cand_value - inc_value) if settings.greater_is_better else (inc_value - cand_value)
-            if not gain > settings.min_improvement:
-                failures.append(
-                    f"{metric} = {cand_value:.6g} does not beat Production version {incumbent.version} "
-                    f"({inc_value:.6g}) by more than {settings.min_improvement:g}"
-                )
+    else:
+        failure, against = _compare(settings, stage, cand_value, incumbent, inc_value)
+        failures += [failure] if failure else []
     if failures:
         decision, reason = "rejected", "; ".join(failures)
     else:
-        against = (f"beats Production version {incumbent.version} on {metric} ({cand_value:.6g} vs {inc_value:.6g})"
-                   if incumbent is not None and inc_value is not None else "no Production version to beat")
         decision, reason = "promoted", f"thresholds passed; {against}" if settings.thresholds else against
     return PromotionDecision(
         model_name=name, candidate_version=int(candidate.version),

@@ -78,3 +78,19 @@ def test_invalid_alias_is_refused_before_any_registry_change(spark, gated):
     assert "champ-ion" in str(info.value) and MODEL in str(info.value)
     assert _state(gated) == before
     assert _events(spark, gated) == [(1, "Production", "promoted")]
+
+
+def test_reason_states_what_the_candidate_was_compared_with(spark, gated):
+    v1, v2 = _version(gated, roc_auc=0.8), _version(gated, roc_auc=0.7)
+    first = promote(spark, gated, MODEL, v1, "Production")
+    assert first.reason == "no Production version to beat"
+    staged = promote(spark, gated, MODEL, v2, "Staging")           # v1 is in Production: not compared
+    assert staged.promoted and staged.reason == "Staging: no comparison with Production is made"
+    v3, v4 = _version(gated, accuracy_score=0.9), _version(gated, roc_auc=0.6)
+    registry.transition(gated, MODEL, v3, "Production")             # an incumbent without the gate metric
+    gated.promotion.thresholds = {"roc_auc": ">= 0.5"}
+    passed = promote(spark, gated, MODEL, v4, "Production")        # does not block: stated in the reason
+    assert passed.promoted and passed.incumbent_version == int(v3) and passed.incumbent_value is None
+    assert passed.reason == f"thresholds passed; Production version {v3} has no 'roc_auc': comparison skipped"
+    reasons = [e.reason for e in reversed(read_events(spark, gated, MODEL).collect())]
+    assert reasons == [first.reason, staged.reason, passed.reason]
