@@ -165,15 +165,17 @@ def _compare(settings: PromotionSettings, stage: str, cand_value: float, incumbe
     """Compare the candidate's gate metric with the Production version's.
 
     Returns (the failure or None, what the comparison found, for the reason). An incumbent
-    without the metric does not block the candidate: the comparison is skipped and says so.
+    without the metric (or with NaN) does not block the candidate: the comparison is skipped
+    and says so.
     """
     metric = settings.metric
     if stage != "Production":
         return None, f"{stage}: no comparison with Production is made"
     if incumbent is None:
         return None, "no Production version to beat"
-    if inc_value is None:
-        skipped = f"Production version {incumbent.version} has no {metric!r}: comparison skipped"
+    if inc_value is None or math.isnan(inc_value):
+        has = "no" if inc_value is None else "a NaN"
+        skipped = f"Production version {incumbent.version} has {has} {metric!r}: comparison skipped"
         logger.warning("%s", skipped)
         return None, skipped
     gain = (cand_value - inc_value) if settings.greater_is_better else (inc_value - cand_value)
@@ -199,6 +201,8 @@ def evaluate_gates(config: Config, name: str, candidate: Any, stage: str) -> Pro
     against = ""
     if cand_value is None:
         failures.append(f"gate metric {metric!r} was not logged for version {candidate.version}")
+    elif math.isnan(cand_value):
+        failures.append(f"gate metric {metric!r} of version {candidate.version} is NaN")
     else:
         failure, against = _compare(settings, stage, cand_value, incumbent, inc_value)
         failures += [failure] if failure else []

@@ -94,3 +94,17 @@ def test_reason_states_what_the_candidate_was_compared_with(spark, gated):
     assert passed.reason == f"thresholds passed; Production version {v3} has no 'roc_auc': comparison skipped"
     reasons = [e.reason for e in reversed(read_events(spark, gated, MODEL).collect())]
     assert reasons == [first.reason, staged.reason, passed.reason]
+
+
+def test_nan_gate_metric_fails_the_candidate_and_counts_as_missing_for_the_incumbent(spark, gated):
+    nan = float("nan")
+    v1, v2 = _version(gated, roc_auc=nan), _version(gated, roc_auc=0.9)
+    for stage in ("Production", "Staging"):                          # no threshold covers roc_auc
+        rejected = promote(spark, gated, MODEL, v1, stage)
+        assert not rejected.promoted and rejected.reason == f"gate metric 'roc_auc' of version {v1} is NaN"
+    assert _state(gated) == ({}, {v1: "None", v2: "None"})
+    registry.transition(gated, MODEL, v1, "Production")              # a NaN Production version...
+    passed = promote(spark, gated, MODEL, v2, "Production")        # ...does not block every candidate
+    assert passed.promoted and passed.incumbent_version == int(v1)
+    assert passed.reason == f"Production version {v1} has a NaN 'roc_auc': comparison skipped"
+    assert _state(gated) == ({"champion": v2}, {v1: "Archived", v2: "Production"})
