@@ -51,6 +51,7 @@ _PREFIX = "__fl_"
 _SIDE = _PREFIX + "side"
 _TS = _PREFIX + "ts"
 _TIMESTAMP_TYPES = (T.TimestampType, T.TimestampNTZType, T.DateType)
+_INTEGRAL_TYPES = (T.ByteType, T.ShortType, T.IntegerType, T.LongType)  # narrowest first
 
 
 @dataclass(frozen=True)
@@ -192,6 +193,33 @@ def _read_version(spark: SparkSession, table: str, path: str, version: int) -> D
     return df
 
 
+def _lossless_key_cast(left: T.DataType, table: T.DataType) -> bool:
+    """True when a lookup key of type ``left`` casts to the table's key type without losing anything.
+
+    Allowed: the same type, an integer to a wider integer, an integer to a string.
+    """
+    if left == table:
+        return True
+    if not isinstance(left, _INTEGRAL_TYPES):
+        return False
+    if isinstance(table, T.StringType):
+        return True
+    return isinstance(table, _INTEGRAL_TYPES) and (
+        _INTEGRAL_TYPES.index(type(left)) <= _INTEGRAL_TYPES.index(type(table)))
+
+
+def _check_key_types(table: str, left: DataFrame, data: DataFrame, lookup_keys: list[str],
+                     primary_keys: list[str]) -> None:
+    """Refuse lookup keys whose cast to the table's key types could fail or change a value."""
+    for lookup_key, primary_key in zip(lookup_keys, primary_keys):
+        left_type, table_type = left.schema[lookup_key].dataType, data.schema[primary_key].dataType
+        if not _lossless_key_cast(left_type, table_type):
+            raise BadInputError(
+                f"lookup on table {table!r}: lookup key {lookup_key!r} has type {left_type.simpleString()} but the "
+                f"table's key {primary_key!r} is {table_type.simpleString()}; cast the key column first "
+                "(allowed without a cast: the same type, a narrower integer, or an integer for a string key)")
+
+
 def resolve_lookup(spark: SparkSession, config: Config, left: DataFrame, lookup: FeatureLookup,
                    delta_version: int | None = None) -> tuple[_Resolved, DataFrame]:
     """Check ``lookup`` against its table and the left DataFrame; return it resolved and the table data."""
@@ -233,6 +261,7 @@ def resolve_lookup(spark: SparkSession, config: Config, left: DataFrame, lookup:
     if missing:
         raise BadInputError(f"lookup on table {table!r}: lookup key column(s) {', '.join(map(repr, missing))} "
                             f"missing from the input DataFrame (columns: {', '.join(left.columns)})")
+    _check_key_types(table, left, data, lookup_keys, primary_keys)
     ts_key = lookup.timestamp_lookup_key
     if ts_key is not None:
         if ts_key not in left.columns:
@@ -358,7 +387,8 @@ def join_features(spark: SparkSession, config: Config, df: DataFrame, lookups: S
 
     Raises:
         NotFoundError: a table, feature or Delta version does not exist.
-        BadInputError: keys or timestamp missing from ``df``, or clashing column names.
+        BadInputError: keys or timestamp missing from ``df``, a key type that does not convert
+            to the table's key type without loss, or clashing column names.
     """
     if not lookups:
         raise BadInputError("no feature lookups given")

@@ -105,6 +105,16 @@ def test_int_keys_are_cast_to_table_key_type(spark, pit):
     assert sorted(_rows(df, ["customer_id", "segment_score"])) == [(1, 0.9), (4, 0.4)]
 
 
+@pytest.mark.parametrize("key_type, key", [("string", "C1"), ("string", "1"), ("double", 1.9)])
+def test_lossy_key_types_are_refused_before_any_job(spark, pit, key_type, key):
+    config, _ = pit
+    entities = spark.createDataFrame([(key,)], f"cust {key_type}")
+    with pytest.raises(BadInputError) as info:
+        join_features(spark, config, entities, [FeatureLookup(PROFILE.name, lookup_keys=["cust"])])
+    for word in ("pit_profile", "'cust'", key_type, "bigint"):
+        assert word in str(info.value)
+
+
 def test_create_training_set_spec(spark, pit):
     config, versions = pit
     lookups = [FeatureLookup(EVENTS.name, ["f_num"], timestamp_lookup_key="label_time"),
