@@ -65,7 +65,8 @@ class FeatureLookup:
             order; None means the same names as the primary keys.
         timestamp_lookup_key: left column for the point-in-time lookup; None takes the
             latest values per key.
-        ttl: maximum age of a feature value; None uses the table's ttl (its Delta properties).
+        ttl: maximum age of a feature value, in whole seconds (a fraction is dropped; under one
+            second is refused); None uses the table's ttl (its Delta properties).
     """
 
     table: str
@@ -273,6 +274,8 @@ def resolve_lookup(spark: SparkSession, config: Config, left: DataFrame, lookup:
     if lookup.ttl is not None:
         if lookup.ttl.total_seconds() <= 0:
             raise BadInputError(f"lookup on table {table!r}: ttl must be positive, got {lookup.ttl}")
+        if lookup.ttl.total_seconds() < 1:  # whole seconds: it would become 0, that is no ttl
+            raise BadInputError(f"lookup on table {table!r}: ttl must be at least one second, got {lookup.ttl}")
         ttl_seconds: int | None = int(lookup.ttl.total_seconds())
     else:
         ttl_seconds = props["ttl_seconds"] or None

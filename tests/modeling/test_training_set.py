@@ -138,6 +138,8 @@ def test_create_training_set_spec(spark, pit):
     (FeatureLookup("pit_events", timestamp_lookup_key="observed_at"), BadInputError, ["pit_events", "observed_at"]),
     (FeatureLookup("pit_events", timestamp_lookup_key="churned"), BadInputError, ["churned", "timestamp"]),
     (FeatureLookup("bad;name"), BadInputError, ["bad;name"]),
+    (FeatureLookup("pit_events", timestamp_lookup_key="label_time", ttl=timedelta(milliseconds=500)), BadInputError,
+     ["pit_events", "ttl", "0:00:00.500000", "one second"]),
 ])
 def test_bad_lookups_name_the_culprit(spark, pit, lookup, error, words):
     config, _ = pit
