@@ -117,6 +117,8 @@ def _run(args: argparse.Namespace, config: Config) -> int | None:
     elif args.action == "events":
         from modeling.promotion import read_events
 
+        if args.name is not None:
+            registry.get_registered_model(config, args.name)  # an unknown model is NotFoundError (exit 3)
         rows = [r.asDict() for r in read_events(start_spark(config, [config.warehouse]), config, args.name).collect()]
         if args.json:
             print(json.dumps(rows, indent=2, default=str))

@@ -108,3 +108,13 @@ def test_nan_gate_metric_fails_the_candidate_and_counts_as_missing_for_the_incum
     assert passed.promoted and passed.incumbent_version == int(v1)
     assert passed.reason == f"Production version {v1} has a NaN 'roc_auc': comparison skipped"
     assert _state(gated) == ({"champion": v2}, {v1: "Archived", v2: "Production"})
+
+
+def test_models_events_of_an_unknown_model_is_not_found(spark, gated, capfd):
+    from featurestore.config import write_config
+    from jobs import models as models_job
+
+    path = write_config(gated, gated.base_dir + "/featurelake.yaml")
+    assert models_job.main(["--config", str(path), "events", "nosuch_model"]) == 3
+    assert "nosuch_model" in capfd.readouterr().err
+    assert models_job.main(["--config", str(path), "events", MODEL]) == 0
