@@ -174,12 +174,17 @@ def load_definitions(target: str, base_dir: str | None = None) -> dict[str, Feat
         assert spec is not None and spec.loader is not None
         module = importlib.util.module_from_spec(spec)
         sys.modules[spec.name] = module
-        spec.loader.exec_module(module)
+        try:
+            spec.loader.exec_module(module)
+        except BadInputError as exc:  # a Field or FeatureTable refused while the file runs
+            raise BadInputError(f"definitions {target!r}: {exc}") from None
     else:
         try:
             module = importlib.import_module(target)
         except ModuleNotFoundError as exc:
             raise NotFoundError(f"definitions module {target!r} cannot be imported: {exc}") from None
+        except BadInputError as exc:
+            raise BadInputError(f"definitions {target!r}: {exc}") from None
     tables = getattr(module, "FEATURE_TABLES", None)
     if not isinstance(tables, (list, tuple)) or not all(isinstance(t, FeatureTable) for t in tables):
         raise BadInputError(f"definitions {target!r} must define FEATURE_TABLES, a list of FeatureTable")

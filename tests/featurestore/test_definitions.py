@@ -32,3 +32,10 @@ def test_a_table_declared_twice_is_refused(tmp_path):
     definitions.write_text(TWO_TABLES.format(key_type="bigint").replace('"activity_b"', '"activity_a"'))
     with pytest.raises(BadInputError, match="table 'activity_a' is declared twice"):
         load_definitions(str(definitions))
+
+
+def test_a_refused_column_names_the_definitions_file(tmp_path):
+    definitions = tmp_path / "defs.py"
+    definitions.write_text(TWO_TABLES.format(key_type="long"))
+    with pytest.raises(BadInputError, match=f"definitions '{definitions}': column 'user_id': unsupported type 'long'"):
+        load_definitions(str(definitions))
