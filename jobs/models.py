@@ -94,7 +94,9 @@ def _run(args: argparse.Namespace, config: Config) -> int | None:
                 else:
                     print(f"{key}: {value}")
     elif args.action == "transition":
-        info = registry.transition(config, args.name, args.version, args.stage, archive_existing=not args.no_archive)
+        from modeling.promotion import transition
+
+        info = transition(config, args.name, args.version, args.stage, archive_existing=not args.no_archive)
         print(f"{info.name} version {info.version} is now in {info.stage}")
     elif args.action == "alias":
         if args.delete:

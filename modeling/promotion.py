@@ -221,7 +221,7 @@ def evaluate_gates(config: Config, name: str, candidate: Any, stage: str) -> Pro
 def _stages_left(candidate: Any, stage: str, previous: list[Any]) -> dict[str, str]:
     """Return version -> the stage it leaves when ``candidate`` moves to ``stage`` (archiving ``previous``)."""
     left = {str(v.version): stage for v in previous if str(v.version) != str(candidate.version)}
-    if candidate.current_stage in DEFAULT_ALIASES:
+    if candidate.current_stage in DEFAULT_ALIASES and candidate.current_stage != stage:
         left[str(candidate.version)] = candidate.current_stage
     return left
 
@@ -234,6 +234,21 @@ def _drop_stale_aliases(config: Config, name: str, left: Mapping[str, str], keep
         if alias != keep and left.get(version) == stage:
             registry.delete_alias(config, name, alias)
             logger.info("model %s: alias %s removed from version %s (no longer in %s)", name, alias, version, stage)
+
+
+def transition(config: Config, name: str, version: str | int, stage: str, archive_existing: bool = True) -> Any:
+    """Move a version to ``stage`` without gates (``featurelake models transition``).
+
+    Like :func:`promote`, it takes ``champion`` and ``challenger`` off the versions it moves out
+    of Production or Staging, so they never stay on an archived version; it points no alias at
+    ``version``. Returns the registry's :class:`modeling.registry.VersionInfo` of the moved version.
+    """
+    candidate = registry.get_version(config, name, version)
+    stage = check_stage(stage)
+    previous = registry.versions_in_stage(config, name, stage) if archive_existing else []
+    moved = registry.transition(config, name, candidate.version, stage, archive_existing=archive_existing)
+    _drop_stale_aliases(config, name, _stages_left(candidate, stage, previous), keep=None)
+    return moved
 
 
 def promote(spark: SparkSession, config: Config, name: str, version: str | int, stage: str = "Production", *,

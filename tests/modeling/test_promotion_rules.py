@@ -8,7 +8,7 @@ from pit_data import make_config
 
 from featurestore.errors import BadInputError, ConflictError
 from modeling import registry
-from modeling.promotion import promote, read_events
+from modeling.promotion import promote, read_events, transition
 from modeling.tracking import ensure_experiment
 
 MODEL = "gated_model"
@@ -118,3 +118,14 @@ def test_models_events_of_an_unknown_model_is_not_found(spark, gated, capfd):
     assert models_job.main(["--config", str(path), "events", "nosuch_model"]) == 3
     assert "nosuch_model" in capfd.readouterr().err
     assert models_job.main(["--config", str(path), "events", MODEL]) == 0
+
+
+def test_a_transition_takes_the_default_aliases_off_the_versions_it_moves_out_of_their_stage(spark, gated):
+    v1, v2 = _version(gated, roc_auc=0.7), _version(gated, roc_auc=0.8)
+    promote(spark, gated, MODEL, v1, "Production")
+    promote(spark, gated, MODEL, v2, "Staging")
+    assert _state(gated) == ({"champion": v1, "challenger": v2}, {v1: "Production", v2: "Staging"})
+    transition(gated, MODEL, v2, "Staging")      # no move: the aliases stay
+    assert _state(gated)[0] == {"champion": v1, "challenger": v2}
+    transition(gated, MODEL, v2, "Production")   # no gates; v1 archived, neither alias follows
+    assert _state(gated) == ({}, {v1: "Archived", v2: "Production"})
