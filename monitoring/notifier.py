@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import asdict, dataclass
 from typing import Protocol, Sequence
@@ -65,8 +66,11 @@ class WebhookNotifier:
 
     def __init__(self, url: str, timeout: float = 10.0) -> None:
         if not url.startswith(("http://", "https://")):
-            raise BadInputError(f"monitoring.webhook_url {url!r} is not an http(s) URL")
+            raise BadInputError(f"monitoring.webhook_url is not an http(s) URL (it starts with {url[:8]!r})")
         self.url = url
+        # What messages show of the URL: incoming webhooks (Slack, Teams) carry their secret in the path.
+        parts = urllib.parse.urlsplit(url)
+        self.origin = f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}/..."
         self.timeout = timeout
 
     def send(self, alert: Alert) -> None:
@@ -81,9 +85,10 @@ class WebhookNotifier:
         except urllib.error.HTTPError as exc:
             status = exc.code
         except (urllib.error.URLError, OSError, ValueError) as exc:
-            raise DependencyUnavailableError(f"webhook {self.url} unreachable: {exc}") from None
+            reason = str(exc).replace(self.url, self.origin)
+            raise DependencyUnavailableError(f"webhook {self.origin} unreachable: {reason}") from None
         if status >= 300:
-            raise DependencyUnavailableError(f"webhook {self.url} answered HTTP {status}")
+            raise DependencyUnavailableError(f"webhook {self.origin} answered HTTP {status}")
 
 
 def build_notifiers(webhook_url: str | None) -> list[Notifier]:

@@ -69,5 +69,19 @@ def test_deliver_reports_failures_without_raising(caplog):
     assert any("MODEL NEEDS RETRAINING" in r.getMessage() for r in caplog.records)
 
 
+def test_the_secret_in_a_webhook_path_is_neither_logged_nor_recorded(webhook, caplog):
+    url, _ = webhook
+    secret = "T000/B000/XXsecretTOKENxx"  # Slack-style incoming webhooks carry their secret in the path
+    failing = [f"{url}/fail/{secret}", f"http://127.0.0.1:{_closed_port()}/services/{secret}"]
+    with caplog.at_level(logging.ERROR):
+        summaries = [deliver(ALERT, build_notifiers(u)) for u in failing]
+    assert all("webhook: failed" in s and "127.0.0.1" in s for s in summaries)  # the delivery column
+    assert not any(secret in s for s in summaries)
+    assert caplog.records and not any(secret in r.getMessage() for r in caplog.records)
+    with pytest.raises(BadInputError) as refused:
+        WebhookNotifier(f"ftp://example.com/{secret}")
+    assert secret not in str(refused.value)
+
+
 def test_log_notifier_only_without_url():
     assert [type(n) for n in build_notifiers(None)] == [LogNotifier]
