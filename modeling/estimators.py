@@ -13,13 +13,18 @@ TASKS = ("classifier", "regressor")
 
 
 def parse_params(raw: Mapping[str, Any]) -> dict[str, Any]:
-    """Turn configuration strings (``"0.5"``, ``"true"``, ``"null"``) into Python values."""
+    """Turn configuration strings (``"0.5"``, ``"1e-4"``, ``"true"``, ``"null"``) into Python values."""
     params: dict[str, Any] = {}
     for key, value in raw.items():
         if isinstance(value, str):
             try:
                 value = yaml.safe_load(value)
             except yaml.YAMLError:
+                pass
+        if isinstance(value, str):  # YAML 1.1 reads 1e-4 and 1e3 (no dot) as strings
+            try:
+                value = float(value)
+            except ValueError:
                 pass
         params[str(key)] = value
     return params
@@ -43,6 +48,14 @@ def load_estimator(import_path: str, params: Mapping[str, Any] | None = None) ->
         estimator = cls(**dict(params or {}))
     except TypeError as exc:
         raise BadInputError(f"estimator {import_path!r}: bad parameters {dict(params or {})}: {exc}") from None
+    # scikit-learn checks parameter values only when fitting, after the training set is built;
+    # its own check (since 1.2) finds a bad value now.
+    check_values = getattr(estimator, "_validate_params", None)
+    if check_values is not None:
+        try:
+            check_values()
+        except (TypeError, ValueError) as exc:
+            raise BadInputError(f"estimator {import_path!r}: {exc}") from None
     if not hasattr(estimator, "fit") or not hasattr(estimator, "predict"):
         raise BadInputError(f"estimator {import_path!r} has no fit/predict: not a scikit-learn estimator")
     return estimator

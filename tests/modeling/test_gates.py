@@ -61,9 +61,17 @@ def test_unknown_training_key_is_refused(tmp_path):
     ("LogisticRegression", {}, ["LogisticRegression"]),
     ("sklearn.linear_model.NoSuchModel", {}, ["NoSuchModel"]),
     ("sklearn.linear_model.LogisticRegression", {"bogus": 1}, ["bogus"]),
+    ("sklearn.linear_model.LogisticRegression", {"C": "high"}, ["LogisticRegression", "'C'", "'high'"]),
 ])
 def test_bad_estimators(path, params, words):
     with pytest.raises(BadInputError) as info:
         load_estimator(path, params)
     for word in words:
         assert word in str(info.value)
+
+
+def test_numbers_in_scientific_notation_reach_the_estimator_as_numbers():
+    params = parse_params({"C": "1e3", "tol": "1e-4", "max_iter": "500", "penalty": "l2", "class_weight": "null"})
+    assert params == {"C": 1000.0, "tol": 0.0001, "max_iter": 500, "penalty": "l2", "class_weight": None}
+    estimator = load_estimator("sklearn.linear_model.LogisticRegression", params)
+    assert (estimator.C, estimator.tol) == (1000.0, 0.0001)
