@@ -45,7 +45,8 @@ MLFLOW_TO_SPARK = {
 }
 # Spark types that are cast (without loss of meaning) to the type the signature asks for.
 SAFE_CASTS = {
-    "double": {"double", "float", "bigint", "int", "smallint", "tinyint"},
+    # boolean -> double too: training turns boolean features into 0.0/1.0, so the signature says double
+    "double": {"double", "float", "bigint", "int", "smallint", "tinyint", "boolean"},
     "float": {"float", "int", "smallint", "tinyint"},
     "bigint": {"bigint", "int", "smallint", "tinyint"},
     "int": {"int", "smallint", "tinyint"},

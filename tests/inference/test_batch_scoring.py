@@ -93,6 +93,15 @@ def test_int_inputs_are_widened_to_the_signature_type(spark, registry):
     assert out["prediction"].tolist() == expected.astype("float64").tolist()
 
 
+def test_boolean_inputs_are_scored_as_the_0_and_1_training_saw(spark, registry):
+    rows = scoring_rows(rows=8)
+    rows["x1"] = rows["x1"] > 0  # a boolean feature: training logged it as double (0.0 / 1.0)
+    result = run_batch_inference(spark, registry.config, spark.createDataFrame(rows), "models:/lr_model/1",
+                                 keys=["id"], output_table="preds_bool", batch_id="b1")
+    expected = registry.models[1].predict(rows[FEATURES].astype({"x1": "float64"}))
+    assert _read(result.output_path)["prediction"].tolist() == expected.astype("float64").tolist()
+
+
 def test_types_not_matching_the_signature_write_nothing(spark, registry):
     rows = scoring_rows(rows=4)
     rows["x2"] = rows["x2"].astype(str)
