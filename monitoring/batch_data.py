@@ -40,7 +40,7 @@ class BatchPredictions:
     run_id: str | None
     batch_id: str
     table: str
-    keys: list[str]
+    keys: list[str]             # entity keys, and the timestamp key for a batch scored point in time
     spec: dict[str, Any]
     frame: DataFrame            # keys, prediction[, probability] of the batch
     row_count: int
@@ -82,6 +82,9 @@ def load_batch(spark: SparkSession, config: Config, model_name: str, batch_id: s
     if not keys or any(k not in rows.columns for k in keys):
         raise BadInputError(f"cannot tell the entity keys of batch {batch_id!r} in table {table!r}: "
                             f"the training-set spec of {model_name!r} version {version} names {keys}")
+    timestamp = spec.get("timestamp_key")
+    if timestamp and timestamp in rows.columns:  # scored point in time: an entity may appear at several times
+        keys.append(timestamp)
     outputs = ["prediction"] + (["probability"] if "probability" in rows.columns else [])
     frame = rows.select(*keys, *outputs)
     count = frame.count()
@@ -99,8 +102,8 @@ def read_labels(spark: SparkSession, path: str) -> DataFrame:
 def labeled_predictions(batch: BatchPredictions, labels: DataFrame, label: str | None = None) -> DataFrame:
     """Join the batch's predictions with the labels that arrived for its entities.
 
-    Labels are matched on the entity keys; with several labels per entity the latest
-    (by the spec's timestamp key) wins.
+    Labels are matched on the batch's keys (the entity keys, and the timestamp for a batch
+    scored point in time); with several labels per key the latest (by the spec's timestamp key) wins.
 
     Raises:
         BadInputError: the labels lack a key or the label column, a key type cannot be

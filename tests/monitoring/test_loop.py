@@ -177,6 +177,33 @@ def test_retrain_fixes_drift_promotes_and_rescores_the_batch(spark, monitored):
     assert _rows(spark, config, MODEL_ALERTS, result.monitor_run_id) == []
 
 
+@pytest.mark.slow
+def test_a_point_in_time_batch_is_matched_and_rescored_by_key_and_time(spark, monitored):
+    from inference.batch import run_batch_inference
+    from monitoring.batch_data import labeled_predictions, load_batch
+    from monitoring.loop import _rescore
+
+    config = _with(monitored.config, thresholds={"row_count": "> 0"}, predictions_table="predictions_pit")
+    labels = spark.read.parquet(monitored.labels)
+    n = labels.count()
+    at_label_time = labels.select("customer_id", "label_time")
+    week_before = at_label_time.withColumn("label_time", F.col("label_time") - F.expr("INTERVAL 7 DAYS"))
+    run_batch_inference(spark, config, at_label_time.unionByName(week_before),
+                        f"models:/{monitored.name}/{monitored.v1}", output_table="predictions_pit", batch_id="pit")
+
+    batch = load_batch(spark, config, monitored.name, "pit")
+    assert batch.keys == ["customer_id", "label_time"] and batch.row_count == 2 * n
+    assert labeled_predictions(batch, labels).count() == n  # a label matches the prediction at its own time
+    result = run_monitoring(spark, config, monitored.name, "pit", monitored.labels)
+    metrics = {r.metric: r.value for r in _rows(spark, config, MODEL_METRICS, result.monitor_run_id)}
+    assert (metrics["row_count"], metrics["labeled_rows"], metrics["label_coverage"]) == (2 * n, n, 0.5)
+
+    assert _rescore(spark, config, batch, None) == 2 * n  # what a promotion runs: every entity at every time
+    rescored = (spark.read.format("delta").load(config.table_path("predictions_pit")).where("batch_id = 'pit'")
+                .select("customer_id", "label_time"))
+    assert rescored.distinct().count() == rescored.count() == 2 * n
+
+
 # --- bad configuration: refused before anything is read or written --------------------------
 
 def test_no_metrics_configured_is_refused(spark, project):
