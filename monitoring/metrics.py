@@ -16,6 +16,7 @@ Thresholds are configured per metric as a comparison with a number::
 
 from __future__ import annotations
 
+import logging
 import math
 import operator
 import re
@@ -26,6 +27,8 @@ import numpy as np
 import pandas as pd
 
 from featurestore.errors import BadInputError
+
+logger = logging.getLogger(__name__)
 
 CLASSIFICATION_METRICS = ("accuracy", "auc", "f1")
 REGRESSION_METRICS = ("rmse", "mae", "r2")
@@ -117,9 +120,14 @@ def threshold_for(metric: str, thresholds: Mapping[str, Threshold]) -> Threshold
 
 
 def check_values(values: Mapping[str, float | None], thresholds: Mapping[str, Threshold]) -> list[MetricValue]:
-    """Pair each computed metric with its threshold; metrics that could not be computed are left out."""
-    return [MetricValue(metric, float(value), threshold_for(metric, thresholds))
-            for metric, value in values.items() if value is not None and math.isfinite(value)]
+    """Pair each computed metric with its threshold; metrics that could not be computed are left out,
+    with a warning for those that have a threshold (it is not checked)."""
+    computed = {m: v for m, v in values.items() if v is not None and math.isfinite(v)}
+    unchecked = [m for m in values if m not in computed and threshold_for(m, thresholds) is not None]
+    if unchecked:
+        logger.warning("metric(s) %s could not be computed for this batch (auc needs labels of both classes "
+                       "and a probability column): their thresholds are not checked", ", ".join(unchecked))
+    return [MetricValue(metric, float(value), threshold_for(metric, thresholds)) for metric, value in computed.items()]
 
 
 def classification_metrics(y_true: Sequence, y_pred: Sequence, y_score: Sequence | None) -> dict[str, float | None]:

@@ -90,3 +90,13 @@ def test_is_better_knows_the_direction():
     assert is_better("auc", 0.8, 0.7) and not is_better("auc", 0.7, 0.8)
     assert is_better("rmse", 1.0, 2.0) and not is_better("rmse", 2.0, 1.0)
     assert is_better("auc", 0.5, None)
+
+
+def test_a_thresholded_metric_that_could_not_be_computed_is_named_in_a_warning(caplog):
+    values = {**classification_metrics([1, 1, 1], [1, 0, 0], [0.9, 0.2, 0.4]), "row_count": 3.0}
+    assert values["auc"] is None  # labels of one class only
+    checked = check_values(values, parse_thresholds({"auc": ">= 0.7", "accuracy": ">= 0.5"}))
+    assert sorted(m.metric for m in checked) == ["accuracy", "f1", "row_count"]
+    assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == [
+        "metric(s) auc could not be computed for this batch (auc needs labels of both classes and a probability "
+        "column): their thresholds are not checked"]
