@@ -7,7 +7,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 PROG="$(basename "$0")"
 PYTHON="${PYTHON:-python3}"
-PACKAGES=(featurestore inference jobs modeling monitoring demo)
+PACKAGES=(featurestore inference jobs modeling monitoring demo report)
 NOT_JOBS=(__init__ common cli)
 
 usage() {
@@ -199,7 +199,7 @@ for p in "${PACKAGES[@]}"; do
 done
 stale=1
 if [[ -f "$ARCHIVE" ]]; then
-  newer="$(cd "$ROOT" && find "${PRESENT[@]}" -type f \( -name '*.py' -o -name '*.xml' -o -name '*.yaml' \) \
+  newer="$(cd "$ROOT" && find "${PRESENT[@]}" -type f \( -name '*.py' -o -name '*.xml' -o -name '*.yaml' -o -name '*.html' \) \
            -newer "$ARCHIVE" -print -quit)"
   [[ -z "$newer" ]] && stale=0
 fi
@@ -214,7 +214,7 @@ with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
         for folder, dirs, files in os.walk(package):
             dirs[:] = sorted(d for d in dirs if d != "__pycache__")
             for name in sorted(files):
-                if name.endswith((".py", ".xml", ".yaml", ".json", ".txt")):
+                if name.endswith((".py", ".xml", ".yaml", ".json", ".txt", ".html")):
                     zf.write(os.path.join(folder, name))
 os.replace(tmp, target)
 EOF

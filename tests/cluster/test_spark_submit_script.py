@@ -204,7 +204,7 @@ def copy_of_project(target: Path) -> Path:
     """A copy of the script and the project's packages, so the archive test owns its dist/."""
     target.mkdir()
     shutil.copy2(REPO_ROOT / "spark-submit.sh", target / "spark-submit.sh")
-    for package in ("featurestore", "inference", "jobs", "modeling", "monitoring", "demo"):
+    for package in ("featurestore", "inference", "jobs", "modeling", "monitoring", "demo", "report"):
         if (REPO_ROOT / package).is_dir():
             shutil.copytree(REPO_ROOT / package, target / package,
                             ignore=shutil.ignore_patterns("__pycache__"))
@@ -226,7 +226,8 @@ def test_archive_holds_the_packages_and_is_rebuilt_when_stale(tmp_path):
     assert "built " + str(archive) in result.stderr
     names = zipfile.ZipFile(archive).namelist()
     for expected in ("featurestore/__init__.py", "featurestore/ivysettings.xml", "jobs/build_features.py",
-                     "demo/tables.py", "inference/__init__.py", "modeling/__init__.py"):
+                     "demo/tables.py", "inference/__init__.py", "modeling/__init__.py", "report/render.py",
+                     "report/templates/index.html"):
         assert expected in names
     assert not [n for n in names if "__pycache__" in n]
 
@@ -241,11 +242,12 @@ def test_archive_holds_the_packages_and_is_rebuilt_when_stale(tmp_path):
 def test_jobs_import_from_the_archive_through_the_launcher(tmp_path):
     run_submit(["--dry-run", "--master", "local[1]", "build_features"], cwd=tmp_path)
     env = {**os.environ, "PYTHONPATH": str(ARCHIVE)}
-    probe = subprocess.run([sys.executable, "-c", "import featurestore, jobs.build_features, demo.tables; "
-                            "print(featurestore.__file__)"], cwd=tmp_path, env=env, text=True,
-                           capture_output=True, timeout=120)
+    probe = subprocess.run([sys.executable, "-c", "import featurestore, jobs.build_features, demo.tables, report.render; "
+                            "report.render.environment().get_template('index.html'); "
+                            "print(featurestore.__file__); print(report.__file__)"], cwd=tmp_path, env=env,
+                           text=True, capture_output=True, timeout=120)
     assert probe.returncode == 0, probe.stderr
-    assert probe.stdout.strip().startswith(str(ARCHIVE))
+    assert all(line.startswith(str(ARCHIVE)) for line in probe.stdout.split())
     helped = subprocess.run([sys.executable, str(LAUNCHER), "build_features", "--help"], cwd=tmp_path, env=env,
                             text=True, capture_output=True, timeout=120)
     assert helped.returncode == 0, helped.stderr
