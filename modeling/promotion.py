@@ -227,13 +227,15 @@ def _stages_left(candidate: Any, stage: str, previous: list[Any]) -> dict[str, s
 
 
 def _drop_stale_aliases(config: Config, name: str, left: Mapping[str, str], keep: str | None) -> None:
-    """Remove ``champion``/``challenger`` from a version that just left Production/Staging (``keep`` excepted)."""
+    """Remove ``champion`` and ``challenger`` from the versions that just left Production or Staging
+    (``left``: version -> stage left), except the alias ``keep`` that was just set."""
     aliases = getattr(registry.get_registered_model(config, name), "aliases", {}) or {}
-    for stage, alias in DEFAULT_ALIASES.items():
+    for alias in DEFAULT_ALIASES.values():
         version = str(aliases.get(alias))
-        if alias != keep and left.get(version) == stage:
+        if alias != keep and version in left:
             registry.delete_alias(config, name, alias)
-            logger.info("model %s: alias %s removed from version %s (no longer in %s)", name, alias, version, stage)
+            logger.info("model %s: alias %s removed from version %s (no longer in %s)", name, alias, version,
+                        left[version])
 
 
 def transition(config: Config, name: str, version: str | int, stage: str, archive_existing: bool = True) -> Any:

@@ -129,3 +129,12 @@ def test_a_transition_takes_the_default_aliases_off_the_versions_it_moves_out_of
     assert _state(gated)[0] == {"champion": v1, "challenger": v2}
     transition(gated, MODEL, v2, "Production")   # no gates; v1 archived, neither alias follows
     assert _state(gated) == ({}, {v1: "Archived", v2: "Production"})
+
+
+def test_a_default_alias_set_by_hand_leaves_a_version_moved_out_of_the_other_stage(spark, gated):
+    v1, v2 = _version(gated, roc_auc=0.7), _version(gated, roc_auc=0.8)
+    promote(spark, gated, MODEL, v1, "Production")
+    promote(spark, gated, MODEL, v2, "Staging")
+    registry.set_alias(gated, MODEL, "champion", v2)   # by hand, on the Staging version
+    transition(gated, MODEL, v2, "Archived")
+    assert _state(gated) == ({}, {v1: "Production", v2: "Archived"})
