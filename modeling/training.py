@@ -117,6 +117,16 @@ def _to_pandas(df: DataFrame, numeric: list[str], categorical: list[str], label:
     return pdf
 
 
+def seeded_estimator(settings: TrainingSettings) -> Any:
+    """The configured estimator; one with a ``random_state`` gets ``training.seed`` unless its
+    parameters set one, so that a training run (a random forest, say) can be repeated."""
+    params = parse_params(settings.estimator_params)
+    estimator = load_estimator(settings.estimator, params)
+    if "random_state" in estimator.get_params(deep=False) and "random_state" not in params:
+        estimator.set_params(random_state=settings.seed)
+    return estimator
+
+
 def _split(pdf, label: str, task: str, test_fraction: float, seed: int):
     from sklearn.model_selection import train_test_split
 
@@ -166,7 +176,7 @@ def train_model(spark: SparkSession, config: Config, labels: DataFrame | str | N
     if settings.task not in TASKS:
         raise BadInputError(f"training.task must be one of {', '.join(TASKS)}, got {settings.task!r}")
     label = settings.label
-    estimator = load_estimator(settings.estimator, parse_params(settings.estimator_params))
+    estimator = seeded_estimator(settings)
     configure_mlflow(config)  # fail fast, before any Spark work, when MLflow is unreachable
     lookups = list(lookups) if lookups is not None else lookups_from_settings(settings)
     if not lookups:

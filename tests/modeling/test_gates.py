@@ -75,3 +75,14 @@ def test_numbers_in_scientific_notation_reach_the_estimator_as_numbers():
     assert params == {"C": 1000.0, "tol": 0.0001, "max_iter": 500, "penalty": "l2", "class_weight": None}
     estimator = load_estimator("sklearn.linear_model.LogisticRegression", params)
     assert (estimator.C, estimator.tol) == (1000.0, 0.0001)
+
+
+def test_the_training_seed_seeds_an_estimator_that_takes_one_unless_its_parameters_do():
+    from featurestore.config import TrainingSettings
+    from modeling.training import seeded_estimator
+
+    forest = TrainingSettings(estimator="sklearn.ensemble.RandomForestClassifier", seed=7)
+    assert seeded_estimator(forest).random_state == 7
+    forest.estimator_params = {"random_state": "3"}
+    assert seeded_estimator(forest).random_state == 3
+    assert not hasattr(seeded_estimator(TrainingSettings(estimator="sklearn.naive_bayes.GaussianNB")), "random_state")
