@@ -129,6 +129,8 @@ class FeatureTable:
         for column in self.partition_by:
             if column not in names:
                 raise BadInputError(f"table {self.name!r}: partition column {column!r} is not declared")
+        if self.ttl is not None and self.ttl.total_seconds() < 1:  # stored in whole seconds: 0 would mean none
+            raise BadInputError(f"table {self.name!r}: ttl must be at least one second, got {self.ttl}")
 
     @property
     def key_names(self) -> list[str]:

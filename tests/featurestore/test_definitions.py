@@ -39,3 +39,14 @@ def test_a_refused_column_names_the_definitions_file(tmp_path):
     definitions.write_text(TWO_TABLES.format(key_type="long"))
     with pytest.raises(BadInputError, match=f"definitions '{definitions}': column 'user_id': unsupported type 'long'"):
         load_definitions(str(definitions))
+
+
+def test_a_ttl_under_one_second_is_refused():
+    from datetime import timedelta
+
+    from tests.featurestore.sample_tables import user_table
+
+    assert user_table(ttl=timedelta(seconds=1)).ttl == timedelta(seconds=1)
+    for ttl in (timedelta(milliseconds=500), timedelta(0), timedelta(seconds=-5)):
+        with pytest.raises(BadInputError, match="'user_activity': ttl must be at least one second"):
+            user_table(ttl=ttl)
