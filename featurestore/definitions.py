@@ -32,6 +32,7 @@ import sys
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
+from types import ModuleType
 from typing import Callable, Mapping
 
 from pyspark.sql import DataFrame, SparkSession
@@ -154,6 +155,26 @@ class FeatureTable:
         return [*self.key_names, self.timestamp_key]
 
 
+def _import_definitions(target: str, base_dir: str | None) -> ModuleType:
+    """Run the definitions module ``target`` (a module name or a ``.py`` file) and return it."""
+    if not target.endswith(".py"):
+        try:
+            return importlib.import_module(target)
+        except ModuleNotFoundError as exc:
+            raise NotFoundError(f"definitions module {target!r} cannot be imported: {exc}") from None
+    path = Path(target)
+    if not path.is_absolute() and base_dir:
+        path = Path(base_dir) / path
+    if not path.is_file():
+        raise NotFoundError(f"definitions file not found: {path}")
+    spec = importlib.util.spec_from_file_location(f"featurelake_definitions_{path.stem}", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
 def load_definitions(target: str, base_dir: str | None = None) -> dict[str, FeatureTable]:
     """Load the feature tables that a module or ``.py`` file declares.
 
@@ -166,27 +187,10 @@ def load_definitions(target: str, base_dir: str | None = None) -> dict[str, Feat
     Returns:
         The tables by name.
     """
-    if target.endswith(".py"):
-        path = Path(target)
-        if not path.is_absolute() and base_dir:
-            path = Path(base_dir) / path
-        if not path.is_file():
-            raise NotFoundError(f"definitions file not found: {path}")
-        spec = importlib.util.spec_from_file_location(f"featurelake_definitions_{path.stem}", path)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = module
-        try:
-            spec.loader.exec_module(module)
-        except BadInputError as exc:  # a Field or FeatureTable refused while the file runs
-            raise BadInputError(f"definitions {target!r}: {exc}") from None
-    else:
-        try:
-            module = importlib.import_module(target)
-        except ModuleNotFoundError as exc:
-            raise NotFoundError(f"definitions module {target!r} cannot be imported: {exc}") from None
-        except BadInputError as exc:
-            raise BadInputError(f"definitions {target!r}: {exc}") from None
+    try:
+        module = _import_definitions(target, base_dir)
+    except BadInputError as exc:  # a Field or FeatureTable refused while the module runs
+        raise BadInputError(f"definitions {target!r}: {exc}") from None
     tables = getattr(module, "FEATURE_TABLES", None)
     if not isinstance(tables, (list, tuple)) or not all(isinstance(t, FeatureTable) for t in tables):
         raise BadInputError(f"definitions {target!r} must define FEATURE_TABLES, a list of FeatureTable")
