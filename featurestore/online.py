@@ -23,11 +23,11 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Iterator, Mapping
 
-from delta.tables import DeltaTable
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from featurestore.config import Config
+from featurestore.delta_tables import table_exists
 from featurestore.errors import BadInputError, DependencyUnavailableError, FeaturelakeError, NotFoundError
 from featurestore.feast_repo import MANAGED_BY_TAG, feature_store
 from featurestore.identifiers import validate_identifier
@@ -117,7 +117,7 @@ def _window_counts(spark: SparkSession, view, start: datetime, end: datetime) ->
 def _check_tables_exist(spark: SparkSession, views: list) -> None:
     """Refuse views whose Delta table is gone (before anything is materialized)."""
     for view in views:
-        if not DeltaTable.isDeltaTable(spark, view.batch_source.path):
+        if not table_exists(spark, view.batch_source.path):
             raise NotFoundError(f"feature table {view.name!r} is registered in Feast, but there is no Delta table "
                                 f"at {view.batch_source.path}")
 

@@ -238,18 +238,22 @@ def _drop_stale_aliases(config: Config, name: str, left: Mapping[str, str], keep
                         left[version])
 
 
-def transition(config: Config, name: str, version: str | int, stage: str, archive_existing: bool = True) -> Any:
-    """Move a version to ``stage`` without gates (``featurelake models transition``).
+def transition(config: Config, name: str, version: str | int, stage: str, archive_existing: bool = True,
+               alias: str | None = None) -> Any:
+    """Move a version to ``stage`` without gates (``featurelake models transition``, and
+    :func:`promote` once its gates passed), pointing ``alias`` (if any) at it.
 
-    Like :func:`promote`, it takes ``champion`` and ``challenger`` off the versions it moves out
-    of Production or Staging, so they never stay on an archived version; it points no alias at
-    ``version``. Returns the registry's :class:`modeling.registry.VersionInfo` of the moved version.
+    ``champion`` and ``challenger`` leave the versions it moves out of Production or Staging
+    (``alias`` excepted, set first), so they never stay on an archived version. Returns the
+    registry's :class:`modeling.registry.VersionInfo` of the moved version.
     """
     candidate = registry.get_version(config, name, version)
     stage = check_stage(stage)
     previous = registry.versions_in_stage(config, name, stage) if archive_existing else []
     moved = registry.transition(config, name, candidate.version, stage, archive_existing=archive_existing)
-    _drop_stale_aliases(config, name, _stages_left(candidate, stage, previous), keep=None)
+    if alias:
+        registry.set_alias(config, name, alias, candidate.version)
+    _drop_stale_aliases(config, name, _stages_left(candidate, stage, previous), keep=alias)
     return moved
 
 
@@ -293,12 +297,8 @@ def promote(spark: SparkSession, config: Config, name: str, version: str | int, 
                             f"demote it to {stage}; use 'featurelake models transition' for a deliberate demotion")
     decision = evaluate_gates(config, name, candidate, stage)
     if decision.promoted:
-        previous = registry.versions_in_stage(config, name, stage) if archive_existing else []
-        registry.transition(config, name, candidate.version, stage, archive_existing=archive_existing)
         chosen = DEFAULT_ALIASES.get(stage) if alias == "default" else alias
-        if chosen:
-            registry.set_alias(config, name, chosen, candidate.version)
-        _drop_stale_aliases(config, name, _stages_left(candidate, stage, previous), chosen)
+        transition(config, name, candidate.version, stage, archive_existing, alias=chosen)
         logger.info("promoted %s version %s to %s: %s", name, candidate.version, stage, decision.reason)
     else:
         logger.warning("rejected %s version %s for %s: %s", name, candidate.version, stage, decision.reason)
