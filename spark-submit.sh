@@ -7,7 +7,6 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 PROG="$(basename "$0")"
 PYTHON="${PYTHON:-python3}"
-PACKAGES=(featurestore inference jobs modeling monitoring demo report)
 NOT_JOBS=(__init__ common cli)
 
 usage() {
@@ -34,10 +33,10 @@ Options (before or after JOB; everything else goes to the job):
   -h, --help           show this help and exit
 
 What it adds to spark-submit:
-  --py-files dist/featurelake-code.zip   the packages ${PACKAGES[*]}
+  --py-files dist/featurelake-code.zip   the packages setup.cfg installs
                        (those present), rebuilt when missing or older than a source file
   --packages, --conf   the Delta package, extension, catalog, Ivy settings and excludes
-                       (featurestore.spark_session.delta_spark_conf())
+                       (featurestore.runtime.spark_session.delta_spark_conf())
   --conf               spark.pyspark.python (\$PYSPARK_PYTHON, default: $PYTHON's executable),
                        spark.sql.session.timeZone=UTC, spark.log.level=WARN, spark.network.timeout
                        and the spark.conf entries of the config file
@@ -161,14 +160,14 @@ command -v "$PYTHON" >/dev/null 2>&1 || die 5 "Python interpreter '$PYTHON' not 
 
 # ---------------------------------------------------------------- project facts from Python
 # One Python call: the interpreter, the master and the session's configuration. A local master
-# gets what `featurelake` gives its own local sessions (featurestore.spark_session.session_conf:
+# gets what `featurelake` gives its own local sessions (featurestore.runtime.spark_session.session_conf:
 # local defaults, class-data archive, quick start, the jars an earlier resolution recorded);
 # any other master the Delta configuration and the config file's spark.conf.
 FACTS="$(cd "$ROOT" && CONFIG="$CONFIG" MASTER="$MASTER" DELTA_PACKAGE="$DELTA_PACKAGE" "$PYTHON" - <<'EOF'
 import dataclasses, os, shlex, sys
-from featurestore.config import SparkSettings, load_config
-from featurestore.resolved_jars import use_recorded_jars
-from featurestore.spark_session import delta_spark_conf, local_paths_are_small, session_conf
+from featurestore.core.config import SparkSettings, load_config
+from featurestore.runtime.resolved_jars import use_recorded_jars
+from featurestore.runtime.spark_session import delta_spark_conf, local_paths_are_small, session_conf
 config = load_config(os.environ["CONFIG"]) if os.environ.get("CONFIG") else None
 settings = config.spark if config is not None else SparkSettings()
 settings = dataclasses.replace(settings, master=os.environ.get("MASTER") or settings.master)
@@ -193,10 +192,11 @@ export PYSPARK_DRIVER_PYTHON="${PYSPARK_DRIVER_PYTHON:-$PYSPARK_PYTHON}"
 # ---------------------------------------------------------------- the code archive
 DIST="$ROOT/dist"
 ARCHIVE="$DIST/featurelake-code.zip"
-PRESENT=()
-for p in "${PACKAGES[@]}"; do
-  [[ -f "$ROOT/$p/__init__.py" ]] && PRESENT+=("$p")
-done
+# The top-level packages setup.cfg installs (its [options.packages.find]): one list, not two.
+mapfile -t PRESENT < <(cd "$ROOT" && "$PYTHON" -c '
+from setuptools.config.setupcfg import read_configuration
+print("\n".join(sorted({name.split(".")[0] for name in read_configuration("setup.cfg")["options"]["packages"]})))')
+[[ ${#PRESENT[@]} -gt 0 ]] || die 1 "could not read the package list from $ROOT/setup.cfg"
 stale=1
 if [[ -f "$ARCHIVE" ]]; then
   newer="$(cd "$ROOT" && find "${PRESENT[@]}" -type f \( -name '*.py' -o -name '*.xml' -o -name '*.yaml' -o -name '*.html' \) \

@@ -39,8 +39,8 @@ import pyarrow.parquet as pq
 from benchmarks.common import (
     MemorySampler, base_parser, compute_all, main_for, measure, ratio, result_header, target_row,
 )
-from featurestore.config import Config, resolve_paths
-from featurestore.spark_session import get_spark
+from featurestore.core.config import Config, resolve_paths
+from featurestore.runtime.spark_session import get_spark
 from inference.model_reference import mlflow_client, resolve_model
 from inference.scoring import (
     COLUMNAR_INPUT_CONF, arrow_batch_size, check_inputs, load_scoring_model, match_parallelism, score, scoring_udf,

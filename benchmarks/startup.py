@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.common import WRITE_STEPS, base_parser, load_average, main_for, result_header, target_row, timed_steps
-from featurestore.class_data_archive import write_tiny_project
+from featurestore.runtime.class_data_archive import write_tiny_project
 
 logger = logging.getLogger(__name__)
 
@@ -136,9 +136,9 @@ def profile_child(config_path: str) -> dict[str, Any]:
 
     import featurestore.build as build
     from featurestore import delta_tables
-    from featurestore.config import load_config
+    from featurestore.core.config import load_config
     from featurestore.definitions import select_tables
-    from featurestore.spark_session import get_spark
+    from featurestore.runtime.spark_session import get_spark
 
     phases = _Phases()
     phases.mark("python start and imports", wall=time.time() - process_start)
@@ -259,7 +259,7 @@ def _verdict(case: str, median_seconds: float, profile: dict[str, Any]) -> str:
 def _ivy_note(profile: dict[str, Any]) -> str:
     if profile.get("ivy_resolve_ms") is None:
         return ("Ivy did not run: the session was given the jars an earlier resolution recorded "
-                "(featurestore.resolved_jars) as spark.jars.")
+                "(featurestore.runtime.resolved_jars) as spark.jars.")
     return (f"Ivy resolved spark.jars.packages from its local cache in {profile['ivy_resolve_ms']} ms "
             f"(+{profile.get('ivy_artifacts_dl_ms')} ms artifacts), inside the JVM launch.")
 

@@ -46,12 +46,12 @@ from pyspark.sql import functions as F
 
 from benchmarks.common import (WRITE_STEPS, MemorySampler, base_parser, create_feature_table, main_for,
                                measure_rounds, ratio, result_header, target_row, timed_steps)
-from featurestore.config import Config, resolve_paths
+from featurestore.core.config import Config, resolve_paths
 from featurestore.definitions import FeatureTable, Field
 from featurestore import delta_tables
-from featurestore.identifiers import quote_path
+from featurestore.core.identifiers import quote_path
 from featurestore.delta_tables import merge_into, rewrite_upsert, write_feature_table
-from featurestore.spark_session import get_spark
+from featurestore.runtime.spark_session import get_spark
 from featurestore.validation import ValidatedFrame, validate_feature_frame
 
 logger = logging.getLogger(__name__)

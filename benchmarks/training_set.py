@@ -27,10 +27,10 @@ from pyspark.sql import functions as F
 
 from benchmarks.common import (MemorySampler, base_parser, compute_all, create_feature_table, main_for, measure, ratio,
                                result_header, target_row)
-from featurestore.config import Config, resolve_paths
+from featurestore.core.config import Config, resolve_paths
 from featurestore.definitions import FeatureTable, Field
 from featurestore.feast_repo import feature_store, register_tables
-from featurestore.spark_session import get_spark
+from featurestore.runtime.spark_session import get_spark
 
 logger = logging.getLogger(__name__)
 
@@ -111,7 +111,7 @@ def prepare(spark: SparkSession, config: Config, labels: int, entities: int, per
 
 def lookups() -> list:
     """Our lookups: every feature of every table, point in time on event_timestamp."""
-    from modeling.training_set import FeatureLookup
+    from featurestore.training_set import FeatureLookup
 
     return [FeatureLookup(t.name, timestamp_lookup_key="event_timestamp") for t in tables()]
 
@@ -123,7 +123,7 @@ def feast_refs() -> list[str]:
 
 def ours(spark: SparkSession, config: Config, labels: DataFrame) -> DataFrame:
     """featurelake's training set (create_training_set)."""
-    from modeling.training_set import create_training_set
+    from featurestore.training_set import create_training_set
 
     return create_training_set(spark, config, labels, lookups(), label="label").df
 

@@ -2,7 +2,7 @@
 
 A JVM started with ``-XX:ArchiveClassesAtExit`` stores every class it loaded in an archive when
 it exits; later local sessions map it and start several seconds faster
-(:mod:`featurestore.class_data_archive`). :func:`session_writing_archive` gives a job such a
+(:mod:`featurestore.runtime.class_data_archive`). :func:`session_writing_archive` gives a job such a
 session: the demo's, when no archive exists yet, so that the README's first command leaves a
 machine whose later jobs start fast; :func:`create_archive` (``featurelake warmup``) runs a
 tiny build in one. Writing the archive takes the exiting JVM some 20 s on 2 cores.
@@ -19,11 +19,11 @@ from typing import Iterator
 from pyspark import SparkContext
 from pyspark.sql import SparkSession
 
-from featurestore import class_data_archive
+from featurestore.runtime import class_data_archive
 from featurestore.build import build_features
-from featurestore.config import Config, load_config
-from featurestore.errors import DependencyUnavailableError
-from featurestore.spark_session import builds_its_own_session, get_spark
+from featurestore.core.config import Config, load_config
+from featurestore.core.errors import DependencyUnavailableError
+from featurestore.runtime.spark_session import builds_its_own_session, get_spark
 
 logger = logging.getLogger(__name__)
 

@@ -12,12 +12,12 @@ from py4j.protocol import Py4JJavaError
 from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, SparkSession
 
-from featurestore.config import Config, is_uri
+from featurestore.core.config import Config, is_uri
 from featurestore.definitions import FeatureTable, Source, load_definitions, select_tables
 from featurestore.delta_tables import WriteResult, write_feature_table
-from featurestore.errors import BadInputError, NotFoundError
+from featurestore.core.errors import BadInputError, NotFoundError
 from featurestore.feast_repo import check_registry, register_tables
-from featurestore.spark_session import SMALL_INPUT_BYTES, local_paths_are_small
+from featurestore.runtime.spark_session import SMALL_INPUT_BYTES, local_paths_are_small
 from featurestore.validation import ValidatedFrame, validate_feature_frame
 
 logger = logging.getLogger(__name__)

@@ -9,10 +9,10 @@ from typing import Any
 from delta.tables import DeltaTable
 from pyspark.sql import Row, SparkSession
 
-from featurestore.config import Config, join_location
-from featurestore.errors import NotFoundError
-from featurestore.identifiers import quote_path, validate_identifier
-from featurestore.storage import hadoop_file_system
+from featurestore.core.config import Config, join_location
+from featurestore.core.errors import NotFoundError
+from featurestore.core.identifiers import quote_path, validate_identifier
+from featurestore.runtime.storage import hadoop_file_system
 from featurestore.table_metadata import KIND_FEATURE_TABLE, parse_properties
 
 

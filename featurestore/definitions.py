@@ -37,8 +37,8 @@ from typing import Callable, Mapping
 
 from pyspark.sql import DataFrame, SparkSession
 
-from featurestore.errors import BadInputError, NotFoundError
-from featurestore.identifiers import validate_identifier
+from featurestore.core.errors import BadInputError, NotFoundError
+from featurestore.core.identifiers import validate_identifier
 
 # Spark SQL type names a column may be declared with.
 SUPPORTED_TYPES = (
@@ -181,7 +181,7 @@ def load_definitions(target: str, base_dir: str | None = None) -> dict[str, Feat
     The module must define ``FEATURE_TABLES``, a list of :class:`FeatureTable`.
 
     Args:
-        target: an importable module name (``demo.tables``) or a path to a ``.py`` file.
+        target: an importable module name (``jobs.demo.feature_tables``) or a path to a ``.py`` file.
         base_dir: folder that a relative file path is resolved against.
 
     Returns:

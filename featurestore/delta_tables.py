@@ -21,15 +21,15 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import StructType
 
 from featurestore.definitions import FeatureTable
-from featurestore.errors import (
+from featurestore.core.errors import (
     BadInputError,
     ConflictError,
     DependencyUnavailableError,
     FeaturelakeError,
     NotFoundError,
 )
-from featurestore.identifiers import quote_identifier, quote_path
-from featurestore.storage import path_exists, remove_folder
+from featurestore.core.identifiers import quote_identifier, quote_path
+from featurestore.runtime.storage import path_exists, remove_folder
 from featurestore.table_metadata import PREFIX, column_comments, definition_properties
 from featurestore.validation import TimeRange
 

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import yaml
 
-from featurestore.config import Config
+from featurestore.core.config import Config
 from featurestore.definitions import FeatureTable
-from featurestore.errors import DependencyUnavailableError
+from featurestore.core.errors import DependencyUnavailableError
 from featurestore.feast_import import import_feast
-from featurestore.spark_session import LOCAL_DEFAULTS, delta_spark_conf
+from featurestore.runtime.spark_session import LOCAL_DEFAULTS, delta_spark_conf
 
 logger = logging.getLogger(__name__)
 

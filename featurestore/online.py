@@ -26,11 +26,11 @@ from typing import Any, Iterator, Mapping
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from featurestore.config import Config
+from featurestore.core.config import Config
 from featurestore.delta_tables import table_exists
-from featurestore.errors import BadInputError, DependencyUnavailableError, FeaturelakeError, NotFoundError
+from featurestore.core.errors import BadInputError, DependencyUnavailableError, FeaturelakeError, NotFoundError
 from featurestore.feast_repo import MANAGED_BY_TAG, feature_store
-from featurestore.identifiers import validate_identifier
+from featurestore.core.identifiers import validate_identifier
 
 logger = logging.getLogger(__name__)
 

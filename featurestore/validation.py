@@ -9,7 +9,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from featurestore.definitions import FeatureTable
-from featurestore.errors import BadInputError
+from featurestore.core.errors import BadInputError
 
 
 @dataclass(frozen=True)

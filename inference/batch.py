@@ -20,9 +20,9 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.utils import AnalysisException
 
-from featurestore.config import Config, is_uri
-from featurestore.errors import BadInputError, NotFoundError
-from featurestore.identifiers import validate_identifier
+from featurestore.core.config import Config, is_uri
+from featurestore.core.errors import BadInputError, NotFoundError
+from featurestore.core.identifiers import validate_identifier
 from inference.model_reference import ResolvedModel, mlflow_client, resolve_model
 from inference.predictions import BatchWrite, validate_batch_id, write_batch
 from inference.scoring import (
@@ -95,7 +95,7 @@ def read_input(spark: SparkSession, config: Config, source: str) -> DataFrame:
 
 def _load_spec(run_id: str | None, config: Config) -> dict | None:
     """The training-set spec logged with the model's run, or None when there is none."""
-    from modeling.training_set import load_spec
+    from inference.tracking import load_spec
 
     if run_id is None:
         return None
@@ -123,7 +123,7 @@ def lookup_features(spark: SparkSession, config: Config, df: DataFrame, spec: di
         raise BadInputError(
             f"input lacks column(s) {', '.join(missing)} that {label} needs, and the model has no "
             "training-set spec to look them up in the feature tables")
-    from modeling.training_set import FeatureLookup, join_features
+    from featurestore.training_set import FeatureLookup, join_features
 
     absent_keys = [k for k in spec.get("entity_keys", []) if k not in df.columns]
     if absent_keys:

@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from featurestore.config import Config
-from featurestore.errors import BadInputError, DependencyUnavailableError, NotFoundError
-from modeling.tracking import configure_mlflow, registry_uri
+from featurestore.core.config import Config
+from featurestore.core.errors import BadInputError, DependencyUnavailableError, NotFoundError
+from inference.tracking import configure_mlflow, registry_uri
 
 logger = logging.getLogger(__name__)
 
@@ -108,7 +108,7 @@ def mlflow_client(config: Config) -> MlflowClient:
     """Point MLflow at the configured tracking and registry stores and return a client.
 
     An http(s) server gets the same bounded retries and timeouts as training and promotion
-    (:func:`modeling.tracking.configure_mlflow`), so an unreachable one fails within seconds.
+    (:func:`inference.tracking.configure_mlflow`), so an unreachable one fails within seconds.
     """
     configure_mlflow(config, check=False)  # resolve_model's first call is the check
     return MlflowClient(tracking_uri=config.mlflow.tracking_uri, registry_uri=registry_uri(config))

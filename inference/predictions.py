@@ -24,8 +24,8 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.utils import AnalysisException
 
 from featurestore.delta_tables import create_empty_table, current_version, is_write_conflict, retry_on_conflict
-from featurestore.errors import BadInputError, ConflictError
-from featurestore.storage import remove_folder
+from featurestore.core.errors import BadInputError, ConflictError
+from featurestore.runtime.storage import remove_folder
 from featurestore.table_metadata import PREFIX
 from inference.model_reference import validate_model_name
 

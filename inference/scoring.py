@@ -23,7 +23,7 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from featurestore.errors import BadInputError, DependencyUnavailableError
+from featurestore.core.errors import BadInputError, DependencyUnavailableError
 from inference.model_reference import ResolvedModel
 from inference.scoring_model import PROBABILITY_METADATA, gives_probability
 

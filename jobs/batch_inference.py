@@ -20,7 +20,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from featurestore.config import Config
+from featurestore.core.config import Config
 from inference.batch import DEFAULT_OUTPUT_TABLE, input_locations, run_batch_inference
 from inference.scoring import DEFAULT_ARROW_BATCH
 from jobs.common import exit_process, job_parser, run_job, start_spark

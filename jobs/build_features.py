@@ -15,9 +15,9 @@ import logging
 from pyspark.errors import PySparkException
 
 from featurestore.build import build_tables, load_project_tables, sources_are_small
-from featurestore.config import Config
+from featurestore.core.config import Config
 from featurestore.definitions import FeatureTable, select_tables
-from featurestore.spark_session import get_spark, input_size_matters
+from featurestore.runtime.spark_session import get_spark, input_size_matters
 from jobs.common import exit_process, job_parser, run_job
 
 logger = logging.getLogger("featurelake.build")

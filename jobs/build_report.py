@@ -12,9 +12,9 @@ import http.server
 import logging
 from pathlib import Path
 
-from featurestore.config import Config
+from featurestore.core.config import Config
 from jobs.common import exit_process, job_parser, run_job, start_spark
-from report.render import generate_report
+from inference.report.render import generate_report
 
 logger = logging.getLogger("featurelake.report")
 

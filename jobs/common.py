@@ -10,9 +10,9 @@ import sys
 import traceback
 from typing import TYPE_CHECKING, Callable, NoReturn
 
-from featurestore.config import Config, load_config
-from featurestore.errors import EXIT_OK, FeaturelakeError, exit_code_for
-from featurestore.secrets import RedactingFilter, redact_text, secret_values
+from featurestore.core.config import Config, load_config
+from featurestore.core.errors import EXIT_OK, FeaturelakeError, exit_code_for
+from featurestore.core.secrets import RedactingFilter, redact_text, secret_values
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -42,9 +42,9 @@ def start_spark(config: Config, reads: list[str]) -> SparkSession:
 
     ``reads`` are the files and folders the job reads. When featurelake starts a local session
     with ``spark.quick_start: auto`` and they are all local and hold at most 64 MB together, the
-    session starts in quick-start mode (``featurestore.spark_session``).
+    session starts in quick-start mode (``featurestore.runtime.spark_session``).
     """
-    from featurestore.spark_session import get_spark, input_size_matters, local_paths_are_small
+    from featurestore.runtime.spark_session import get_spark, input_size_matters, local_paths_are_small
 
     small = input_size_matters(config.spark) and bool(reads) and local_paths_are_small(reads)
     return get_spark(config, small_input=small)

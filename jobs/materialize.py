@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from featurestore.config import Config
+from featurestore.core.config import Config
 from featurestore.online import materialize, parse_timestamp
 from jobs.common import exit_process, job_parser, run_job, start_spark
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from featurestore.config import Config
+from featurestore.core.config import Config
 from jobs.common import exit_process, job_parser, run_job, start_spark
 
 
@@ -73,7 +73,7 @@ def _print_models(infos) -> None:
 
 
 def _run(args: argparse.Namespace, config: Config) -> int | None:
-    from modeling import registry
+    from inference import registry
 
     if args.action == "list":
         infos = registry.list_models(config, args.name)
@@ -94,7 +94,7 @@ def _run(args: argparse.Namespace, config: Config) -> int | None:
                 else:
                     print(f"{key}: {value}")
     elif args.action == "transition":
-        from modeling.promotion import transition
+        from inference.promotion import transition
 
         info = transition(config, args.name, args.version, args.stage, archive_existing=not args.no_archive)
         print(f"{info.name} version {info.version} is now in {info.stage}")
@@ -104,7 +104,7 @@ def _run(args: argparse.Namespace, config: Config) -> int | None:
             print(f"{args.name}: alias {args.alias} removed")
         else:
             if not args.version:
-                from featurestore.errors import BadInputError
+                from featurestore.core.errors import BadInputError
 
                 raise BadInputError("alias: --version is required unless --delete is given")
             registry.set_alias(config, args.name, args.alias, args.version)
@@ -117,7 +117,7 @@ def _run(args: argparse.Namespace, config: Config) -> int | None:
         registry.delete_version(config, args.name, args.version)
         print(f"{args.name} version {args.version} deleted")
     elif args.action == "events":
-        from modeling.promotion import read_events
+        from inference.promotion import read_events
 
         if args.name is not None:
             registry.get_registered_model(config, args.name)  # an unknown model is NotFoundError (exit 3)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from featurestore.config import Config
+from featurestore.core.config import Config
 from jobs.common import exit_process, job_parser, run_job, start_spark
 
 logger = logging.getLogger("featurelake.monitor")
@@ -41,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _run(args: argparse.Namespace, config: Config) -> int:
     from inference.batch import input_locations
-    from monitoring.loop import run_monitoring
+    from inference.monitoring.loop import run_monitoring
 
     labels = args.labels or config.training.labels_path
     reads = input_locations(config, args.input) if args.input else [config.warehouse]

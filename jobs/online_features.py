@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from featurestore.config import Config
+from featurestore.core.config import Config
 from featurestore.online import get_online_features, parse_key_values
 from jobs.common import exit_process, job_parser, run_job
 

@@ -14,8 +14,8 @@ import argparse
 import json
 import logging
 
-from featurestore.config import Config
-from featurestore.errors import ConflictError
+from featurestore.core.config import Config
+from featurestore.core.errors import ConflictError
 from jobs.common import exit_process, job_parser, run_job, start_spark
 
 logger = logging.getLogger("featurelake.promote")
@@ -39,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _run(args: argparse.Namespace, config: Config) -> int:
-    from modeling.promotion import promote
+    from inference.promotion import promote
 
     spark = start_spark(config, [config.warehouse])
     alias = None if args.alias.lower() == "none" else args.alias

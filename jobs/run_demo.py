@@ -12,10 +12,10 @@ from pathlib import Path
 
 from pyspark.sql import SparkSession
 
-from demo.pipeline import CONFIG_FILE, REPORT_DIR, run_demo
+from jobs.demo.pipeline import CONFIG_FILE, REPORT_DIR, run_demo
 from featurestore.archive_session import session_writing_archive
-from featurestore.config import Config
-from featurestore.spark_session import get_spark
+from featurestore.core.config import Config
+from featurestore.runtime.spark_session import get_spark
 from jobs.common import exit_process, job_parser, run_job
 
 logger = logging.getLogger("featurelake.demo")

@@ -12,7 +12,7 @@ import argparse
 import json
 
 from featurestore.catalog import describe_table, format_table_info, list_tables
-from featurestore.config import Config
+from featurestore.core.config import Config
 from featurestore.delta_tables import restore_table, table_history
 from jobs.common import exit_process, job_parser, run_job, start_spark
 

@@ -15,7 +15,7 @@ import json
 import logging
 import os
 
-from featurestore.config import Config
+from featurestore.core.config import Config
 from jobs.common import exit_process, job_parser, run_job, start_spark
 
 logger = logging.getLogger("featurelake.train")
@@ -37,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _run(args: argparse.Namespace, config: Config) -> None:
-    from modeling.training import train_model
+    from inference.training import train_model
 
     labels = args.labels or config.training.labels_path
     spark = start_spark(config, [config.warehouse, labels] if labels else [config.warehouse])

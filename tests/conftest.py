@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from featurestore.config import Config, resolve_paths
-from featurestore.spark_session import get_spark
+from featurestore.core.config import Config, resolve_paths
+from featurestore.runtime.spark_session import get_spark
 
 # Python workers must run this interpreter (with pandas, mlflow, the package under test).
 os.environ["PYSPARK_PYTHON"] = sys.executable
@@ -46,7 +46,7 @@ def project(tmp_path: Path) -> Config:
 @pytest.fixture(scope="session")
 def demo_project(spark, tmp_path_factory) -> Config:
     """The demo's data and feature tables, built once for the session (read-only for tests)."""
-    from demo.pipeline import prepare_workdir
+    from jobs.demo.pipeline import prepare_workdir
     from featurestore.build import build_features
 
     config = prepare_workdir(tmp_path_factory.mktemp("demo"), n_customers=120)

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from featurestore.errors import BadInputError, DependencyUnavailableError, NotFoundError
+from featurestore.core.errors import BadInputError, DependencyUnavailableError, NotFoundError
 from jobs.common import job_parser, run_job, run_job_without_config
 
 

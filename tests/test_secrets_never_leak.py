@@ -18,8 +18,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from featurestore.config import LookupSettings, write_config
-from featurestore.errors import DependencyUnavailableError
+from featurestore.core.config import LookupSettings, write_config
+from featurestore.core.errors import DependencyUnavailableError
 from tests.conftest import make_config
 from tests.featurestore.sample_tables import T0, write_source
 
@@ -40,7 +40,7 @@ ENV_SECRETS = {
     "MLFLOW_TRACKING_TOKEN": TRACKING_TOKEN,
     "AZURE_STORAGE_KEY": STORAGE_KEY,
 }
-LOGGERS = ("featurelake", "featurestore", "modeling", "jobs", "mlflow", "feast", "py4j")
+LOGGERS = ("featurelake", "featurestore", "inference", "jobs", "mlflow", "feast", "py4j")
 
 DEFINITIONS = """
 from featurestore.definitions import Source
@@ -94,7 +94,7 @@ def test_secrets_never_leak_from_build_and_training(spark, secret_project, caplo
     from mlflow.tracking import MlflowClient
 
     from jobs import build_features, tables, train
-    from modeling.training import train_model
+    from inference.training import train_model
 
     config, config_file = secret_project
     assert _leaks(config_file.read_text()), "the test must actually configure the secrets"

@@ -99,7 +99,7 @@ def test_job_pipelines_run_their_job_with_pipeline_parameters(name, stem):
 
 
 def test_model_name_defaults_are_the_projects_model():
-    from featurestore.config import Config
+    from featurestore.core.config import Config
     from jobs.batch_inference import build_parser
 
     project_model = Config().training.model_name

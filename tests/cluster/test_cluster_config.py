@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import yaml
 
-from featurestore.config import load_config
+from featurestore.core.config import load_config
 
 
 def test_uris_of_a_cluster_configuration_are_kept(tmp_path):

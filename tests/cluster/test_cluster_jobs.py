@@ -18,7 +18,7 @@ from deltalake import DeltaTable
 from mlflow.tracking import MlflowClient
 
 from cluster_services import MlflowServer, SparkCluster, run_submit
-from featurestore.config import load_config, write_config
+from featurestore.core.config import load_config, write_config
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
@@ -70,7 +70,7 @@ def assert_ran_on_cluster(cluster: SparkCluster, job: str) -> None:
 @pytest.fixture
 def cluster_project(tmp_path: Path, mlflow_server: MlflowServer) -> Path:
     """The demo's raw data and a configuration that points at the MLflow server; returns the config file."""
-    from demo.pipeline import prepare_workdir
+    from jobs.demo.pipeline import prepare_workdir
 
     config = prepare_workdir(tmp_path / "project", n_customers=CUSTOMERS)
     config.mlflow.tracking_uri = mlflow_server.url

@@ -16,13 +16,14 @@ import pytest
 import yaml
 
 from cluster_services import REPO_ROOT, free_port, run_submit, spark_home
-from featurestore.cache_folder import CACHE_DIR_ENV
-from featurestore.class_data_archive import archive_path
-from featurestore.resolved_jars import record_resolution
-from featurestore.spark_session import (LOCAL_DEFAULTS, PROVIDED_BY_SPARK, QUICK_START_JAVA_OPTIONS, delta_package,
+from featurestore.runtime.cache_folder import CACHE_DIR_ENV
+from featurestore.runtime.class_data_archive import archive_path
+from featurestore.runtime.resolved_jars import record_resolution
+from featurestore.runtime.spark_session import (LOCAL_DEFAULTS, PROVIDED_BY_SPARK, QUICK_START_JAVA_OPTIONS, delta_package,
                                         delta_spark_conf)
 
 ARCHIVE = REPO_ROOT / "dist" / "featurelake-code.zip"
+INSTALLED_PACKAGES = ("featurestore", "inference", "jobs")  # the design card's three import names
 LAUNCHER = REPO_ROOT / "dist" / "featurelake_job.py"
 
 
@@ -54,7 +55,7 @@ def config_file(tmp_path: Path) -> Path:
     path.parent.mkdir()
     path.write_text(yaml.safe_dump({
         "warehouse": "warehouse",
-        "definitions": "demo.tables",
+        "definitions": "jobs.demo.feature_tables",
         "spark": {"master": "spark://127.0.0.1:1", "conf": {"spark.sql.shuffle.partitions": "3"}},
     }))
     return path
@@ -204,11 +205,17 @@ def copy_of_project(target: Path) -> Path:
     """A copy of the script and the project's packages, so the archive test owns its dist/."""
     target.mkdir()
     shutil.copy2(REPO_ROOT / "spark-submit.sh", target / "spark-submit.sh")
-    for package in ("featurestore", "inference", "jobs", "modeling", "monitoring", "demo", "report"):
-        if (REPO_ROOT / package).is_dir():
-            shutil.copytree(REPO_ROOT / package, target / package,
-                            ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy2(REPO_ROOT / "setup.cfg", target / "setup.cfg")
+    for package in INSTALLED_PACKAGES:
+        shutil.copytree(REPO_ROOT / package, target / package, ignore=shutil.ignore_patterns("__pycache__"))
     return target
+
+
+def package_files(root: Path) -> set[str]:
+    """Every module and package-data file of the installed packages under ``root``, as archive names."""
+    return {path.relative_to(root).as_posix() for package in INSTALLED_PACKAGES
+            for path in (root / package).rglob("*")
+            if path.suffix in (".py", ".xml", ".html") and "__pycache__" not in path.parts}
 
 
 def test_archive_holds_the_packages_and_is_rebuilt_when_stale(tmp_path):
@@ -225,15 +232,15 @@ def test_archive_holds_the_packages_and_is_rebuilt_when_stale(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "built " + str(archive) in result.stderr
     names = zipfile.ZipFile(archive).namelist()
-    for expected in ("featurestore/__init__.py", "featurestore/ivysettings.xml", "jobs/build_features.py",
-                     "demo/tables.py", "inference/__init__.py", "modeling/__init__.py", "report/render.py",
-                     "report/templates/index.html"):
-        assert expected in names
+    expected = package_files(project)
+    assert {"featurestore/runtime/ivysettings.xml", "jobs/demo/feature_tables.py",
+            "inference/report/templates/index.html"} <= expected
+    assert expected - set(names) == set()  # no module of the installed packages is missing
     assert not [n for n in names if "__pycache__" in n]
 
     assert "built " not in dry_run().stderr  # up to date: not rebuilt
 
-    source = project / "demo" / "tables.py"
+    source = project / "jobs" / "demo" / "feature_tables.py"
     later = archive.stat().st_mtime + 60
     os.utime(source, (later, later))
     assert "built " + str(archive) in dry_run().stderr  # a newer source file: rebuilt
@@ -242,9 +249,9 @@ def test_archive_holds_the_packages_and_is_rebuilt_when_stale(tmp_path):
 def test_jobs_import_from_the_archive_through_the_launcher(tmp_path):
     run_submit(["--dry-run", "--master", "local[1]", "build_features"], cwd=tmp_path)
     env = {**os.environ, "PYTHONPATH": str(ARCHIVE)}
-    probe = subprocess.run([sys.executable, "-c", "import featurestore, jobs.build_features, demo.tables, report.render; "
-                            "report.render.environment().get_template('index.html'); "
-                            "print(featurestore.__file__); print(report.__file__)"], cwd=tmp_path, env=env,
+    probe = subprocess.run([sys.executable, "-c", "import featurestore, jobs.build_features, jobs.demo.feature_tables, inference.report.render; "
+                            "inference.report.render.environment().get_template('index.html'); "
+                            "print(featurestore.__file__); print(inference.report.__file__)"], cwd=tmp_path, env=env,
                            text=True, capture_output=True, timeout=120)
     assert probe.returncode == 0, probe.stderr
     assert all(line.startswith(str(ARCHIVE)) for line in probe.stdout.split())

@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from featurestore import cache_folder, class_data_archive
+from featurestore.runtime import cache_folder, class_data_archive
 
 pytestmark = pytest.mark.slow
 
 FAILING_JOB = textwrap.dedent("""
     import sys
     from featurestore.archive_session import session_writing_archive
-    from featurestore.config import load_config
+    from featurestore.core.config import load_config
 
     with session_writing_archive(load_config(sys.argv[1]), small_input=True) as spark:
         lang = spark._jvm.java.lang

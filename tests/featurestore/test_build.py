@@ -13,7 +13,7 @@ from featurestore.build import build_features, build_table, build_tables, read_s
 from featurestore.catalog import describe_table, list_tables
 from featurestore.definitions import Field, Source
 from featurestore.delta_tables import current_version
-from featurestore.errors import BadInputError, NotFoundError
+from featurestore.core.errors import BadInputError, NotFoundError
 from featurestore.feast_repo import feature_store, register_tables
 from tests.featurestore.sample_tables import ROWS, T0, fails_on_user_2, passthrough, user_table, write_source
 

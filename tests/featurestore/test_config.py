@@ -2,8 +2,8 @@
 
 import pytest
 
-from featurestore.config import load_config
-from featurestore.errors import BadInputError
+from featurestore.core.config import load_config
+from featurestore.core.errors import BadInputError
 
 
 def test_defaults_need_nothing_installed(tmp_path, monkeypatch):

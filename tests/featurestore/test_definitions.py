@@ -3,7 +3,7 @@
 import pytest
 
 from featurestore.definitions import load_definitions
-from featurestore.errors import BadInputError
+from featurestore.core.errors import BadInputError
 
 TWO_TABLES = """
 from featurestore.definitions import Field

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from featurestore.config import Config, SparkSettings
+from featurestore.core.config import Config, SparkSettings
 from featurestore.feast_repo import repo_config
-from featurestore.spark_session import LOCAL_DEFAULTS, delta_spark_conf
+from featurestore.runtime.spark_session import LOCAL_DEFAULTS, delta_spark_conf
 
 
 def test_a_local_feast_session_gets_the_local_defaults_and_delta():

@@ -22,7 +22,7 @@ from pyspark.sql import functions as F
 from featurestore.build import build_table
 from featurestore.definitions import Field, Source
 from featurestore.delta_tables import current_version
-from featurestore.errors import BadInputError
+from featurestore.core.errors import BadInputError
 from tests.conftest import make_config
 from tests.featurestore.sample_tables import ROWS, T0, passthrough, user_table, write_source
 
@@ -251,8 +251,8 @@ def test_training_on_bad_labels_is_refused_before_any_run(spark, baseline, tmp_p
     nothing logged or registered."""
     from mlflow.tracking import MlflowClient
 
-    from modeling.training import train_model
-    from modeling.training_set import FeatureLookup
+    from inference.training import train_model
+    from featurestore.training_set import FeatureLookup
 
     config = make_config(tmp_path)
     config.warehouse = baseline.warehouse

@@ -3,8 +3,8 @@
 import pytest
 
 from featurestore.definitions import FeatureTable, Field
-from featurestore.errors import BadInputError
-from featurestore.identifiers import quote_identifier, quote_path, validate_identifier
+from featurestore.core.errors import BadInputError
+from featurestore.core.identifiers import quote_identifier, quote_path, validate_identifier
 
 HOSTILE = [
     "a'b", 'a"b', "a`b", "t; DROP TABLE x", "a b", "../etc", "a/b", "a\\b", "café", "", "1abc",

@@ -10,7 +10,7 @@ from pyspark.sql import functions as F
 
 from featurestore.definitions import FeatureTable, Field
 from featurestore.delta_tables import write_feature_table
-from featurestore.errors import DependencyUnavailableError
+from featurestore.core.errors import DependencyUnavailableError
 from featurestore.validation import TimeRange, validate_feature_frame
 
 TABLE = FeatureTable(name="merge_pruning", primary_keys=[Field("id", "bigint", "id")], timestamp_key="ts",

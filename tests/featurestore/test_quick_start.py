@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from featurestore import cache_folder, class_data_archive
+from featurestore.runtime import cache_folder, class_data_archive
 from featurestore.build import sources_are_small
-from featurestore.config import Config, SparkSettings, resolve_paths
+from featurestore.core.config import Config, SparkSettings, resolve_paths
 from featurestore.definitions import FeatureTable, Field, Source
-from featurestore.errors import BadInputError
-from featurestore.spark_session import QUICK_START_CONF, QUICK_START_JAVA_OPTIONS, session_conf
+from featurestore.core.errors import BadInputError
+from featurestore.runtime.spark_session import QUICK_START_CONF, QUICK_START_JAVA_OPTIONS, session_conf
 
 
 @pytest.fixture
@@ -120,7 +120,7 @@ def test_small_input_is_local_and_under_the_limit(tmp_path: Path) -> None:
 
 def test_a_batch_to_score_is_small_when_the_warehouse_and_the_entities_are(tmp_path: Path,
                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
-    from featurestore.spark_session import local_paths_are_small
+    from featurestore.runtime.spark_session import local_paths_are_small
     from inference.batch import input_locations
 
     monkeypatch.chdir(tmp_path)  # the job reads an input path from where it runs
@@ -141,7 +141,7 @@ def test_a_batch_to_score_is_small_when_the_warehouse_and_the_entities_are(tmp_p
 
 
 def test_a_file_under_two_locations_counts_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from featurestore.spark_session import local_paths_are_small
+    from featurestore.runtime.spark_session import local_paths_are_small
 
     monkeypatch.chdir(tmp_path)
     table = tmp_path / "warehouse" / "customer_profile"
@@ -157,7 +157,7 @@ def test_a_file_under_two_locations_counts_once(tmp_path: Path, monkeypatch: pyt
 def test_input_size_matters_only_where_featurelake_starts_a_local_session(monkeypatch: pytest.MonkeyPatch) -> None:
     from pyspark.sql import SparkSession
 
-    from featurestore.spark_session import input_size_matters
+    from featurestore.runtime.spark_session import input_size_matters
 
     monkeypatch.delenv("PYSPARK_GATEWAY_PORT", raising=False)
     monkeypatch.setattr(SparkSession, "getActiveSession", staticmethod(lambda: None))  # no test session here

@@ -16,10 +16,10 @@ import pytest
 from pyspark.sql import functions as F
 
 from featurestore.build import build_features, build_table, read_sources
-from featurestore.config import write_config
+from featurestore.core.config import write_config
 from featurestore.definitions import Field
 from featurestore.delta_tables import current_version, restore_table, table_history, write_feature_table
-from featurestore.errors import BadInputError, ConflictError, DependencyUnavailableError, NotFoundError
+from featurestore.core.errors import BadInputError, ConflictError, DependencyUnavailableError, NotFoundError
 from featurestore.validation import validate_feature_frame
 from tests.featurestore.sample_tables import ROWS, T0, fails_on_user_2, passthrough, user_table, write_source
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from featurestore import cache_folder
-from featurestore.resolved_jars import RESOLUTION_KEYS, record_resolution, use_recorded_jars
-from featurestore.spark_session import delta_spark_conf
+from featurestore.runtime import cache_folder
+from featurestore.runtime.resolved_jars import RESOLUTION_KEYS, record_resolution, use_recorded_jars
+from featurestore.runtime.spark_session import delta_spark_conf
 
 
 @pytest.fixture(autouse=True)

@@ -6,7 +6,7 @@ import pytest
 from delta.exceptions import DeltaConcurrentModificationException
 
 from featurestore.delta_tables import retry_on_conflict
-from featurestore.errors import BadInputError, ConflictError, DependencyUnavailableError
+from featurestore.core.errors import BadInputError, ConflictError, DependencyUnavailableError
 
 
 def failing(errors: list[BaseException], result: str = "done"):

@@ -2,7 +2,7 @@
 
 import pytest
 
-from featurestore.secrets import redact_conf, redact_text, redact_uri
+from featurestore.core.secrets import redact_conf, redact_text, redact_uri
 
 
 @pytest.mark.parametrize("uri, expected", [

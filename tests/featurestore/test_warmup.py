@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from featurestore import cache_folder, class_data_archive
+from featurestore.runtime import cache_folder, class_data_archive
 
 pytestmark = pytest.mark.slow
 

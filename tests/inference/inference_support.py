@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from featurestore.config import Config, resolve_paths
+from featurestore.core.config import Config, resolve_paths
 
 FEATURES = ["x1", "x2", "x3", "n"]
 

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 from inference_support import FEATURES, get_registry, scoring_rows
 
-from featurestore.errors import BadInputError, NotFoundError
+from featurestore.core.errors import BadInputError, NotFoundError
 from inference.batch import read_input, run_batch_inference
 from inference.predictions import KIND_PREDICTIONS
 

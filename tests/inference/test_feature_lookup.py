@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from inference_support import log_model, make_config
 
-from featurestore.errors import BadInputError, NotFoundError
+from featurestore.core.errors import BadInputError, NotFoundError
 from inference.batch import run_batch_inference
 
 NUMERIC = ["age", "tenure_days", "spend_7d", "txn_count_7d"]
@@ -30,8 +30,8 @@ def lookup_project(spark, demo_project, tmp_path_factory):
     """A project reading the demo's feature tables (linked, not copied) with its own registry and outputs."""
     import warnings
 
-    from modeling.estimators import build_pipeline
-    from modeling.training_set import FeatureLookup, join_features
+    from inference.estimators import build_pipeline
+    from featurestore.training_set import FeatureLookup, join_features
     from sklearn.linear_model import LogisticRegression
 
     from inference.model_reference import mlflow_client
@@ -63,7 +63,7 @@ def lookup_project(spark, demo_project, tmp_path_factory):
 
 def _expected(spark, config, entities, model, columns, timestamp: bool):
     """The sklearn model's own predictions on features joined independently of the job."""
-    from modeling.training_set import FeatureLookup, join_features
+    from featurestore.training_set import FeatureLookup, join_features
 
     lookups = [FeatureLookup.from_dict(dict(x, timestamp_lookup_key="label_time" if timestamp else None))
                for x in LOOKUPS]

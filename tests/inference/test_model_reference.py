@@ -8,9 +8,9 @@ import os
 import pytest
 from inference_support import get_registry
 
-from featurestore.errors import BadInputError, DependencyUnavailableError, NotFoundError
+from featurestore.core.errors import BadInputError, DependencyUnavailableError, NotFoundError
 from inference.model_reference import ModelReference, mlflow_client, parse_model_uri, resolve_model
-from modeling.tracking import HTTP_ENV_DEFAULTS
+from inference.tracking import HTTP_ENV_DEFAULTS
 
 
 @pytest.fixture(scope="module")

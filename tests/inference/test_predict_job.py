@@ -7,7 +7,7 @@ import os
 import pytest
 from inference_support import get_registry, scoring_rows
 
-from featurestore.config import write_config
+from featurestore.core.config import write_config
 from jobs import batch_inference
 
 

@@ -80,8 +80,8 @@ KILLED_WRITER = """
 import sys, time
 from pyspark.sql import functions as F
 from pyspark.sql.types import DoubleType
-from featurestore.config import Config
-from featurestore.spark_session import get_spark
+from featurestore.core.config import Config
+from featurestore.runtime.spark_session import get_spark
 from inference.predictions import write_batch
 sys.path.insert(0, sys.argv[2])
 from test_predictions_faults import batch_frame

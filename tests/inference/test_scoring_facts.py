@@ -53,7 +53,7 @@ def test_training_records_whether_the_model_gives_probabilities(registry):
     from mlflow.models import Model
     from sklearn.linear_model import LinearRegression, LogisticRegression
 
-    from modeling.training import _log_model
+    from inference.training import _log_model
 
     X, y = training_frame(7)
     mlflow_client(registry.config)

@@ -9,7 +9,7 @@ from pyspark.sql import types as T
 
 from pathlib import Path
 
-from featurestore.config import Config, resolve_paths
+from featurestore.core.config import Config, resolve_paths
 from featurestore.definitions import FeatureTable, Field
 from featurestore.delta_tables import write_feature_table
 

@@ -9,7 +9,7 @@ import pytest
 from pit_data import make_config, EVENTS, LABELS, PROFILE, write_pit_tables
 
 from featurestore.feast_repo import feature_store, register_tables
-from modeling.training_set import FeatureLookup, join_features
+from featurestore.training_set import FeatureLookup, join_features
 
 pytestmark = pytest.mark.slow
 

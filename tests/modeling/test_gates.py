@@ -6,10 +6,10 @@ import math
 
 import pytest
 
-from featurestore.config import load_config
-from featurestore.errors import BadInputError
-from modeling.estimators import load_estimator, parse_params
-from modeling.promotion import check_thresholds, parse_thresholds
+from featurestore.core.config import load_config
+from featurestore.core.errors import BadInputError
+from inference.estimators import load_estimator, parse_params
+from inference.promotion import check_thresholds, parse_thresholds
 
 
 def test_parse_thresholds():
@@ -78,8 +78,8 @@ def test_numbers_in_scientific_notation_reach_the_estimator_as_numbers():
 
 
 def test_the_training_seed_seeds_an_estimator_that_takes_one_unless_its_parameters_do():
-    from featurestore.config import TrainingSettings
-    from modeling.training import seeded_estimator
+    from featurestore.core.config import TrainingSettings
+    from inference.training import seeded_estimator
 
     forest = TrainingSettings(estimator="sklearn.ensemble.RandomForestClassifier", seed=7)
     assert seeded_estimator(forest).random_state == 7

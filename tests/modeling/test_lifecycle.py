@@ -11,14 +11,15 @@ import pytest
 from pit_data import make_config
 from pyspark.sql import types as T
 
-from featurestore.config import write_config
+from featurestore.core.config import write_config
 from featurestore.definitions import FeatureTable, Field
 from featurestore.delta_tables import current_version, write_feature_table
-from featurestore.errors import BadInputError, ConflictError, NotFoundError
-from modeling import registry
-from modeling.promotion import promote, read_events
-from modeling.training import train_model
-from modeling.training_set import FeatureLookup, load_spec
+from featurestore.core.errors import BadInputError, ConflictError, NotFoundError
+from inference import registry
+from inference.promotion import promote, read_events
+from inference.training import train_model
+from featurestore.training_set import FeatureLookup
+from inference.tracking import load_spec
 
 MODEL = "test_churn"
 TABLE = FeatureTable(
@@ -227,7 +228,7 @@ def test_registry_rules_without_training(spark, tmp_path):
 
 
 def test_unreachable_tracking_uri_fails_fast(spark, lifecycle, tmp_path):
-    from featurestore.errors import DependencyUnavailableError
+    from featurestore.core.errors import DependencyUnavailableError
     from jobs import models as models_job
 
     config = make_config(tmp_path)

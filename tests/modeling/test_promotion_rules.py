@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 from pit_data import make_config
 
-from featurestore.errors import BadInputError, ConflictError
-from modeling import registry
-from modeling.promotion import promote, read_events, transition
-from modeling.tracking import ensure_experiment
+from featurestore.core.errors import BadInputError, ConflictError
+from inference import registry
+from inference.promotion import promote, read_events, transition
+from inference.tracking import ensure_experiment
 
 MODEL = "gated_model"
 
@@ -111,7 +111,7 @@ def test_nan_gate_metric_fails_the_candidate_and_counts_as_missing_for_the_incum
 
 
 def test_models_events_of_an_unknown_model_is_not_found(spark, gated, capfd):
-    from featurestore.config import write_config
+    from featurestore.core.config import write_config
     from jobs import models as models_job
 
     path = write_config(gated, gated.base_dir + "/featurelake.yaml")

@@ -7,9 +7,9 @@ import threading
 import pytest
 from mlflow.tracking import MlflowClient
 
-from featurestore.config import Config, resolve_paths
-from featurestore.errors import ConflictError
-from modeling.registry import transition, versions_in_stage
+from featurestore.core.config import Config, resolve_paths
+from featurestore.core.errors import ConflictError
+from inference.registry import transition, versions_in_stage
 
 
 @pytest.fixture
@@ -57,7 +57,7 @@ def test_keep_one_in_stage_reports_the_loser(registry_config):
         warnings.simplefilter("ignore", FutureWarning)
         client.transition_model_version_stage("race_model", "4", "Production")
         client.transition_model_version_stage("race_model", "1", "Production")  # a racer, no archiving
-    from modeling.registry import keep_one_in_stage
+    from inference.registry import keep_one_in_stage
 
     with pytest.raises(ConflictError, match="version 4 in Production; version 1 was archived"):
         keep_one_in_stage(registry_config, "race_model", "Production", "1")

@@ -7,8 +7,8 @@ from datetime import timedelta
 import pytest
 from pit_data import make_config, EVENTS, PROFILE, labels_df, write_pit_tables
 
-from featurestore.errors import BadInputError, NotFoundError
-from modeling.training_set import FeatureLookup, create_training_set, join_features
+from featurestore.core.errors import BadInputError, NotFoundError
+from featurestore.training_set import FeatureLookup, create_training_set, join_features
 
 # expected (f_num, f_cnt) per label row, in LABELS order, after the late row arrived
 EXPECTED_EVENTS = [

@@ -8,7 +8,7 @@ import pytest
 from pit_data import make_config, EVENTS, PROFILE, labels_df, write_pit_tables
 from pyspark.sql import functions as F
 
-from modeling.training_set import FeatureLookup, join_features
+from featurestore.training_set import FeatureLookup, join_features
 
 
 @pytest.fixture(scope="module")

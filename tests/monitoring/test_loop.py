@@ -18,11 +18,11 @@ import pytest
 import yaml
 from pyspark.sql import functions as F
 
-from featurestore.config import Config
-from featurestore.errors import BadInputError, ModelNeedsRetrainingError, NotFoundError, exit_code_for
+from featurestore.core.config import Config
+from featurestore.core.errors import BadInputError, ModelNeedsRetrainingError, NotFoundError, exit_code_for
 from featurestore.delta_tables import current_version
-from monitoring.loop import run_monitoring
-from monitoring.tables import MODEL_ALERTS, MODEL_METRICS, RETRAIN_ATTEMPTS, read_table
+from inference.monitoring.loop import run_monitoring
+from inference.monitoring.tables import MODEL_ALERTS, MODEL_METRICS, RETRAIN_ATTEMPTS, read_table
 
 FEATURE_TABLES = ("customer_profile", "customer_weekly_spend")
 
@@ -36,8 +36,8 @@ def _closed_port_url() -> str:
 @pytest.fixture(scope="module")
 def monitored(spark, demo_project, tmp_path_factory):
     from inference.batch import run_batch_inference
-    from modeling.promotion import promote
-    from modeling.training import train_model
+    from inference.promotion import promote
+    from inference.training import train_model
 
     root = tmp_path_factory.mktemp("monitoring")
     config: Config = copy.deepcopy(demo_project)
@@ -81,7 +81,7 @@ def _with(config: Config, **monitoring) -> Config:
 
 
 def _production(config: Config, name: str) -> int:
-    from modeling import registry
+    from inference import registry
 
     return int(registry.production_version(config, name).version)
 
@@ -180,8 +180,8 @@ def test_retrain_fixes_drift_promotes_and_rescores_the_batch(spark, monitored):
 @pytest.mark.slow
 def test_a_point_in_time_batch_is_matched_and_rescored_by_key_and_time(spark, monitored):
     from inference.batch import run_batch_inference
-    from monitoring.batch_data import labeled_predictions, load_batch
-    from monitoring.loop import _rescore
+    from inference.monitoring.batch_data import labeled_predictions, load_batch
+    from inference.monitoring.loop import _rescore
 
     config = _with(monitored.config, thresholds={"row_count": "> 0"}, predictions_table="predictions_pit")
     labels = spark.read.parquet(monitored.labels)

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from featurestore.config import Config
-from monitoring.check import CheckResult
-from monitoring.loop import _attempt_config, _judge, improves
-from monitoring.metrics import check_values, parse_thresholds
+from featurestore.core.config import Config
+from inference.monitoring.check import CheckResult
+from inference.monitoring.loop import _attempt_config, _judge, improves
+from inference.monitoring.metrics import check_values, parse_thresholds
 
 THRESHOLDS = parse_thresholds({"auc": ">= 0.7", "feature_psi": "<= 0.25"})
 

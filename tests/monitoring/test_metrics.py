@@ -1,12 +1,12 @@
-"""Quality metrics, PSI and thresholds of monitoring.metrics."""
+"""Quality metrics, PSI and thresholds of inference.monitoring.metrics."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from featurestore.errors import BadInputError
-from monitoring.metrics import (
+from featurestore.core.errors import BadInputError
+from inference.monitoring.metrics import (
     check_values, classification_metrics, is_better, parse_threshold, parse_thresholds, psi, regression_metrics,
     threshold_for,
 )

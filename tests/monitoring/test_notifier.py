@@ -10,8 +10,8 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 
-from featurestore.errors import BadInputError, DependencyUnavailableError
-from monitoring.notifier import Alert, LogNotifier, WebhookNotifier, build_notifiers, deliver
+from featurestore.core.errors import BadInputError, DependencyUnavailableError
+from inference.monitoring.notifier import Alert, LogNotifier, WebhookNotifier, build_notifiers, deliver
 
 ALERT = Alert("a1", "churn", 3, "b1", "auc", 0.55, ">= 0.7", 3, "auc 0.55 out of range (>= 0.7)",
               "2026-11-26T00:00:00+00:00")

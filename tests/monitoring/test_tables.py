@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from monitoring.tables import MODEL_ALERTS, MODEL_METRICS, read_table, write_rows
+from inference.monitoring.tables import MODEL_ALERTS, MODEL_METRICS, read_table, write_rows
 
 
 def _metric(metric, value, version=1, run="r1"):

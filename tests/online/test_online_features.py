@@ -13,8 +13,8 @@ from delta.tables import DeltaTable
 from pyspark.sql import Window
 from pyspark.sql import functions as F
 
-from demo.tables import FEATURE_TABLES
-from featurestore.config import Config, resolve_paths, write_config
+from jobs.demo.feature_tables import FEATURE_TABLES
+from featurestore.core.config import Config, resolve_paths, write_config
 from featurestore.feast_repo import register_tables
 from featurestore.online import EPOCH, get_online_features, materialize
 from jobs import materialize as materialize_job

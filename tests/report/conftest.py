@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from report.render import generate_report
+from inference.report.render import generate_report
 from report_workspace import build_workspace
 
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 from pyspark.sql import types as T
 
-from featurestore.config import Config, resolve_paths, write_config
-from monitoring.tables import MODEL_ALERTS, MODEL_METRICS, RETRAIN_ATTEMPTS, write_rows
+from featurestore.core.config import Config, resolve_paths, write_config
+from inference.monitoring.tables import MODEL_ALERTS, MODEL_METRICS, RETRAIN_ATTEMPTS, write_rows
 
 MODEL = "churn_model"
 HTML_DESCRIPTION = ('<b>Bold</b> & <script>window.__pwned = 1</script>'

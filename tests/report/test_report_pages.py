@@ -28,7 +28,7 @@ def test_index_links_every_page_with_generation_time(report_site):
 def test_feature_table_page_shows_catalog_and_history(report_site):
     page = text_of(report_site / "tables" / "customer_weekly_spend.html")
     for expected in ("customer_weekly_spend", "customer_id", "week_end", "payments-data@example.com",
-                     "raw/transactions.parquet", "https://github.com/featurelake/featurelake/blob/main/demo/tables.py",
+                     "raw/transactions.parquet", "https://github.com/featurelake/featurelake/blob/main/jobs/demo/feature_tables.py",
                      "21 days", "domain=payments"):
         assert expected in page, expected
     features = re.findall(r"<tr><td><code>(\w+)</code></td><td>(\w+)</td>", page)

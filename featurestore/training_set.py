@@ -38,9 +38,9 @@ from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from featurestore.config import Config
-from featurestore.errors import BadInputError, NotFoundError
-from featurestore.identifiers import quote_path, validate_identifier
+from featurestore.core.config import Config
+from featurestore.core.errors import BadInputError, NotFoundError
+from featurestore.core.identifiers import quote_path, validate_identifier
 from featurestore.table_metadata import parse_properties
 
 logger = logging.getLogger(__name__)
@@ -483,27 +483,3 @@ def create_training_set(spark: SparkSession, config: Config, labels: DataFrame, 
         df = df.drop(*exclude_columns)
     spec = build_spec(label, resolved, [f for x in resolved for f in x["features"] if f not in exclude_columns])
     return TrainingSet(df, spec)
-
-
-def load_spec(run_id: str, config: Config | None = None) -> dict:
-    """Return the training-set spec logged with MLflow run ``run_id`` (``training_set_spec.json``).
-
-    Args:
-        run_id: the MLflow run id.
-        config: when given, MLflow is pointed at its tracking store first; otherwise the
-            current MLflow tracking URI is used.
-
-    Raises:
-        NotFoundError: the run or its spec artifact does not exist.
-    """
-    import mlflow
-
-    if config is not None:
-        from modeling.tracking import configure_mlflow
-
-        configure_mlflow(config)
-    try:
-        text = mlflow.artifacts.load_text(f"runs:/{run_id}/{SPEC_ARTIFACT}")
-    except Exception as exc:  # MlflowException, OSError...
-        raise NotFoundError(f"no training-set spec for MLflow run {run_id!r}: {str(exc).splitlines()[0]}") from None
-    return json.loads(text)

@@ -11,7 +11,7 @@ from pyspark.sql import functions as F
 from featurestore.definitions import FeatureTable, Field, Source
 
 CUSTOMER_KEY = Field("customer_id", "bigint", "Customer identifier")
-NOTEBOOK = "https://github.com/featurelake/featurelake/blob/main/demo/tables.py"
+NOTEBOOK = "https://github.com/featurelake/featurelake/blob/main/jobs/demo/feature_tables.py"
 
 
 def customer_profile(spark: SparkSession, inputs: Mapping[str, DataFrame]) -> DataFrame:

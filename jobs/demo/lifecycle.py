@@ -6,9 +6,9 @@ import logging
 
 from pyspark.sql import SparkSession
 
-from featurestore.config import Config, LookupSettings
-from modeling.promotion import PromotionDecision, promote
-from modeling.training import TrainingResult, train_model
+from featurestore.core.config import Config, LookupSettings
+from inference.promotion import PromotionDecision, promote
+from inference.training import TrainingResult, train_model
 
 logger = logging.getLogger(__name__)
 

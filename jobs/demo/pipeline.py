@@ -17,15 +17,15 @@ from pathlib import Path
 
 from pyspark.sql import SparkSession
 
-from demo.data import write_demo_data
-from demo.lifecycle import configure_training, train_and_promote
-from demo.scoring import score_demo_customers
-from demo.monitoring_step import configure_monitoring, run_monitoring_demo
+from jobs.demo.data import write_demo_data
+from jobs.demo.lifecycle import configure_training, train_and_promote
+from jobs.demo.scoring import score_demo_customers
+from jobs.demo.monitoring_step import configure_monitoring, run_monitoring_demo
 from featurestore.build import build_features
 from featurestore.catalog import list_tables
-from featurestore.config import Config, load_config, write_config
+from featurestore.core.config import Config, load_config, write_config
 from featurestore.online import materialize
-from report.render import generate_report
+from inference.report.render import generate_report
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ def demo_config(workdir: Path) -> Config:
     config = Config(
         warehouse="warehouse",
         source_root=".",
-        definitions="demo.tables",
+        definitions="jobs.demo.feature_tables",
     )
     config.mlflow.tracking_uri = "sqlite:///mlflow.db"
     config.mlflow.artifact_location = "mlartifacts"

@@ -2,13 +2,13 @@
 
     result = run_monitoring(spark, config, "churn_model", "2026-11-26", labels="raw/churn_labels.parquet")
 
-1. The version that scored the batch is checked (:mod:`monitoring.check`); its metrics go to
+1. The version that scored the batch is checked (:mod:`inference.monitoring.check`); its metrics go to
    ``model_metrics``. All in range: done.
 2. Out of range: up to ``max_attempts`` times, train a new version on the fresh labels with
    the training library (a different split seed per attempt), check it on the same batch,
    and record the attempt in ``retrain_attempts``. A candidate that is in range, beats the
    checked version on every metric that was out of range and passes the promotion gates
-   (:func:`modeling.promotion.promote`) goes to Production, and the batch is scored again
+   (:func:`inference.promotion.promote`) goes to Production, and the batch is scored again
    with it (same batch id: its rows are replaced in one commit).
 3. Nothing worked: Production is left alone, one row goes to ``model_alerts``, the notifiers
    are told, and :class:`ModelNeedsRetrainingError` (exit code 6) is raised.
@@ -25,12 +25,12 @@ from typing import Sequence
 
 from pyspark.sql import DataFrame, SparkSession
 
-from featurestore.config import Config
-from featurestore.errors import BadInputError, FeaturelakeError, ModelNeedsRetrainingError
-from monitoring import batch_data, tables
-from monitoring.check import CheckResult, check_candidate, check_production, prepare_inputs
-from monitoring.metrics import QUALITY_METRICS, MetricValue, parse_thresholds
-from monitoring.notifier import Alert, Notifier, build_notifiers, deliver
+from featurestore.core.config import Config
+from featurestore.core.errors import BadInputError, FeaturelakeError, ModelNeedsRetrainingError
+from inference.monitoring import batch_data, tables
+from inference.monitoring.check import CheckResult, check_candidate, check_production, prepare_inputs
+from inference.monitoring.metrics import QUALITY_METRICS, MetricValue, parse_thresholds
+from inference.monitoring.notifier import Alert, Notifier, build_notifiers, deliver
 
 logger = logging.getLogger(__name__)
 
@@ -142,9 +142,9 @@ def run_monitoring(spark: SparkSession, config: Config, model_name: str, batch_i
         ModelNeedsRetrainingError: out of range and no attempt fixed it (after the alert is
             recorded); its ``result`` attribute holds the :class:`MonitorResult`.
     """
-    from modeling import registry
-    from modeling.promotion import promote
-    from modeling.training import train_model
+    from inference import registry
+    from inference.promotion import promote
+    from inference.training import train_model
 
     settings = config.monitoring
     thresholds = parse_thresholds(settings.thresholds)

@@ -7,7 +7,7 @@ from typing import Any, Mapping
 
 import yaml
 
-from featurestore.errors import BadInputError
+from featurestore.core.errors import BadInputError
 
 TASKS = ("classifier", "regressor")
 

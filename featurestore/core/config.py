@@ -4,7 +4,7 @@ A configuration file looks like this (every key is optional)::
 
     warehouse: warehouse            # folder (or URI) holding the Delta tables
     source_root: .                  # relative source paths are resolved against it
-    definitions: demo.tables        # module (or .py file) that defines FEATURE_TABLES
+    definitions: jobs.demo.feature_tables        # module (or .py file) that defines FEATURE_TABLES
     spark:
       master: local[*]
       app_name: featurelake
@@ -35,7 +35,7 @@ from typing import Any, Mapping
 
 import yaml
 
-from featurestore.errors import BadInputError
+from featurestore.core.errors import BadInputError
 
 ENV_PREFIX = "FEATURELAKE_"
 CONFIG_ENV_VAR = "FEATURELAKE_CONFIG"
@@ -81,7 +81,7 @@ class FeastSettings:
 
 @dataclass
 class MonitoringSettings:
-    """What the monitoring job checks and how it reacts (see :mod:`monitoring.metrics`)."""
+    """What the monitoring job checks and how it reacts (see :mod:`inference.monitoring.metrics`)."""
 
     # metric -> accepted range, for example {auc: ">= 0.7", prediction_psi: "<= 0.2"}
     thresholds: dict[str, str] = field(default_factory=dict)
@@ -92,7 +92,7 @@ class MonitoringSettings:
 
 @dataclass
 class LookupSettings:
-    """One feature lookup of the training set (see :class:`modeling.training_set.FeatureLookup`)."""
+    """One feature lookup of the training set (see :class:`featurestore.training_set.FeatureLookup`)."""
 
     table: str = ""
     features: list[str] | None = None
@@ -103,7 +103,7 @@ class LookupSettings:
 
 @dataclass
 class TrainingSettings:
-    """What the training job learns from and which estimator it fits (see :mod:`modeling.training`)."""
+    """What the training job learns from and which estimator it fits (see :mod:`inference.training`)."""
 
     model_name: str = "churn_model"
     labels_path: str | None = None     # parquet file/folder or Delta table of labels
@@ -122,7 +122,7 @@ class TrainingSettings:
 
 @dataclass
 class PromotionSettings:
-    """Gates a candidate model version must pass to be promoted (see :mod:`modeling.promotion`)."""
+    """Gates a candidate model version must pass to be promoted (see :mod:`inference.promotion`)."""
 
     metric: str = "roc_auc"            # compared with the current Production version
     greater_is_better: bool = True
@@ -149,7 +149,7 @@ class Config:
 
     def table_path(self, table_name: str) -> str:
         """Return the storage location of the Delta table ``table_name``."""
-        from featurestore.identifiers import validate_identifier
+        from featurestore.core.identifiers import validate_identifier
 
         validate_identifier(table_name, "table name")
         return join_location(self.warehouse, table_name)

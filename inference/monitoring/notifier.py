@@ -14,7 +14,7 @@ import urllib.request
 from dataclasses import asdict, dataclass
 from typing import Protocol, Sequence
 
-from featurestore.errors import BadInputError, DependencyUnavailableError
+from featurestore.core.errors import BadInputError, DependencyUnavailableError
 
 logger = logging.getLogger(__name__)
 

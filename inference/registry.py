@@ -13,10 +13,10 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable, TypeVar
 
-from featurestore.config import Config
-from featurestore.errors import BadInputError, ConflictError, DependencyUnavailableError, NotFoundError
-from featurestore.identifiers import validate_identifier
-from modeling.tracking import client as mlflow_client
+from featurestore.core.config import Config
+from featurestore.core.errors import BadInputError, ConflictError, DependencyUnavailableError, NotFoundError
+from featurestore.core.identifiers import validate_identifier
+from inference.tracking import client as mlflow_client
 
 logger = logging.getLogger(__name__)
 

@@ -18,9 +18,9 @@ from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import types as T
 
-from featurestore.config import Config
+from featurestore.core.config import Config
 from featurestore.delta_tables import create_empty_table
-from featurestore.identifiers import quote_identifier
+from featurestore.core.identifiers import quote_identifier
 from featurestore.table_metadata import PREFIX
 
 logger = logging.getLogger(__name__)

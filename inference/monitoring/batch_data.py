@@ -19,9 +19,9 @@ from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
-from featurestore.config import Config
-from featurestore.errors import BadInputError, NotFoundError
-from featurestore.identifiers import validate_identifier
+from featurestore.core.config import Config
+from featurestore.core.errors import BadInputError, NotFoundError
+from featurestore.core.identifiers import validate_identifier
 from inference.predictions import validate_batch_id
 from inference.scoring_model import predict_with_proba
 
@@ -59,7 +59,7 @@ def load_batch(spark: SparkSession, config: Config, model_name: str, batch_id: s
         NotFoundError: no predictions table, or no rows of that model in that batch.
         BadInputError: invalid names, or a batch scored by several versions.
     """
-    from modeling.training_set import load_spec
+    from inference.tracking import load_spec
 
     validate_identifier(model_name, "model name")
     validate_batch_id(batch_id)
@@ -94,7 +94,7 @@ def load_batch(spark: SparkSession, config: Config, model_name: str, batch_id: s
 
 def read_labels(spark: SparkSession, path: str) -> DataFrame:
     """Read labels (Delta folder or parquet) the way the training job does."""
-    from modeling.training import read_labels as read
+    from inference.training import read_labels as read
 
     return read(spark, path)
 
@@ -152,7 +152,7 @@ def to_pandas_sample(df: DataFrame, count: int | None = None, max_rows: int = MA
 
 
 def _latest_lookups(spec: dict[str, Any]) -> list:
-    from modeling.training_set import FeatureLookup
+    from featurestore.training_set import FeatureLookup
 
     return [dataclasses.replace(FeatureLookup.from_dict(raw), timestamp_lookup_key=None)
             for raw in spec.get("lookups") or []]
@@ -166,7 +166,7 @@ def entity_features(spark: SparkSession, config: Config, keys: DataFrame, spec: 
         as_trained: read each table at the Delta version the model was trained on;
             otherwise at its current version.
     """
-    from modeling.training_set import join_features
+    from featurestore.training_set import join_features
 
     lookups = _latest_lookups(spec)
     if not lookups:
@@ -182,7 +182,7 @@ def load_sklearn_model(config: Config, model_name: str, version: int) -> Any:
     """Load a registered version as the scikit-learn pipeline it was logged as."""
     import mlflow.sklearn
 
-    from modeling.tracking import configure_mlflow
+    from inference.tracking import configure_mlflow
 
     configure_mlflow(config)
     return mlflow.sklearn.load_model(f"models:/{model_name}/{version}")

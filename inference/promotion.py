@@ -19,12 +19,12 @@ from typing import Any, Callable, Mapping
 from pyspark.sql import SparkSession
 from pyspark.sql import types as T
 
-from featurestore.config import Config, PromotionSettings
-from featurestore.errors import BadInputError, ConflictError
-from featurestore.identifiers import validate_identifier
-from modeling import registry
-from modeling.registry import check_stage, mlflow_call
-from modeling.tracking import client as mlflow_client
+from featurestore.core.config import Config, PromotionSettings
+from featurestore.core.errors import BadInputError, ConflictError
+from featurestore.core.identifiers import validate_identifier
+from inference import registry
+from inference.registry import check_stage, mlflow_call
+from inference.tracking import client as mlflow_client
 
 logger = logging.getLogger(__name__)
 
@@ -245,7 +245,7 @@ def transition(config: Config, name: str, version: str | int, stage: str, archiv
 
     ``champion`` and ``challenger`` leave the versions it moves out of Production or Staging
     (``alias`` excepted, set first), so they never stay on an archived version. Returns the
-    registry's :class:`modeling.registry.VersionInfo` of the moved version.
+    registry's :class:`inference.registry.VersionInfo` of the moved version.
     """
     candidate = registry.get_version(config, name, version)
     stage = check_stage(stage)

@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-from featurestore.cache_folder import cache_dir
+from featurestore.runtime.cache_folder import cache_dir
 
 logger = logging.getLogger(__name__)
 

@@ -12,8 +12,8 @@ from typing import Iterable, Iterator
 
 from pyspark.sql import SparkSession
 
-from featurestore import class_data_archive, resolved_jars
-from featurestore.config import Config, SparkSettings
+from featurestore.runtime import class_data_archive, resolved_jars
+from featurestore.core.config import Config, SparkSettings
 
 logger = logging.getLogger(__name__)
 
@@ -86,7 +86,7 @@ def delta_package() -> str:
 
 def ivy_settings_path() -> str:
     """Return the path of the Ivy settings file that resolves the Delta jars."""
-    return str(resources.files("featurestore").joinpath("ivysettings.xml"))
+    return str(resources.files("featurestore.runtime").joinpath("ivysettings.xml"))
 
 
 def delta_spark_conf() -> dict[str, str]:

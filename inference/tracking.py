@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from urllib.parse import urlparse
 
-from featurestore.config import Config
-from featurestore.errors import DependencyUnavailableError
-from featurestore.secrets import redact_text, redact_uri
+from featurestore.core.config import Config
+from featurestore.core.errors import DependencyUnavailableError, NotFoundError
+from featurestore.core.secrets import redact_text, redact_uri
+from featurestore.training_set import SPEC_ARTIFACT
 
 logger = logging.getLogger(__name__)
 
@@ -89,3 +91,25 @@ def ensure_experiment(config: Config) -> str:
 def _first_line(exc: BaseException) -> str:
     text = redact_text(str(exc)).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+def load_spec(run_id: str, config: Config | None = None) -> dict:
+    """Return the training-set spec logged with MLflow run ``run_id`` (``training_set_spec.json``).
+
+    Args:
+        run_id: the MLflow run id.
+        config: when given, MLflow is pointed at its tracking store first; otherwise the
+            current MLflow tracking URI is used.
+
+    Raises:
+        NotFoundError: the run or its spec artifact does not exist.
+    """
+    import mlflow
+
+    if config is not None:
+        configure_mlflow(config)
+    try:
+        text = mlflow.artifacts.load_text(f"runs:/{run_id}/{SPEC_ARTIFACT}")
+    except Exception as exc:  # MlflowException, OSError...
+        raise NotFoundError(f"no training-set spec for MLflow run {run_id!r}: {str(exc).splitlines()[0]}") from None
+    return json.loads(text)

@@ -21,13 +21,13 @@ from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import types as T
 
-from featurestore.config import Config, TrainingSettings
-from featurestore.errors import BadInputError, DependencyUnavailableError, NotFoundError
-from featurestore.identifiers import validate_identifier
-from featurestore.secrets import redact_text, redact_uri
-from modeling.estimators import TASKS, build_pipeline, load_estimator, parse_params, simple_params
-from modeling.tracking import configure_mlflow, ensure_experiment, registry_uri
-from modeling.training_set import SPEC_ARTIFACT, FeatureLookup, TrainingSetSpec, create_training_set
+from featurestore.core.config import Config, TrainingSettings
+from featurestore.core.errors import BadInputError, DependencyUnavailableError, NotFoundError
+from featurestore.core.identifiers import validate_identifier
+from featurestore.core.secrets import redact_text, redact_uri
+from inference.estimators import TASKS, build_pipeline, load_estimator, parse_params, simple_params
+from inference.tracking import configure_mlflow, ensure_experiment, registry_uri
+from featurestore.training_set import SPEC_ARTIFACT, FeatureLookup, TrainingSetSpec, create_training_set
 
 logger = logging.getLogger(__name__)
 

@@ -16,7 +16,8 @@ from delta.tables import DeltaTable
 from pyspark.sql import SparkSession
 
 from featurestore.catalog import TableInfo, list_tables
-from featurestore.config import Config
+from featurestore.core.config import Config
+from featurestore.training_set import SPEC_ARTIFACT
 
 logger = logging.getLogger(__name__)
 
@@ -24,7 +25,6 @@ PROMOTION_EVENTS = "promotion_events"
 MODEL_METRICS = "model_metrics"
 MODEL_ALERTS = "model_alerts"
 RETRAIN_ATTEMPTS = "retrain_attempts"
-SPEC_ARTIFACT = "training_set_spec.json"
 HISTORY_LIMIT = 50
 
 
@@ -158,7 +158,7 @@ def read_delta_rows(spark: SparkSession, config: Config, name: str) -> list[dict
 
 def _mlflow_in_use(config: Config) -> bool:
     """False when the tracking store is a SQLite file that does not exist (MLflow never used)."""
-    from modeling.tracking import registry_uri
+    from inference.tracking import registry_uri
 
     uri = registry_uri(config)
     if uri.startswith("sqlite:///"):
@@ -195,7 +195,7 @@ def collect_models(config: Config, events: list[dict[str, Any]] | None) -> list[
     """Every registered model with its versions, metrics, training tables and promotion events."""
     if not _mlflow_in_use(config):
         return []
-    from modeling.tracking import client as mlflow_client
+    from inference.tracking import client as mlflow_client
 
     client = mlflow_client(config)
     models = []

@@ -14,9 +14,9 @@ from typing import Any, Mapping
 import pandas as pd
 from pyspark.sql import DataFrame, SparkSession
 
-from featurestore.config import Config
-from monitoring import batch_data
-from monitoring.metrics import (
+from featurestore.core.config import Config
+from inference.monitoring import batch_data
+from inference.monitoring.metrics import (
     FEATURE_PSI_PREFIX, MetricValue, Threshold, check_values, classification_metrics, psi, regression_metrics,
 )
 

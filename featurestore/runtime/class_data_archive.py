@@ -5,7 +5,7 @@ before the first job runs. Java 17 can store them, already parsed and verified, 
 archive written by one *training run* (``-XX:ArchiveClassesAtExit``) and map it into every
 later JVM (``-XX:SharedArchiveFile``). :mod:`featurestore.archive_session` runs such training
 runs (the demo's session, ``featurelake warmup``'s tiny build) and installs what they write;
-:func:`featurestore.spark_session.get_spark` uses the archive when it exists. Measured on the
+:func:`featurestore.runtime.spark_session.get_spark` uses the archive when it exists. Measured on the
 benchmark machine: a tiny build 29 s -> 25 s with the archive alone (benchmarks/results/startup.md).
 
 The archive is only valid for the exact Java binary and Spark jars that wrote it, so its file
@@ -23,7 +23,7 @@ from pathlib import Path
 
 import psutil
 
-from featurestore.cache_folder import cache_dir
+from featurestore.runtime.cache_folder import cache_dir
 
 logger = logging.getLogger(__name__)
 

@@ -17,9 +17,9 @@ from pathlib import Path
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from featurestore.config import Config
-from featurestore.errors import ModelNeedsRetrainingError
-from monitoring.loop import MonitorResult, run_monitoring
+from featurestore.core.config import Config
+from featurestore.core.errors import ModelNeedsRetrainingError
+from inference.monitoring.loop import MonitorResult, run_monitoring
 
 logger = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """Model metrics for one batch: quality where labels arrived, drift (PSI), row counts, thresholds.
 
 Everything here works on plain numpy/pandas values, so it is cheap to test; reading the
-batch from Delta is :mod:`monitoring.batch_data`'s job.
+batch from Delta is :mod:`inference.monitoring.batch_data`'s job.
 
 Thresholds are configured per metric as a comparison with a number::
 
@@ -26,7 +26,7 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from featurestore.errors import BadInputError
+from featurestore.core.errors import BadInputError
 
 logger = logging.getLogger(__name__)
 

@@ -14,8 +14,8 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, Undefined
 
-from report.charts import drift_chart, metric_chart
-from report.collect import MonitoringData, Workspace
+from inference.report.charts import drift_chart, metric_chart
+from inference.report.collect import MonitoringData, Workspace
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ def _safe_url(value: str | None) -> str:
 
 def environment() -> Environment:
     """The Jinja environment: package templates, autoescaping on (metadata is shown as text)."""
-    env = Environment(loader=PackageLoader("report", "templates"), autoescape=True,
+    env = Environment(loader=PackageLoader("inference.report", "templates"), autoescape=True,
                       trim_blocks=True, lstrip_blocks=True)
     env.filters.update(dt=_dt, or_not_set=_or_not_set, num=_num, duration=_duration, in_range=_in_range,
                        safe_url=_safe_url)
@@ -165,6 +165,6 @@ def render_report(ws: Workspace, out_dir: str | Path) -> list[Path]:
 
 def generate_report(spark, config, out_dir: str | Path) -> list[Path]:
     """Collect the workspace of ``config`` and write its report under ``out_dir``."""
-    from report.collect import collect
+    from inference.report.collect import collect
 
     return render_report(collect(spark, config), out_dir)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from pyspark.sql import SparkSession
 
-from featurestore.config import Config
+from featurestore.core.config import Config
 from inference.batch import BatchResult, run_batch_inference
 
 logger = logging.getLogger(__name__)

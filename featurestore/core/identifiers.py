@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from featurestore.errors import BadInputError
+from featurestore.core.errors import BadInputError
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 

@@ -1,1 +1,0 @@
-"""Model lifecycle: point-in-time training sets, MLflow training runs, registry and promotion."""
