@@ -271,6 +271,25 @@ def find_config_file(path: str | None = None) -> Path | None:
     return default if default.is_file() else None
 
 
+def yaml_error_message(path: str | os.PathLike[str], error: yaml.YAMLError) -> str:
+    """One line saying where ``path`` stops being valid YAML and what was expected there.
+
+    Example: ``configuration file conf.yaml is not valid YAML: line 4, column 11: expected ',' or ']',
+    but got ':' (while parsing a flow sequence started at line 3, column 11)``.
+    """
+    if not isinstance(error, yaml.MarkedYAMLError) or error.problem_mark is None:
+        return f"configuration file {path} is not valid YAML: {' '.join(str(error).split())}"
+    mark = error.problem_mark  # PyYAML counts lines and columns from 0
+    where = f"line {mark.line + 1}, column {mark.column + 1}"
+    context = ""
+    if error.context:
+        started = error.context_mark
+        since = "" if started is None or (started.line, started.column) == (mark.line, mark.column) else \
+            f" started at line {started.line + 1}, column {started.column + 1}"
+        context = f" ({error.context}{since})"
+    return f"configuration file {path} is not valid YAML: {where}: {error.problem}{context}"
+
+
 def load_config(path: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None) -> Config:
     """Load the configuration from ``path`` (or the default places) and the environment.
 
@@ -291,7 +310,7 @@ def load_config(path: str | os.PathLike[str] | None = None, env: Mapping[str, st
         try:
             raw = yaml.safe_load(config_file.read_text(encoding="utf-8"))
         except yaml.YAMLError as exc:
-            raise BadInputError(f"configuration file {config_file} is not valid YAML: {exc}") from None
+            raise BadInputError(yaml_error_message(config_file, exc)) from None
     config = _build_dataclass(Config, raw, "")
     _apply_env(config, ENV_PREFIX, env)
     return resolve_paths(config, base_dir)
