@@ -16,6 +16,9 @@ A configuration file looks like this (every key is optional)::
     feast:
       repo_path: feast_repo
       project: featurelake
+    training:
+      model_name: churn_model       # the model train, predict, promote and monitor use by default
+      label: churned                # the label column (train needs it)
 
 Relative paths are resolved against the folder of the configuration file. A scalar value
 ``section.key`` is overridden by the environment variable ``FEATURELAKE_SECTION_KEY``
@@ -105,9 +108,9 @@ class LookupSettings:
 class TrainingSettings:
     """What the training job learns from and which estimator it fits (see :mod:`modeling.training`)."""
 
-    model_name: str = "churn_model"
+    model_name: str | None = None      # the registered model train, predict, promote and monitor default to
     labels_path: str | None = None     # parquet file/folder or Delta table of labels
-    label: str = "churned"
+    label: str | None = None           # the label column of the labels (train needs it)
     lookups: list[LookupSettings] = field(default_factory=list)
     drop_missing: bool = False
     task: str = "classifier"           # classifier | regressor (mlflow.evaluate model type)
@@ -153,6 +156,20 @@ class Config:
 
         validate_identifier(table_name, "table name")
         return join_location(self.warehouse, table_name)
+
+
+def configured_model_name(config: Config, given: str | None, option: str = "--model-name") -> str:
+    """The model a command works on: ``given`` (its ``option``), else the configured ``training.model_name``.
+
+    Example: ``configured_model_name(config, args.model_name)`` -> ``"churn_model"``.
+
+    Raises:
+        BadInputError: neither is set.
+    """
+    name = given or config.training.model_name
+    if not name:
+        raise BadInputError(f"no model name: pass {option} or set training.model_name in the configuration")
+    return name
 
 
 def join_location(root: str, name: str) -> str:

@@ -15,7 +15,7 @@ import json
 import logging
 import os
 
-from featurestore.config import Config
+from featurestore.config import Config, configured_model_name
 from jobs.common import exit_process, job_parser, run_job, start_spark
 
 logger = logging.getLogger("featurelake.train")
@@ -39,9 +39,10 @@ def build_parser() -> argparse.ArgumentParser:
 def _run(args: argparse.Namespace, config: Config) -> None:
     from modeling.training import train_model
 
+    model_name = configured_model_name(config, args.model_name)
     labels = args.labels or config.training.labels_path
     spark = start_spark(config, [config.warehouse, labels] if labels else [config.warehouse])
-    result = train_model(spark, config, args.labels, model_name=args.model_name, register=not args.no_register,
+    result = train_model(spark, config, args.labels, model_name=model_name, register=not args.no_register,
                          source=args.source or config.training.source_url or os.path.abspath(__file__), run_name=args.run_name)
     summary = {"run_id": result.run_id, "model_name": result.model_name, "model_version": result.model_version,
                "model_uri": result.model_uri, "n_train": result.n_train, "n_test": result.n_test,
