@@ -12,12 +12,11 @@ the ``promotion`` section of the configuration. Every decision is appended to th
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 
 from featurestore.config import Config, configured_model_name
 from featurestore.errors import ConflictError
-from jobs.common import exit_process, job_parser, run_job, start_spark
+from jobs.common import add_json_options, emit_json, exit_process, job_parser, run_job, start_spark
 
 logger = logging.getLogger("featurelake.promote")
 
@@ -35,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
                              "challenger for Staging; 'none' for no alias)")
     parser.add_argument("--no-archive", action="store_true",
                         help="keep the versions already in the stage instead of archiving them")
-    parser.add_argument("--json", action="store_true", help="print the decision as JSON")
+    add_json_options(parser, "the decision")
     return parser
 
 
@@ -47,9 +46,8 @@ def _run(args: argparse.Namespace, config: Config) -> int:
     alias = None if args.alias.lower() == "none" else args.alias
     decision = promote(spark, config, model_name, args.version, args.stage, alias=alias,
                        archive_existing=not args.no_archive)
-    if args.json:
-        print(json.dumps(decision.to_dict(), indent=2))
-    else:
+    emit_json(args, decision.to_dict())
+    if not args.json:
         print(f"{model_name} version {decision.candidate_version} -> {args.stage}: {decision.decision} "
               f"({decision.reason})")
     if not decision.promoted:
