@@ -109,20 +109,27 @@ def lookup_features(spark: SparkSession, config: Config, df: DataFrame, spec: di
                     model: ScoringModel) -> tuple[DataFrame, bool]:
     """Join the model's features from the feature tables unless ``df`` already holds them all.
 
+    Every model input absent from ``df`` is looked up, optional ones too: MLflow marks an input
+    optional when the training rows held a null in it, which says nothing about the input's use.
+    Without a training-set spec, only optional inputs may be absent.
+
     Returns the DataFrame to score and whether a lookup was made.
 
     Raises:
-        BadInputError: inputs missing and no spec to look them up with, or the input lacks a key.
+        BadInputError: required inputs missing and no spec to look them up with, or the input lacks a key.
         NotFoundError: a feature table or feature the model needs does not exist.
     """
     label = f"model {model.resolved.name!r} version {model.resolved.version}"
-    missing = [c for c in model.required_features if c not in df.columns]
+    missing = [c for c in model.feature_names if c not in df.columns]
     if not missing:
         return df, False
     if spec is None or not spec.get("lookups"):
-        raise BadInputError(
-            f"input lacks column(s) {', '.join(missing)} that {label} needs, and the model has no "
-            "training-set spec to look them up in the feature tables")
+        missing_required = [c for c in model.required_features if c not in df.columns]
+        if missing_required:
+            raise BadInputError(
+                f"input lacks column(s) {', '.join(missing_required)} that {label} needs, and the model has no "
+                "training-set spec to look them up in the feature tables")
+        return df, False
     from featurestore.training_set import FeatureLookup, join_features
 
     absent_keys = [k for k in spec.get("entity_keys", []) if k not in df.columns]

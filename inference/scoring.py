@@ -200,13 +200,17 @@ def check_inputs(df: DataFrame, model: ScoringModel, where: str = "input") -> Da
     Only the schema is inspected: no Spark job runs.
 
     Raises:
-        BadInputError: a required column is missing or has a type the signature does not accept.
+        BadInputError: a required column is missing, every input column is (the model would get
+            nothing to score), or a column has a type the signature does not accept.
     """
     label = f"model {model.resolved.name!r} version {model.resolved.version}"
     actual = {f.name: f.dataType.simpleString() for f in df.schema.fields}
     missing = [n for n in model.required_features if n not in actual]
     if missing:
         raise BadInputError(f"{where} lacks column(s) {', '.join(missing)} that {label} needs")
+    if not any(n in actual for n in model.feature_names):
+        raise BadInputError(f"{where} has none of the input columns of {label} "
+                            f"({', '.join(model.feature_names)}): nothing to score")
     problems, casts = [], {}
     for name, expected, _ in model.input_columns:
         if name not in actual:

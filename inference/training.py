@@ -21,7 +21,7 @@ from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import types as T
 
-from featurestore.core.config import Config, TrainingSettings
+from featurestore.core.config import Config, TrainingSettings, configured_model_name
 from featurestore.core.errors import BadInputError, DependencyUnavailableError, NotFoundError
 from featurestore.core.identifiers import validate_identifier
 from featurestore.core.secrets import redact_text, redact_uri
@@ -172,10 +172,12 @@ def train_model(spark: SparkSession, config: Config, labels: DataFrame | str | N
     import mlflow
 
     settings = config.training
-    model_name = validate_identifier(model_name or settings.model_name, "model name")
+    model_name = validate_identifier(configured_model_name(config, model_name, "model_name"), "model name")
     if settings.task not in TASKS:
         raise BadInputError(f"training.task must be one of {', '.join(TASKS)}, got {settings.task!r}")
     label = settings.label
+    if not label:
+        raise BadInputError("no label column: set training.label in the configuration")
     estimator = seeded_estimator(settings)
     configure_mlflow(config)  # fail fast, before any Spark work, when MLflow is unreachable
     lookups = list(lookups) if lookups is not None else lookups_from_settings(settings)

@@ -1,6 +1,7 @@
 """Batch inference: score entities with a registry model and append the predictions to Delta.
 
     featurelake predict --input entities --model-uri models:/churn_model/Production --batch-id 2026-11-26
+    featurelake predict --input entities          (the Production version of training.model_name)
     python -m jobs.batch_inference --config featurelake.yaml --input /data/entities.parquet
     ./spark-submit.sh batch_inference --config featurelake.yaml --input entities
 
@@ -10,7 +11,8 @@ the features the model was trained on are looked up in the feature tables. Rerun
 batch id with the same model replaces that model's rows of the batch (other models' rows stay).
 
 Exit codes: 0 success (also for an empty input: nothing written), 2 bad input (reference
-that does not parse, missing key column, types not matching the signature, bad batch id),
+that does not parse, no --model-uri and no training.model_name, missing key column, types
+not matching the signature, bad batch id),
 3 not found (unknown model, no version in the stage/alias, input or feature table or
 feature missing), 5 MLflow or storage unavailable, 1 unexpected failure.
 """
@@ -20,8 +22,8 @@ from __future__ import annotations
 import argparse
 import logging
 
-from featurestore.core.config import Config
-from inference.batch import DEFAULT_OUTPUT_TABLE, input_locations, run_batch_inference
+from featurestore.core.config import Config, configured_model_name
+from inference.batch import DEFAULT_MODEL_URI_TEMPLATE, DEFAULT_OUTPUT_TABLE, input_locations, run_batch_inference
 from inference.scoring import DEFAULT_ARROW_BATCH
 from jobs.common import exit_process, job_parser, run_job, start_spark
 
@@ -34,9 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "Score a batch of entities with a registry model and append the predictions to Delta.")
     parser.add_argument("--input", required=True,
                         help="entities to score: a warehouse table name, or a Delta or parquet path")
-    parser.add_argument("--model-uri", default="models:/churn_model/Production",
+    parser.add_argument("--model-uri",
                         help="models:/NAME/STAGE, models:/NAME@ALIAS or models:/NAME/VERSION "
-                             "(default: models:/churn_model/Production)")
+                             "(default: the Production version of the configured training.model_name)")
     parser.add_argument("--output-table", default=DEFAULT_OUTPUT_TABLE,
                         help=f"predictions table in the warehouse (default: {DEFAULT_OUTPUT_TABLE})")
     parser.add_argument("--batch-id", help="batch identifier; rerunning it with the same model replaces that model's rows "
@@ -50,9 +52,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def model_uri(args: argparse.Namespace, config: Config) -> str:
+    """``--model-uri``, else the Production version of the configured ``training.model_name``.
+
+    Raises:
+        BadInputError: neither is given.
+    """
+    if args.model_uri:
+        return args.model_uri
+    return DEFAULT_MODEL_URI_TEMPLATE.format(name=configured_model_name(config, None, "--model-uri"))
+
+
 def _run(args: argparse.Namespace, config: Config) -> None:
+    uri = model_uri(args, config)
     spark = start_spark(config, input_locations(config, args.input))
-    result = run_batch_inference(spark, config, args.input, args.model_uri, output_table=args.output_table,
+    result = run_batch_inference(spark, config, args.input, uri, output_table=args.output_table,
                                  batch_id=args.batch_id, keys=args.keys,
                                  with_probability=not args.no_probability, arrow_batch=args.arrow_batch)
     model = f"{result.model.name} version {result.model.version}"

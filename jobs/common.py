@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import argparse
 import gc
+import json
 import logging
 import os
 import sys
 import traceback
-from typing import TYPE_CHECKING, Callable, NoReturn
+import uuid
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, NoReturn
 
 from featurestore.core.config import Config, load_config
-from featurestore.core.errors import EXIT_OK, FeaturelakeError, exit_code_for
+from featurestore.core.errors import EXIT_OK, BadInputError, FeaturelakeError, exit_code_for
 from featurestore.core.secrets import RedactingFilter, redact_text, secret_values
 
 if TYPE_CHECKING:
@@ -35,6 +38,57 @@ def job_parser(prog: str, description: str, with_config: bool = True) -> argpars
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
                         help="logging level (default: INFO)")
     return parser
+
+
+def add_json_options(parser: argparse.ArgumentParser, what: str) -> None:
+    """Add ``--json`` (print ``what`` as JSON on stdout) and ``--json-out FILE`` (write it to FILE)."""
+    parser.add_argument("--json", action="store_true", help=f"print {what} as JSON on stdout")
+    parser.add_argument("--json-out", metavar="FILE",
+                        help=f"write {what} as JSON to FILE (atomically: the whole document or no file); "
+                             "use it under spark-submit, which mixes the driver's log into its stdout")
+
+
+def check_json_out(args: argparse.Namespace) -> None:
+    """Refuse a ``--json-out`` FILE whose folder does not exist, before the job does any work.
+
+    Raises:
+        BadInputError: the folder is missing, or FILE is a folder.
+    """
+    target = getattr(args, "json_out", None)
+    if target is None:
+        return
+    path = Path(target)
+    if path.is_dir() or not path.absolute().parent.is_dir():
+        raise BadInputError(f"--json-out {target}: not a file in an existing folder")
+
+
+def write_json_file(path: str | os.PathLike[str], document: Any) -> None:
+    """Write ``document`` as JSON to ``path`` atomically: into a new file of the same folder, renamed
+    over ``path`` once complete, so that a reader finds the whole document or none.
+
+        write_json_file("train.json", {"run_id": "...", "model_version": "3"})
+    """
+    target = Path(path)
+    staged = target.with_name(f".{target.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
+    try:
+        with open(staged, "x", encoding="utf-8") as out:  # "x": a new file, with the umask's permissions
+            json.dump(document, out, indent=2, default=str)
+            out.write("\n")
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(staged, target)
+    except BaseException:
+        staged.unlink(missing_ok=True)
+        raise
+
+
+def emit_json(args: argparse.Namespace, document: Any) -> None:
+    """Print ``document`` as JSON on stdout for ``--json``; write it to the file of ``--json-out``."""
+    if args.json:
+        print(json.dumps(document, indent=2, default=str), flush=True)
+    if args.json_out:
+        write_json_file(args.json_out, document)
+        logger.info("wrote the JSON result to %s", args.json_out)
 
 
 def start_spark(config: Config, reads: list[str]) -> SparkSession:
@@ -75,6 +129,7 @@ def run_job(body: Callable[[argparse.Namespace, Config], int | None], args: argp
     redacting = setup_logging(args.log_level)
 
     def with_config() -> int | None:
+        check_json_out(args)
         config = load_config(args.config)
         redacting.secrets = secret_values(os.environ, config.spark.conf, config.feast.online_store)
         return body(args, config)

@@ -13,11 +13,10 @@ compute engine, so the tables are never collected to the driver::
 from __future__ import annotations
 
 import argparse
-import json
 
 from featurestore.core.config import Config
 from featurestore.online import materialize, parse_timestamp
-from jobs.common import exit_process, job_parser, run_job, start_spark
+from jobs.common import add_json_options, emit_json, exit_process, job_parser, run_job, start_spark
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--full", action="store_true",
                         help="load every row up to --end-date again, not only rows after the previous run "
                              "(after adding a feature column or correcting earlier values)")
-    parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    add_json_options(parser, "the results")
     return parser
 
 
@@ -39,8 +38,8 @@ def _run(args: argparse.Namespace, config: Config) -> None:
     end = parse_timestamp(args.end_date) if args.end_date else None
     spark = start_spark(config, [config.warehouse])
     results = materialize(spark, config, args.tables, end, full=args.full)
+    emit_json(args, [r.to_dict() for r in results])
     if args.json:
-        print(json.dumps([r.to_dict() for r in results], indent=2))
         return
     for r in results:
         print(f"{r.table}: {'incremental' if r.incremental else 'full'} {r.start.isoformat()} -> "

@@ -1,13 +1,13 @@
 """The MLflow Model Registry on the command line.
 
-    featurelake models list [NAME] [--json]
-    featurelake models show NAME [--version V] [--json]
+    featurelake models list [NAME] [--json] [--json-out FILE]
+    featurelake models show NAME [--version V] [--json] [--json-out FILE]
     featurelake models transition NAME --version V --stage Staging|Production|Archived|None [--no-archive]
     featurelake models alias NAME --alias champion --version V      (--delete to remove it)
     featurelake models tag NAME KEY VALUE [--version V]
     featurelake models set-description NAME TEXT [--version V]
     featurelake models delete-version NAME --version V
-    featurelake models events [NAME] [--json]                        (promotion decisions)
+    featurelake models events [NAME] [--json] [--json-out FILE]      (promotion decisions)
 
 ``transition`` is unconditional; use ``featurelake promote`` for the gated promotion.
 """
@@ -15,10 +15,9 @@
 from __future__ import annotations
 
 import argparse
-import json
 
 from featurestore.core.config import Config
-from jobs.common import exit_process, job_parser, run_job, start_spark
+from jobs.common import add_json_options, emit_json, exit_process, job_parser, run_job, start_spark
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -27,11 +26,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="action", required=True)
     listing = sub.add_parser("list", help="list registered models and their versions")
     listing.add_argument("name", nargs="?", help="only this model")
-    listing.add_argument("--json", action="store_true", help="print JSON")
+    add_json_options(listing, "the models")
     show = sub.add_parser("show", help="show one model version with its signature")
     show.add_argument("name", help="registered model name")
     show.add_argument("--version", help="version (default: the newest)")
-    show.add_argument("--json", action="store_true", help="print JSON")
+    add_json_options(show, "the version")
     trans = sub.add_parser("transition", help="move a version to a stage (no gates)")
     trans.add_argument("name", help="registered model name")
     trans.add_argument("--version", required=True, help="version number")
@@ -56,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     delete.add_argument("--version", required=True, help="version number")
     events = sub.add_parser("events", help="show promotion decisions")
     events.add_argument("name", nargs="?", help="only this model")
-    events.add_argument("--json", action="store_true", help="print JSON")
+    add_json_options(events, "the decisions")
     return parser
 
 
@@ -77,15 +76,13 @@ def _run(args: argparse.Namespace, config: Config) -> int | None:
 
     if args.action == "list":
         infos = registry.list_models(config, args.name)
-        if args.json:
-            print(json.dumps([m.to_dict() for m in infos], indent=2))
-        else:
+        emit_json(args, [m.to_dict() for m in infos])
+        if not args.json:
             _print_models(infos)
     elif args.action == "show":
         info = registry.show_version(config, args.name, args.version)
-        if args.json:
-            print(json.dumps(info.to_dict(), indent=2))
-        else:
+        emit_json(args, info.to_dict())
+        if not args.json:
             for key, value in info.to_dict().items():
                 if key == "signature" and value:
                     print("signature:")
@@ -122,9 +119,8 @@ def _run(args: argparse.Namespace, config: Config) -> int | None:
         if args.name is not None:
             registry.get_registered_model(config, args.name)  # an unknown model is NotFoundError (exit 3)
         rows = [r.asDict() for r in read_events(start_spark(config, [config.warehouse]), config, args.name).collect()]
-        if args.json:
-            print(json.dumps(rows, indent=2, default=str))
-        else:
+        emit_json(args, rows)
+        if not args.json:
             for r in rows:
                 print(f"{r['decided_at']}  {r['model_name']} v{r['candidate_version']} -> {r['stage']}: "
                       f"{r['decision']} ({r['reason']})")

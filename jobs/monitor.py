@@ -10,8 +10,9 @@ step is written to the Delta tables model_metrics, retrain_attempts and model_al
 
 Exit codes: 0 in range, or fixed by a retrained version now in Production; 6 out of range
 and no attempt fixed it (an alert was recorded and sent); 2 bad input (no or invalid
-thresholds, labels that cannot be joined, bad names); 3 no predictions for the batch;
-5 MLflow or storage unavailable; 1 unexpected failure.
+thresholds, labels that cannot be joined, bad names, no --model-name and no
+training.model_name); 3 no predictions for the batch; 5 MLflow or storage unavailable;
+1 unexpected failure.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from featurestore.core.config import Config
+from featurestore.core.config import Config, configured_model_name
 from jobs.common import exit_process, job_parser, run_job, start_spark
 
 logger = logging.getLogger("featurelake.monitor")
@@ -43,10 +44,11 @@ def _run(args: argparse.Namespace, config: Config) -> int:
     from inference.batch import input_locations
     from inference.monitoring.loop import run_monitoring
 
+    model_name = configured_model_name(config, args.model_name)
     labels = args.labels or config.training.labels_path
     reads = input_locations(config, args.input) if args.input else [config.warehouse]
     spark = start_spark(config, reads + ([labels] if labels else []))
-    result = run_monitoring(spark, config, args.model_name or config.training.model_name, args.batch_id,
+    result = run_monitoring(spark, config, model_name, args.batch_id,
                             args.labels, max_attempts=args.max_attempts, input_source=args.input)
     print(f"model {result.model_name} version {result.checked_version}, batch {result.batch_id}: "
           f"{result.check.summary()}")

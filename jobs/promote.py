@@ -2,6 +2,7 @@
 
     featurelake promote --model-name churn_model --version 3 --stage Staging
     featurelake promote --model-name churn_model --version 3 --stage Production
+    featurelake promote --version 3                  (the configured training.model_name, to Production)
 
 The gates (thresholds and the metric compared with the current Production version) come from
 the ``promotion`` section of the configuration. Every decision is appended to the Delta table
@@ -11,12 +12,11 @@ the ``promotion`` section of the configuration. Every decision is appended to th
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 
-from featurestore.core.config import Config
+from featurestore.core.config import Config, configured_model_name
 from featurestore.core.errors import ConflictError
-from jobs.common import exit_process, job_parser, run_job, start_spark
+from jobs.common import add_json_options, emit_json, exit_process, job_parser, run_job, start_spark
 
 logger = logging.getLogger("featurelake.promote")
 
@@ -25,7 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     """Return the job's argument parser."""
     parser = job_parser("featurelake promote",
                         "Promote a model version to Staging or Production if it passes the configured gates.")
-    parser.add_argument("--model-name", required=True, help="registered model name")
+    parser.add_argument("--model-name", help="registered model name (default: training.model_name)")
     parser.add_argument("--version", required=True, help="candidate version number")
     parser.add_argument("--stage", default="Production", choices=["Staging", "Production"],
                         help="target stage (default Production)")
@@ -34,21 +34,21 @@ def build_parser() -> argparse.ArgumentParser:
                              "challenger for Staging; 'none' for no alias)")
     parser.add_argument("--no-archive", action="store_true",
                         help="keep the versions already in the stage instead of archiving them")
-    parser.add_argument("--json", action="store_true", help="print the decision as JSON")
+    add_json_options(parser, "the decision")
     return parser
 
 
 def _run(args: argparse.Namespace, config: Config) -> int:
     from inference.promotion import promote
 
+    model_name = configured_model_name(config, args.model_name)
     spark = start_spark(config, [config.warehouse])
     alias = None if args.alias.lower() == "none" else args.alias
-    decision = promote(spark, config, args.model_name, args.version, args.stage, alias=alias,
+    decision = promote(spark, config, model_name, args.version, args.stage, alias=alias,
                        archive_existing=not args.no_archive)
-    if args.json:
-        print(json.dumps(decision.to_dict(), indent=2))
-    else:
-        print(f"{args.model_name} version {decision.candidate_version} -> {args.stage}: {decision.decision} "
+    emit_json(args, decision.to_dict())
+    if not args.json:
+        print(f"{model_name} version {decision.candidate_version} -> {args.stage}: {decision.decision} "
               f"({decision.reason})")
     if not decision.promoted:
         logger.error("promotion rejected: %s", decision.reason)

@@ -1,20 +1,19 @@
 """The feature-table catalog on the command line: list, describe, history, restore.
 
-    featurelake tables list [--json]
-    featurelake tables describe NAME [--json]
-    featurelake tables history NAME [--limit N] [--json]
+    featurelake tables list [--json] [--json-out FILE]
+    featurelake tables describe NAME [--json] [--json-out FILE]
+    featurelake tables history NAME [--limit N] [--json] [--json-out FILE]
     featurelake tables restore NAME --version V
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 
 from featurestore.catalog import describe_table, format_table_info, list_tables
 from featurestore.core.config import Config
 from featurestore.delta_tables import restore_table, table_history
-from jobs.common import exit_process, job_parser, run_job, start_spark
+from jobs.common import add_json_options, emit_json, exit_process, job_parser, run_job, start_spark
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -22,14 +21,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser = job_parser("featurelake tables", "Show the feature tables of the warehouse.")
     sub = parser.add_subparsers(dest="action", required=True)
     listing = sub.add_parser("list", help="list feature tables")
-    listing.add_argument("--json", action="store_true", help="print JSON")
+    add_json_options(listing, "the tables")
     describe = sub.add_parser("describe", help="show one feature table")
     describe.add_argument("name", help="feature table name")
-    describe.add_argument("--json", action="store_true", help="print JSON")
+    add_json_options(describe, "the table")
     history = sub.add_parser("history", help="show the Delta history (time travel) of a feature table")
     history.add_argument("name", help="feature table name")
     history.add_argument("--limit", type=int, default=20, help="newest N versions (default 20)")
-    history.add_argument("--json", action="store_true", help="print JSON")
+    add_json_options(history, "the history")
     restore = sub.add_parser("restore", help="restore a feature table to an earlier Delta version")
     restore.add_argument("name", help="feature table name")
     restore.add_argument("--version", type=int, required=True, help="Delta version to restore")
@@ -40,8 +39,8 @@ def _run(args: argparse.Namespace, config: Config) -> None:
     spark = start_spark(config, [config.warehouse])
     if args.action == "list":
         infos = list_tables(spark, config)
+        emit_json(args, [i.to_dict() for i in infos])
         if args.json:
-            print(json.dumps([i.to_dict() for i in infos], indent=2))
             return
         if not infos:
             print(f"no feature tables in {config.warehouse}")
@@ -50,12 +49,13 @@ def _run(args: argparse.Namespace, config: Config) -> None:
                   f"updated={info.last_updated}  {info.description or ''}")
     elif args.action == "describe":
         info = describe_table(spark, config, args.name)
-        print(json.dumps(info.to_dict(), indent=2) if args.json else format_table_info(info))
+        emit_json(args, info.to_dict())
+        if not args.json:
+            print(format_table_info(info))
     elif args.action == "history":
         path = describe_table(spark, config, args.name).path
         entries = table_history(spark, path, args.limit)
-        if args.json:
-            print(json.dumps(entries, indent=2, default=str))
+        emit_json(args, entries)
         for entry in [] if args.json else entries:
             metrics = entry["operationMetrics"] or {}
             rows = metrics.get("numOutputRows") or metrics.get("numTargetRowsInserted") or "-"

@@ -11,12 +11,11 @@ configuration.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 
-from featurestore.core.config import Config
-from jobs.common import exit_process, job_parser, run_job, start_spark
+from featurestore.core.config import Config, configured_model_name
+from jobs.common import add_json_options, emit_json, exit_process, job_parser, run_job, start_spark
 
 logger = logging.getLogger("featurelake.train")
 
@@ -32,22 +31,23 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--run-name", help="MLflow run name")
     parser.add_argument("--source", help="notebook link or script path logged as featurelake.source")
     parser.add_argument("--no-register", action="store_true", help="log the run but register no version")
-    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    add_json_options(parser, "the result")
     return parser
 
 
 def _run(args: argparse.Namespace, config: Config) -> None:
     from inference.training import train_model
 
+    model_name = configured_model_name(config, args.model_name)
     labels = args.labels or config.training.labels_path
     spark = start_spark(config, [config.warehouse, labels] if labels else [config.warehouse])
-    result = train_model(spark, config, args.labels, model_name=args.model_name, register=not args.no_register,
+    result = train_model(spark, config, args.labels, model_name=model_name, register=not args.no_register,
                          source=args.source or config.training.source_url or os.path.abspath(__file__), run_name=args.run_name)
     summary = {"run_id": result.run_id, "model_name": result.model_name, "model_version": result.model_version,
                "model_uri": result.model_uri, "n_train": result.n_train, "n_test": result.n_test,
                "feature_columns": result.spec.feature_columns, "metrics": result.metrics}
+    emit_json(args, summary)
     if args.json:
-        print(json.dumps(summary, indent=2))
         return
     print(f"run {result.run_id}: model {result.model_name} version {result.model_version or '(not registered)'}")
     for key in sorted(result.metrics):

@@ -1,7 +1,9 @@
 """The jobs' shared wrapper: exit codes per error type, secrets masked in what is logged."""
 
 import argparse
+import json
 import logging
+import os
 import subprocess
 import sys
 
@@ -99,3 +101,51 @@ def test_exit_process_ends_with_the_code_after_atexit_handlers_and_flushed_outpu
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert done.returncode == 3, done.stderr
     assert done.stdout == "buffered atexit ran\n"
+
+
+def test_json_out_replaces_the_file_whole_or_not_at_all(tmp_path):
+    from jobs.common import write_json_file
+
+    target = tmp_path / "result.json"
+    write_json_file(target, {"run_id": "r1", "metrics": {"roc_auc": 0.75}})
+    assert json.loads(target.read_text()) == {"run_id": "r1", "metrics": {"roc_auc": 0.75}}
+    umask = os.umask(0)
+    os.umask(umask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~umask  # an ordinary file, not a private temporary one
+
+    circular: dict = {"run_id": "r2"}
+    circular["self"] = circular
+    with pytest.raises(ValueError, match="Circular reference"):
+        write_json_file(target, circular)  # fails half-way through the document
+    assert json.loads(target.read_text())["run_id"] == "r1"  # the previous document, intact
+    assert [p.name for p in tmp_path.iterdir()] == ["result.json"]  # no partial file left behind
+
+
+def test_json_out_in_a_missing_folder_is_refused_before_the_job_runs(tmp_path, capsys):
+    ran = []
+    args = _args(tmp_path)
+    args.json_out = str(tmp_path / "missing" / "result.json")
+    assert run_job(lambda args, config: ran.append(True), args) == 2
+    assert ran == []
+    assert f"--json-out {args.json_out}: not a file in an existing folder" in capsys.readouterr().err
+
+
+def test_a_command_writes_to_json_out_what_json_prints(tmp_path, capsys):
+    from featurestore.core.config import load_config
+    from inference.model_reference import mlflow_client
+    from jobs import models
+
+    config = tmp_path / "featurelake.yaml"
+    config.write_text("mlflow:\n  tracking_uri: sqlite:///mlflow.db\n")
+    mlflow_client(load_config(config, env={})).create_registered_model("price_model", description="monthly prices")
+    capsys.readouterr()
+    out = tmp_path / "models.json"
+    assert models.main(["--config", str(config), "list", "--json", "--json-out", str(out)]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert json.loads(out.read_text()) == printed
+    assert [(m["name"], m["description"], m["versions"]) for m in printed] == [("price_model", "monthly prices", [])]
+
+    out.unlink()
+    assert models.main(["--config", str(config), "list", "--json-out", str(out)]) == 0
+    assert capsys.readouterr().out.startswith("price_model  (aliases: -)  monthly prices")  # text, as without
+    assert json.loads(out.read_text()) == printed

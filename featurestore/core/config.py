@@ -16,6 +16,9 @@ A configuration file looks like this (every key is optional)::
     feast:
       repo_path: feast_repo
       project: featurelake
+    training:
+      model_name: churn_model       # the model train, predict, promote and monitor use by default
+      label: churned                # the label column (train needs it)
 
 Relative paths are resolved against the folder of the configuration file. A scalar value
 ``section.key`` is overridden by the environment variable ``FEATURELAKE_SECTION_KEY``
@@ -105,9 +108,9 @@ class LookupSettings:
 class TrainingSettings:
     """What the training job learns from and which estimator it fits (see :mod:`inference.training`)."""
 
-    model_name: str = "churn_model"
+    model_name: str | None = None      # the registered model train, predict, promote and monitor default to
     labels_path: str | None = None     # parquet file/folder or Delta table of labels
-    label: str = "churned"
+    label: str | None = None           # the label column of the labels (train needs it)
     lookups: list[LookupSettings] = field(default_factory=list)
     drop_missing: bool = False
     task: str = "classifier"           # classifier | regressor (mlflow.evaluate model type)
@@ -153,6 +156,20 @@ class Config:
 
         validate_identifier(table_name, "table name")
         return join_location(self.warehouse, table_name)
+
+
+def configured_model_name(config: Config, given: str | None, option: str = "--model-name") -> str:
+    """The model a command works on: ``given`` (its ``option``), else the configured ``training.model_name``.
+
+    Example: ``configured_model_name(config, args.model_name)`` -> ``"churn_model"``.
+
+    Raises:
+        BadInputError: neither is set.
+    """
+    name = given or config.training.model_name
+    if not name:
+        raise BadInputError(f"no model name: pass {option} or set training.model_name in the configuration")
+    return name
 
 
 def join_location(root: str, name: str) -> str:
@@ -271,6 +288,25 @@ def find_config_file(path: str | None = None) -> Path | None:
     return default if default.is_file() else None
 
 
+def yaml_error_message(path: str | os.PathLike[str], error: yaml.YAMLError) -> str:
+    """One line saying where ``path`` stops being valid YAML and what was expected there.
+
+    Example: ``configuration file conf.yaml is not valid YAML: line 4, column 11: expected ',' or ']',
+    but got ':' (while parsing a flow sequence started at line 3, column 11)``.
+    """
+    if not isinstance(error, yaml.MarkedYAMLError) or error.problem_mark is None:
+        return f"configuration file {path} is not valid YAML: {' '.join(str(error).split())}"
+    mark = error.problem_mark  # PyYAML counts lines and columns from 0
+    where = f"line {mark.line + 1}, column {mark.column + 1}"
+    context = ""
+    if error.context:
+        started = error.context_mark
+        since = "" if started is None or (started.line, started.column) == (mark.line, mark.column) else \
+            f" started at line {started.line + 1}, column {started.column + 1}"
+        context = f" ({error.context}{since})"
+    return f"configuration file {path} is not valid YAML: {where}: {error.problem}{context}"
+
+
 def load_config(path: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None) -> Config:
     """Load the configuration from ``path`` (or the default places) and the environment.
 
@@ -291,7 +327,7 @@ def load_config(path: str | os.PathLike[str] | None = None, env: Mapping[str, st
         try:
             raw = yaml.safe_load(config_file.read_text(encoding="utf-8"))
         except yaml.YAMLError as exc:
-            raise BadInputError(f"configuration file {config_file} is not valid YAML: {exc}") from None
+            raise BadInputError(yaml_error_message(config_file, exc)) from None
     config = _build_dataclass(Config, raw, "")
     _apply_env(config, ENV_PREFIX, env)
     return resolve_paths(config, base_dir)

@@ -98,16 +98,19 @@ def test_job_pipelines_run_their_job_with_pipeline_parameters(name, stem):
     assert webs[0].depends_on[0].dependency_conditions == ["Failed"]
 
 
-def test_model_name_defaults_are_the_projects_model():
-    from featurestore.core.config import Config
-    from jobs.batch_inference import build_parser
-
-    project_model = Config().training.model_name
-    assert build_parser().get_default("model_uri") == f"models:/{project_model}/Production"
-    defaults = {name: model.parameters["modelName"].default_value
-                for name, model in _pipelines().items() if "modelName" in (model.parameters or {})}
-    assert set(defaults) == {"pl_featurelake_batch_inference", "pl_featurelake_monitor", "pl_featurelake_daily"}
-    assert defaults == dict.fromkeys(defaults, project_model)
+def test_pipelines_score_and_monitor_the_configured_model():
+    """No pipeline names a model (the demo's churn_model was the default): the jobs take
+    training.model_name from the configuration file the pipeline passes."""
+    for path in definition_files("pipeline") + definition_files("trigger"):
+        assert "churn_model" not in path.read_text(encoding="utf-8"), path.name
+    for name, stem, option in (("pl_featurelake_batch_inference", "batch_inference", "model_uri"),
+                               ("pl_featurelake_monitor", "monitor", "model_name")):
+        model = _pipelines()[name]
+        assert "modelName" not in model.parameters
+        job = next(a for a in model.activities if isinstance(a, adf.DatabricksSparkPythonActivity))
+        namespace, complaint = parse_job_arguments(stem, [substitute(a, sample_values(model.parameters))
+                                                          for a in job.parameters])
+        assert complaint == "" and getattr(namespace, option) is None, name
 
 
 # --- the checks catch what Azure would reject ---------------------------------------------

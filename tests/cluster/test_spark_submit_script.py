@@ -296,3 +296,29 @@ def test_timeout_stops_a_submission_that_never_gets_going(tmp_path):
     assert result.returncode == 124
     assert "build_features did not finish within 20 s (--timeout)" in result.stderr
     print(f"stopped after {time.monotonic() - started:.1f} s")
+
+
+@pytest.mark.slow
+def test_json_out_file_holds_the_json_alone_under_spark_submit(tmp_path):
+    """spark-submit's PythonRunner merges the driver's stderr (its log) into stdout, so --json there
+    is not the only thing on stdout; the --json-out file holds the document alone."""
+    import json
+
+    from featurestore.core.config import load_config
+    from inference.model_reference import mlflow_client
+
+    config = tmp_path / "featurelake.yaml"
+    config.write_text(yaml.safe_dump({"warehouse": "warehouse", "mlflow": {"tracking_uri": "sqlite:///mlflow.db"}}))
+    mlflow_client(load_config(config, env={})).create_registered_model("price_model", description="monthly prices")
+    (tmp_path / "results").mkdir()
+    out = tmp_path / "results" / "models.json"
+
+    result = run_submit(["--master", "local[1]", "models", "--config", str(config), "list", "--json",
+                         "--json-out", str(out)], cwd=tmp_path)
+
+    assert result.returncode == 0, result.stderr
+    document = json.loads(out.read_text())
+    assert [(m["name"], m["description"], m["versions"]) for m in document] == [("price_model", "monthly prices", [])]
+    assert [p.name for p in out.parent.iterdir()] == ["models.json"]
+    assert json.dumps(document, indent=2) in result.stdout  # --json still prints it on stdout ...
+    assert f"INFO featurelake: wrote the JSON result to {out}" in result.stdout  # ... among the driver's log

@@ -65,3 +65,29 @@ def test_bad_configuration_is_refused(tmp_path, text, message):
 def test_missing_config_file_is_named(tmp_path):
     with pytest.raises(BadInputError, match="nope.yaml"):
         load_config(tmp_path / "nope.yaml", env={})
+
+
+def test_a_yaml_syntax_error_is_one_line_with_file_line_column_and_what_was_expected(tmp_path):
+    path = tmp_path / "featurelake.yaml"
+    path.write_text("warehouse: wh\nspark:\n  master: [local\n  app_name: x\n")
+    with pytest.raises(BadInputError) as raised:
+        load_config(path, env={})
+    assert str(raised.value) == (
+        f"configuration file {path} is not valid YAML: line 4, column 11: expected ',' or ']', but got ':' "
+        "(while parsing a flow sequence started at line 3, column 11)")
+
+
+def test_a_job_reports_a_yaml_syntax_error_on_one_line(tmp_path, capsys):
+    import argparse
+
+    from jobs.common import run_job
+
+    path = tmp_path / "featurelake.yaml"
+    path.write_text('warehouse: "wh\n')
+    args = argparse.Namespace(config=str(path), log_level="INFO")
+    assert run_job(lambda args, config: None, args) == 2
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1
+    assert lines[0].endswith(f"BadInputError: configuration file {path} is not valid YAML: line 2, column 1: "
+                             "found unexpected end of stream (while scanning a quoted scalar started at line 1, "
+                             "column 12)")

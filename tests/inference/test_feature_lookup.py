@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from inference_support import log_model, make_config
 
@@ -142,3 +143,63 @@ def test_the_lookup_join_is_computed_once(spark, lookup_project, tmp_path):
         spark.conf.set("spark.sql.autoBroadcastJoinThreshold", previous)
     assert result.feature_lookup and result.rows_written == 40
     assert calls.value == 40
+
+
+def test_model_with_only_optional_inputs_is_scored_by_keys(spark, lookup_project):
+    """Labels earlier than every feature row give nulls in every feature column, so MLflow marks each
+    input of the trained model optional (``required: false``): the features are looked up all the same."""
+    import copy
+
+    import mlflow
+    from pyspark.sql import functions as F
+
+    from featurestore.core.config import LookupSettings
+    from inference.tracking import configure_mlflow
+    from inference.training import train_model
+    from featurestore.training_set import FeatureLookup, join_features
+
+    config, labels, _, _ = lookup_project
+    config = copy.deepcopy(config)
+    config.training.model_name, config.training.label = "churn_optional", "churned"
+    config.training.lookups = [LookupSettings(x["table"], x["features"], x["lookup_keys"], "label_time")
+                               for x in LOOKUPS]
+    # one label in three precedes the first feature row: its features are all null
+    early = labels.withColumn("label_time", F.when(F.col("customer_id") % 3 == 0, F.lit("1990-01-01").cast(
+        "timestamp")).otherwise(F.col("label_time")))
+    trained = train_model(spark, config, early)
+    signature = mlflow.models.get_model_info(trained.model_uri).signature
+    assert signature.inputs.input_names() == trained.spec.feature_columns
+    assert not any(column.required for column in signature.inputs.inputs)  # the case of the defect
+
+    entities = labels.select("customer_id").limit(40)
+    result = run_batch_inference(spark, config, entities, trained.model_uri, output_table="lookup_optional",
+                                 batch_id="n1")
+    assert result.feature_lookup and result.rows_written == 40
+    out = spark.read.format("delta").load(result.output_path).orderBy("customer_id").toPandas()
+    rows = join_features(spark, config, entities, [FeatureLookup.from_dict(dict(x, timestamp_lookup_key=None))
+                                                   for x in LOOKUPS])[0].toPandas().sort_values("customer_id")
+    rows[NUMERIC] = rows[NUMERIC].astype("float64")
+    configure_mlflow(config, check=False)
+    expected = mlflow.pyfunc.load_model(trained.model_uri).predict(rows[trained.spec.feature_columns])
+    assert out["customer_id"].tolist() == rows["customer_id"].tolist()
+    assert out["prediction"].tolist() == pd.Series(expected).astype("float64").tolist()
+
+
+def test_model_left_without_inputs_is_bad_input(spark, lookup_project):
+    """A model whose inputs are all optional, no training-set spec, and an input with none of them."""
+    import numpy as np
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+
+    from inference.model_reference import mlflow_client
+
+    config, labels, _, _ = lookup_project
+    X = pd.DataFrame({"a": [np.nan, 1.0, 2.0, 3.0], "b": [0.5, np.nan, 1.5, 2.5]})
+    model = make_pipeline(SimpleImputer(), LogisticRegression()).fit(X, [0, 1, 0, 1])
+    mlflow_client(config).create_registered_model("optional_no_spec")
+    log_model(config, "optional_no_spec", model, X)
+    with pytest.raises(BadInputError, match=r"none of the input columns of model 'optional_no_spec' version 1 \(a, b\)"):
+        run_batch_inference(spark, config, labels.select("customer_id"), "models:/optional_no_spec/1",
+                            keys=["customer_id"], output_table="lookup_no_inputs", batch_id="x")
+    assert not os.path.exists(config.table_path("lookup_no_inputs"))

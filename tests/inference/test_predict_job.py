@@ -30,7 +30,7 @@ def test_parser_has_the_contract_options():
     args = batch_inference.build_parser().parse_args(
         ["--input", "x", "--model-uri", "models:/m@a", "--output-table", "t", "--batch-id", "b"])
     assert (args.input, args.model_uri, args.output_table, args.batch_id) == ("x", "models:/m@a", "t", "b")
-    assert batch_inference.build_parser().parse_args(["--input", "x"]).model_uri == "models:/churn_model/Production"
+    assert batch_inference.build_parser().parse_args(["--input", "x"]).model_uri is None  # training.model_name
 
 
 @pytest.mark.parametrize("model_uri, code", [

@@ -56,7 +56,7 @@ def lifecycle(spark, tmp_path_factory):
                            "churned": churned})
     labels_path = root / "labels.parquet"
     labels.to_parquet(labels_path, index=False)
-    config.training.model_name = MODEL
+    config.training.model_name, config.training.label = MODEL, "churned"
     config.training.labels_path = str(labels_path)
     config.training.lookups = []
     config.training.estimator_params = {"max_iter": "200"}
@@ -234,6 +234,7 @@ def test_unreachable_tracking_uri_fails_fast(spark, lifecycle, tmp_path):
     config = make_config(tmp_path)
     config.warehouse = lifecycle.warehouse
     config.mlflow.tracking_uri = "http://127.0.0.1:9"
+    config.training.model_name, config.training.label = MODEL, "churned"
     with pytest.raises(DependencyUnavailableError, match="127.0.0.1:9"):
         train_model(spark, config, lifecycle.training.labels_path, lookups=LOOKUPS)
     with pytest.raises(DependencyUnavailableError):
