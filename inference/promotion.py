@@ -19,11 +19,12 @@ from typing import Any, Callable, Mapping
 from pyspark.sql import SparkSession
 from pyspark.sql import types as T
 
-from featurestore.core.config import Config, PromotionSettings
+from featurestore.core.config import Config
 from featurestore.core.errors import BadInputError, ConflictError
 from featurestore.core.identifiers import validate_identifier
 from inference import registry
 from inference.registry import check_stage, mlflow_call
+from inference.settings import PROMOTION, PromotionSettings
 from inference.tracking import client as mlflow_client
 
 logger = logging.getLogger(__name__)
@@ -123,7 +124,7 @@ def run_metrics(config: Config, run_id: str | None) -> dict[str, float]:
 
 
 def _events_table_path(config: Config) -> str:
-    return config.table_path(validate_identifier(config.promotion.events_table, "promotion events table"))
+    return config.table_path(validate_identifier(PROMOTION.of(config).events_table, "promotion events table"))
 
 
 def ensure_events_table(spark: SparkSession, config: Config) -> str:
@@ -187,7 +188,7 @@ def _compare(settings: PromotionSettings, stage: str, cand_value: float, incumbe
 
 def evaluate_gates(config: Config, name: str, candidate: Any, stage: str) -> PromotionDecision:
     """Decide (without changing anything) whether ``candidate`` may move to ``stage``."""
-    settings = config.promotion
+    settings = PROMOTION.of(config)
     metric = settings.metric
     cand_metrics = run_metrics(config, candidate.run_id)
     incumbent = registry.production_version(config, name) if stage == "Production" else None
@@ -288,7 +289,7 @@ def promote(spark: SparkSession, config: Config, name: str, version: str | int, 
         raise BadInputError(f"promotion target must be Staging or Production, got {stage!r}")
     if alias not in (None, "default"):
         validate_identifier(alias, f"model {name!r} alias")  # before any registry write
-    parse_thresholds(config.promotion.thresholds)
+    parse_thresholds(PROMOTION.of(config).thresholds)
     candidate = registry.get_version(config, name, version)
     if candidate.current_stage == stage:
         raise ConflictError(f"model {name!r} version {candidate.version} is already in {stage}")

@@ -42,12 +42,14 @@ def build_parser() -> argparse.ArgumentParser:
 def _run(args: argparse.Namespace, config: Config) -> int:
     from inference.batch import input_locations
     from inference.monitoring.loop import run_monitoring
+    from inference.settings import TRAINING, configured_model_name
 
-    labels = args.labels or config.training.labels_path
+    model_name = args.model_name or configured_model_name(config)
+    labels = args.labels or TRAINING.of(config).labels_path
     reads = input_locations(config, args.input) if args.input else [config.warehouse]
     spark = start_spark(config, reads + ([labels] if labels else []))
-    result = run_monitoring(spark, config, args.model_name or config.training.model_name, args.batch_id,
-                            args.labels, max_attempts=args.max_attempts, input_source=args.input)
+    result = run_monitoring(spark, config, model_name, args.batch_id, args.labels, max_attempts=args.max_attempts,
+                            input_source=args.input)
     print(f"model {result.model_name} version {result.checked_version}, batch {result.batch_id}: "
           f"{result.check.summary()}")
     for attempt in result.attempts:

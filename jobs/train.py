@@ -37,12 +37,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _run(args: argparse.Namespace, config: Config) -> None:
+    from inference.settings import TRAINING, configured_label, configured_model_name
     from inference.training import train_model
 
-    labels = args.labels or config.training.labels_path
+    settings = TRAINING.of(config)
+    model_name = args.model_name or configured_model_name(config)
+    configured_label(config)  # a missing model name or label column is refused before the session starts
+    labels = args.labels or settings.labels_path
     spark = start_spark(config, [config.warehouse, labels] if labels else [config.warehouse])
-    result = train_model(spark, config, args.labels, model_name=args.model_name, register=not args.no_register,
-                         source=args.source or config.training.source_url or os.path.abspath(__file__), run_name=args.run_name)
+    result = train_model(spark, config, args.labels, model_name=model_name, register=not args.no_register,
+                         source=args.source or settings.source_url or os.path.abspath(__file__), run_name=args.run_name)
     summary = {"run_id": result.run_id, "model_name": result.model_name, "model_version": result.model_version,
                "model_uri": result.model_uri, "n_train": result.n_train, "n_test": result.n_test,
                "feature_columns": result.spec.feature_columns, "metrics": result.metrics}

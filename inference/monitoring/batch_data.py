@@ -24,6 +24,7 @@ from featurestore.core.errors import BadInputError, NotFoundError
 from featurestore.core.identifiers import validate_identifier
 from inference.predictions import validate_batch_id
 from inference.scoring_model import predict_with_proba
+from inference.settings import MONITORING
 
 logger = logging.getLogger(__name__)
 
@@ -63,7 +64,7 @@ def load_batch(spark: SparkSession, config: Config, model_name: str, batch_id: s
 
     validate_identifier(model_name, "model name")
     validate_batch_id(batch_id)
-    table = validate_identifier(table or config.monitoring.predictions_table, "predictions table name")
+    table = validate_identifier(table or MONITORING.of(config).predictions_table, "predictions table name")
     path = config.table_path(table)
     if not DeltaTable.isDeltaTable(spark, path):
         raise NotFoundError(f"predictions table {table!r} does not exist at {path}: run batch inference first")

@@ -19,6 +19,7 @@ from inference.monitoring import batch_data
 from inference.monitoring.metrics import (
     FEATURE_PSI_PREFIX, MetricValue, Threshold, check_values, classification_metrics, psi, regression_metrics,
 )
+from inference.settings import TRAINING
 
 logger = logging.getLogger(__name__)
 
@@ -74,7 +75,7 @@ def prepare_inputs(spark: SparkSession, config: Config, batch: batch_data.BatchP
     if labeled is not None:
         labels = batch_data.to_pandas_sample(labeled.select(*batch.keys, "label"))
     return BatchInputs(batch, labels, batch_data.to_pandas_sample(current, batch.row_count),
-                       config.training.task)
+                       TRAINING.of(config).task)
 
 
 def metric_values(inputs: BatchInputs, scores: pd.DataFrame, reference_features: pd.DataFrame,

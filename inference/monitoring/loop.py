@@ -31,6 +31,7 @@ from inference.monitoring import batch_data, tables
 from inference.monitoring.check import CheckResult, check_candidate, check_production, prepare_inputs
 from inference.monitoring.metrics import QUALITY_METRICS, MetricValue, parse_thresholds
 from inference.monitoring.notifier import Alert, Notifier, build_notifiers, deliver
+from inference.settings import MONITORING, TRAINING
 
 logger = logging.getLogger(__name__)
 
@@ -89,7 +90,7 @@ def improves(metric: MetricValue, candidate: CheckResult) -> bool:
 def _attempt_config(config: Config, attempt: int) -> Config:
     """The configuration for one attempt: the same, with a different split seed."""
     cfg = copy.deepcopy(config)
-    cfg.training.seed = config.training.seed + attempt - 1
+    TRAINING.of(cfg).seed = TRAINING.of(config).seed + attempt - 1
     return cfg
 
 
@@ -146,7 +147,7 @@ def run_monitoring(spark: SparkSession, config: Config, model_name: str, batch_i
     from inference.promotion import promote
     from inference.training import train_model
 
-    settings = config.monitoring
+    settings = MONITORING.of(config)
     thresholds = parse_thresholds(settings.thresholds)
     max_attempts = settings.max_attempts if max_attempts is None else max_attempts
     if not isinstance(max_attempts, int) or max_attempts < 0:

@@ -18,6 +18,7 @@ from pyspark.sql import SparkSession
 from featurestore.catalog import TableInfo, list_tables
 from featurestore.core.config import Config
 from featurestore.training_set import SPEC_ARTIFACT
+from inference.settings import PROMOTION
 
 logger = logging.getLogger(__name__)
 
@@ -243,7 +244,7 @@ def collect(spark: SparkSession, config: Config) -> Workspace:
     """Gather the whole workspace for the report."""
     problems: list[str] = []
     tables = collect_tables(spark, config)
-    events = read_delta_rows(spark, config, config.promotion.events_table)
+    events = read_delta_rows(spark, config, PROMOTION.of(config).events_table)
     try:
         models = collect_models(config, events)
     except Exception as exc:  # the report still shows tables and monitoring

@@ -99,10 +99,10 @@ def test_job_pipelines_run_their_job_with_pipeline_parameters(name, stem):
 
 
 def test_model_name_defaults_are_the_projects_model():
-    from featurestore.core.config import Config
     from jobs.batch_inference import build_parser
+    from jobs.demo.lifecycle import MODEL_NAME
 
-    project_model = Config().training.model_name
+    project_model = MODEL_NAME  # the demo's model: the library has no default model name
     assert build_parser().get_default("model_uri") == f"models:/{project_model}/Production"
     defaults = {name: model.parameters["modelName"].default_value
                 for name, model in _pipelines().items() if "modelName" in (model.parameters or {})}
