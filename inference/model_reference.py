@@ -17,11 +17,11 @@ from mlflow.tracking import MlflowClient
 
 from featurestore.core.config import Config
 from featurestore.core.errors import BadInputError, DependencyUnavailableError, NotFoundError
+from inference.stages import STAGES
 from inference.tracking import configure_mlflow, registry_uri
 
 logger = logging.getLogger(__name__)
 
-STAGES = ("None", "Staging", "Production", "Archived")
 _NAME = r"[A-Za-z0-9_][A-Za-z0-9_.\-]{0,255}"
 _URI = re.compile(rf"^models:/(?P<name>{_NAME})(?:/(?P<selector>[A-Za-z0-9_\-]+)|@(?P<alias>[A-Za-z0-9_\-]+))$")
 _MODEL_NAME = re.compile(rf"^{_NAME}$")

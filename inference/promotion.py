@@ -23,8 +23,9 @@ from featurestore.core.config import Config
 from featurestore.core.errors import BadInputError, ConflictError
 from featurestore.core.identifiers import validate_identifier
 from inference import registry
-from inference.registry import check_stage, mlflow_call
+from inference.registry import mlflow_call
 from inference.settings import PROMOTION, PromotionSettings
+from inference.stages import PROTECTED_STAGES, check_stage
 from inference.tracking import client as mlflow_client
 
 logger = logging.getLogger(__name__)
@@ -285,8 +286,8 @@ def promote(spark: SparkSession, config: Config, name: str, version: str | int, 
             ``registry.transition``'s job).
     """
     stage = check_stage(stage)
-    if stage not in ("Staging", "Production"):
-        raise BadInputError(f"promotion target must be Staging or Production, got {stage!r}")
+    if stage not in PROTECTED_STAGES:
+        raise BadInputError(f"promotion target must be {' or '.join(PROTECTED_STAGES)}, got {stage!r}")
     if alias not in (None, "default"):
         validate_identifier(alias, f"model {name!r} alias")  # before any registry write
     parse_thresholds(PROMOTION.of(config).thresholds)

@@ -16,12 +16,11 @@ from typing import Any, Callable, TypeVar
 from featurestore.core.config import Config
 from featurestore.core.errors import BadInputError, ConflictError, DependencyUnavailableError, NotFoundError
 from featurestore.core.identifiers import validate_identifier
+from inference.stages import PROTECTED_STAGES, check_stage
 from inference.tracking import client as mlflow_client
 
 logger = logging.getLogger(__name__)
 
-STAGES = ("None", "Staging", "Production", "Archived")
-PROTECTED_STAGES = ("Staging", "Production")
 T = TypeVar("T")
 
 
@@ -85,14 +84,6 @@ def mlflow_call(fn: Callable[[], T], what: str) -> T:
         if code == "RESOURCE_ALREADY_EXISTS":
             raise ConflictError(f"{what}: {message}") from None
         raise DependencyUnavailableError(f"MLflow failed on {what}: {message}") from exc
-
-
-def check_stage(stage: str) -> str:
-    """Return the canonical stage name for ``stage`` (case-insensitive), refusing unknown ones."""
-    for known in STAGES:
-        if stage.lower() == known.lower():
-            return known
-    raise BadInputError(f"unknown stage {stage!r}: use one of {', '.join(STAGES)}")
 
 
 def _version_info(mv: Any, signature: dict | None = None) -> VersionInfo:

@@ -18,6 +18,7 @@ from featurestore.core.errors import BadInputError, ConflictError, NotFoundError
 from inference import registry
 from inference.promotion import promote, read_events
 from inference.settings import PROMOTION, TRAINING
+from inference.stages import check_stage
 from inference.training import train_model
 from featurestore.training_set import FeatureLookup
 from inference.tracking import load_spec
@@ -192,7 +193,7 @@ def test_bad_inputs_leave_registry_unchanged(spark, lifecycle, tmp_path):
     with pytest.raises(BadInputError, match="Staging or Production"):
         promote(spark, config, "no_such_model", 1, "Archived")
     with pytest.raises(BadInputError, match="Prod"):
-        registry.check_stage("Prod")
+        check_stage("Prod")
 
 
 def test_registry_rules_without_training(spark, tmp_path):
