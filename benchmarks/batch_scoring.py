@@ -41,7 +41,8 @@ from benchmarks.common import (
 )
 from featurestore.core.config import Config, resolve_paths
 from featurestore.runtime.spark_session import get_spark
-from inference.model_reference import mlflow_client, resolve_model
+from inference.model_reference import resolve_model
+from inference.tracking import client as mlflow_client
 from inference.scoring import (
     COLUMNAR_INPUT_CONF, arrow_batch_size, check_inputs, load_scoring_model, match_parallelism, score, scoring_udf,
 )

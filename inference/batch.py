@@ -23,12 +23,13 @@ from pyspark.sql.utils import AnalysisException
 from featurestore.core.config import Config, is_uri
 from featurestore.core.errors import BadInputError, NotFoundError
 from featurestore.core.identifiers import validate_identifier
-from inference.model_reference import ResolvedModel, mlflow_client, resolve_model
+from inference.model_reference import ResolvedModel, resolve_model
 from inference.predictions import BatchWrite, validate_batch_id, write_batch
 from inference.scoring import (
     DEFAULT_ARROW_BATCH, ScoringModel, arrow_batch_size, check_inputs, load_scoring_model, match_parallelism,
     score,
 )
+from inference.tracking import client as mlflow_client
 
 logger = logging.getLogger(__name__)
 
@@ -189,7 +190,7 @@ def run_batch_inference(spark: SparkSession, config: Config, source: str | DataF
     validate_identifier(output_table, "output table name")
     output_path = config.table_path(output_table)
 
-    client = mlflow_client(config)
+    client = mlflow_client(config, check=False)  # resolve_model's first call is the check
     resolved = resolve_model(client, model_uri)
     model = load_scoring_model(resolved, with_probability=with_probability)
     spec = _load_spec(resolved.run_id, config)

@@ -15,10 +15,8 @@ from dataclasses import dataclass, field
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from featurestore.core.config import Config
 from featurestore.core.errors import BadInputError, DependencyUnavailableError, NotFoundError
 from inference.stages import STAGES
-from inference.tracking import configure_mlflow, registry_uri
 
 logger = logging.getLogger(__name__)
 
@@ -102,16 +100,6 @@ def validate_model_name(name: str) -> str:
         raise BadInputError(f"invalid model name {name!r}: use letters, digits and _ . - (at most 256, "
                             "starting with a letter, digit or _)")
     return name
-
-
-def mlflow_client(config: Config) -> MlflowClient:
-    """Point MLflow at the configured tracking and registry stores and return a client.
-
-    An http(s) server gets the same bounded retries and timeouts as training and promotion
-    (:func:`inference.tracking.configure_mlflow`), so an unreachable one fails within seconds.
-    """
-    configure_mlflow(config, check=False)  # resolve_model's first call is the check
-    return MlflowClient(tracking_uri=config.mlflow.tracking_uri, registry_uri=registry_uri(config))
 
 
 def _is_missing(exc: MlflowException) -> bool:

@@ -23,10 +23,10 @@ from featurestore.core.config import Config
 from featurestore.core.errors import BadInputError, ConflictError
 from featurestore.core.identifiers import validate_identifier
 from inference import registry
-from inference.registry import mlflow_call
 from inference.settings import PROMOTION, PromotionSettings
 from inference.stages import PROTECTED_STAGES, check_stage
 from inference.tracking import client as mlflow_client
+from inference.tracking import mlflow_call
 
 logger = logging.getLogger(__name__)
 

@@ -11,17 +11,16 @@ from __future__ import annotations
 import logging
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Callable, TypeVar
+from typing import Any
 
 from featurestore.core.config import Config
-from featurestore.core.errors import BadInputError, ConflictError, DependencyUnavailableError, NotFoundError
+from featurestore.core.errors import BadInputError, ConflictError, NotFoundError
 from featurestore.core.identifiers import validate_identifier
 from inference.stages import PROTECTED_STAGES, check_stage
 from inference.tracking import client as mlflow_client
+from inference.tracking import mlflow_call
 
 logger = logging.getLogger(__name__)
-
-T = TypeVar("T")
 
 
 @dataclass
@@ -66,24 +65,6 @@ def _iso(millis: int | None) -> str | None:
     if not millis:
         return None
     return datetime.fromtimestamp(millis / 1000, tz=timezone.utc).isoformat(timespec="seconds")
-
-
-def mlflow_call(fn: Callable[[], T], what: str) -> T:
-    """Run an MLflow call and turn its failures into featurelake errors that name ``what``."""
-    from mlflow.exceptions import MlflowException
-
-    try:
-        return fn()
-    except MlflowException as exc:
-        code = getattr(exc, "error_code", "")
-        message = str(exc).splitlines()[0] if str(exc) else code
-        if code == "RESOURCE_DOES_NOT_EXIST":
-            raise NotFoundError(f"{what} does not exist ({message})") from None
-        if code in ("INVALID_PARAMETER_VALUE", "BAD_REQUEST"):
-            raise BadInputError(f"{what}: {message}") from None
-        if code == "RESOURCE_ALREADY_EXISTS":
-            raise ConflictError(f"{what}: {message}") from None
-        raise DependencyUnavailableError(f"MLflow failed on {what}: {message}") from exc
 
 
 def _version_info(mv: Any, signature: dict | None = None) -> VersionInfo:

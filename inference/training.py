@@ -27,7 +27,8 @@ from featurestore.core.identifiers import validate_identifier
 from featurestore.core.secrets import redact_text, redact_uri
 from inference.estimators import TASKS, build_pipeline, load_estimator, parse_params, simple_params
 from inference.settings import TRAINING, TrainingSettings, configured_label, configured_model_name
-from inference.tracking import configure_mlflow, ensure_experiment, registry_uri
+from inference.tracking import client as mlflow_client
+from inference.tracking import configure_mlflow, ensure_experiment
 from featurestore.training_set import SPEC_ARTIFACT, FeatureLookup, TrainingSetSpec, create_training_set
 
 logger = logging.getLogger(__name__)
@@ -308,10 +309,9 @@ def register_version(config: Config, model_name: str, model_uri: str, run_id: st
                      metrics: dict[str, float]) -> str:
     """Register ``model_uri`` as a new version of ``model_name`` with a description and tags."""
     import mlflow
-    from mlflow.tracking import MlflowClient
 
     settings = TRAINING.of(config)
-    client = MlflowClient(config.mlflow.tracking_uri, registry_uri(config))
+    client = mlflow_client(config, check=False)  # train_model checked the store before any Spark work
     if not client.search_registered_models(filter_string=f"name = '{model_name}'"):
         client.create_registered_model(
             model_name, tags={"featurelake.label": spec.label or ""},

@@ -34,7 +34,7 @@ def lookup_project(spark, demo_project, tmp_path_factory):
     from featurestore.training_set import FeatureLookup, join_features
     from sklearn.linear_model import LogisticRegression
 
-    from inference.model_reference import mlflow_client
+    from inference.tracking import client as mlflow_client
 
     root: Path = tmp_path_factory.mktemp("lookup")
     config = make_config(root)

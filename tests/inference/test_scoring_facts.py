@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from inference_support import get_registry, log_model, training_frame
 
-from inference.model_reference import mlflow_client, resolve_model
+from inference.model_reference import resolve_model
+from inference.tracking import client as mlflow_client
 from inference.scoring import load_scoring_model
 from inference.scoring_model import PROBABILITY_METADATA
 
