@@ -29,7 +29,6 @@ from inference.scoring import (
     DEFAULT_ARROW_BATCH, ScoringModel, arrow_batch_size, check_inputs, load_scoring_model, match_parallelism,
     score,
 )
-from inference.tracking import client as mlflow_client
 
 logger = logging.getLogger(__name__)
 
@@ -190,8 +189,7 @@ def run_batch_inference(spark: SparkSession, config: Config, source: str | DataF
     validate_identifier(output_table, "output table name")
     output_path = config.table_path(output_table)
 
-    client = mlflow_client(config, check=False)  # resolve_model's first call is the check
-    resolved = resolve_model(client, model_uri)
+    resolved = resolve_model(config, model_uri)
     model = load_scoring_model(resolved, with_probability=with_probability)
     spec = _load_spec(resolved.run_id, config)
 

@@ -87,7 +87,8 @@ def get_registered_model(config: Config, name: str) -> Any:
     """Return MLflow's RegisteredModel ``name``; NotFoundError if it does not exist."""
     validate_identifier(name, "model name")
     client = mlflow_client(config)
-    return mlflow_call(lambda: client.get_registered_model(name), f"registered model {name!r}")
+    return mlflow_call(lambda: client.get_registered_model(name), f"registered model {name!r}",
+                       missing=f"model {name!r} is not registered in the model registry")
 
 
 def search_versions(config: Config, name: str) -> list[Any]:
@@ -106,7 +107,18 @@ def get_version(config: Config, name: str, version: str | int) -> Any:
     if not version.isdigit():
         raise BadInputError(f"model {name!r}: version must be a number, got {version!r}")
     client = mlflow_client(config)
-    return mlflow_call(lambda: client.get_model_version(name, version), f"version {version} of model {name!r}")
+    return mlflow_call(lambda: client.get_model_version(name, version), f"version {version} of model {name!r}",
+                       missing=f"model {name!r} has no version {version}")
+
+
+def version_by_alias(config: Config, name: str, alias: str) -> Any:
+    """Return the ModelVersion that ``alias`` of model ``name`` points at; NotFoundError if none."""
+    model = get_registered_model(config, name)
+    if alias not in (getattr(model, "aliases", {}) or {}):
+        raise NotFoundError(f"model {name!r} has no alias {alias!r}")
+    client = mlflow_client(config)
+    return mlflow_call(lambda: client.get_model_version_by_alias(name, alias), f"alias {alias!r} of model {name!r}",
+                       missing=f"model {name!r} has no alias {alias!r}")
 
 
 def versions_in_stage(config: Config, name: str, stage: str) -> list[Any]:
@@ -116,6 +128,19 @@ def versions_in_stage(config: Config, name: str, stage: str) -> list[Any]:
     """
     stage = check_stage(stage)
     return [v for v in search_versions(config, name) if (v.current_stage or "None") == stage]
+
+
+def newest_version(config: Config, name: str, stage: str | None = None) -> Any:
+    """Return the newest version of ``name``, or its newest version in ``stage`` when given.
+
+    Raises:
+        NotFoundError: the model does not exist, or has no (such) version.
+    """
+    versions = versions_in_stage(config, name, stage) if stage else search_versions(config, name)
+    if not versions:
+        raise NotFoundError(f"model {name!r} has " + (f"no version in stage {check_stage(stage)}" if stage
+                                                      else "no versions"))
+    return versions[0]
 
 
 def production_version(config: Config, name: str) -> Any | None:
@@ -146,13 +171,7 @@ def show_version(config: Config, name: str, version: str | int | None = None) ->
     """Return one version (the newest when ``version`` is None) with its signature."""
     import mlflow
 
-    if version is None:
-        versions = search_versions(config, name)
-        if not versions:
-            raise NotFoundError(f"registered model {name!r} has no versions")
-        mv = versions[0]
-    else:
-        mv = get_version(config, name, version)
+    mv = newest_version(config, name) if version is None else get_version(config, name, version)
     signature = None
     try:
         info = mlflow.models.get_model_info(f"models:/{name}/{mv.version}")
@@ -283,33 +302,3 @@ def delete_version(config: Config, name: str, version: str | int) -> None:
     client = mlflow_client(config)
     mlflow_call(lambda: client.delete_model_version(name, mv.version), f"version {mv.version} of model {name!r}")
     logger.info("deleted model %s version %s", name, mv.version)
-
-
-def resolve_model_uri(config: Config, uri: str) -> Any:
-    """Return the ModelVersion that ``models:/NAME/STAGE``, ``models:/NAME/V`` or ``models:/NAME@ALIAS`` names.
-
-    Raises:
-        BadInputError: not a registry URI.
-        NotFoundError: the model, version, stage or alias does not exist.
-    """
-    prefix = "models:/"
-    if not uri.startswith(prefix):
-        raise BadInputError(f"model URI {uri!r} must look like models:/NAME/Production or models:/NAME@alias")
-    rest = uri[len(prefix):]
-    client = mlflow_client(config)
-    if "@" in rest:
-        name, alias = rest.split("@", 1)
-        model = get_registered_model(config, name)
-        if alias not in (getattr(model, "aliases", {}) or {}):
-            raise NotFoundError(f"model {name!r} has no alias {alias!r}")
-        return mlflow_call(lambda: client.get_model_version_by_alias(name, alias), f"alias {alias!r} of model {name!r}")
-    name, _, ref = rest.partition("/")
-    if not ref:
-        raise BadInputError(f"model URI {uri!r} names no version, stage or alias")
-    if ref.isdigit():
-        return get_version(config, name, ref)
-    stage = check_stage(ref)
-    versions = versions_in_stage(config, name, stage)
-    if not versions:
-        raise NotFoundError(f"model {name!r} has no version in stage {stage}")
-    return versions[0]

@@ -17,6 +17,7 @@ from featurestore.delta_tables import current_version, write_feature_table
 from featurestore.core.errors import BadInputError, ConflictError, NotFoundError
 from inference import registry
 from inference.promotion import promote, read_events
+from inference.model_reference import resolve_model
 from inference.settings import PROMOTION, TRAINING
 from inference.stages import check_stage
 from inference.training import train_model
@@ -116,7 +117,7 @@ def test_train_register_promote_cycle(spark, lifecycle):
     by_alias = mlflow.pyfunc.load_model("models:/test_churn@champion")
     assert by_stage.metadata.run_id == by_alias.metadata.run_id == result.run_id
     assert list(by_stage.predict(sample)) == [1, 0]
-    assert str(registry.resolve_model_uri(config, "models:/test_churn@champion").version) == "1"
+    assert resolve_model(config, "models:/test_churn@champion").version == 1
 
     # a second version trained with another estimator from configuration
     TRAINING.of(config).estimator = "sklearn.ensemble.RandomForestClassifier"
@@ -207,9 +208,9 @@ def test_registry_rules_without_training(spark, tmp_path):
     with pytest.raises(NotFoundError, match="99"):
         promote(spark, config, "bare_model", 99, "Staging")
     with pytest.raises(NotFoundError, match="Staging"):
-        registry.resolve_model_uri(config, "models:/bare_model/Staging")
+        resolve_model(config, "models:/bare_model/Staging")
     with pytest.raises(NotFoundError, match="champion"):
-        registry.resolve_model_uri(config, "models:/bare_model@champion")
+        resolve_model(config, "models:/bare_model@champion")
     # no run, no metrics: the gate fails and says why; the registry is unchanged
     decision = promote(spark, config, "bare_model", 1, "Staging")
     assert decision.decision == "rejected" and "roc_auc" in decision.reason
@@ -220,7 +221,7 @@ def test_registry_rules_without_training(spark, tmp_path):
     with pytest.raises(ConflictError, match="Staging"):
         registry.delete_version(config, "bare_model", 1)
     registry.set_alias(config, "bare_model", "challenger", 1)
-    assert str(registry.resolve_model_uri(config, "models:/bare_model@challenger").version) == "1"
+    assert resolve_model(config, "models:/bare_model@challenger").version == 1
     registry.set_description(config, "bare_model", "a bare model")
     registry.set_tag(config, "bare_model", "team", "qa")
     model = registry.list_models(config, "bare_model")[0]
