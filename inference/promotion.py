@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import logging
 import math
-import operator
-import re
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
 from pyspark.sql import SparkSession
 from pyspark.sql import types as T
@@ -23,6 +21,7 @@ from featurestore.core.config import Config
 from featurestore.core.errors import BadInputError, ConflictError
 from featurestore.core.identifiers import validate_identifier
 from inference import registry
+from inference.comparison import Threshold, parse_threshold
 from inference.settings import PROMOTION, PromotionSettings
 from inference.stages import PROTECTED_STAGES, check_stage
 from inference.tracking import client as mlflow_client
@@ -45,11 +44,6 @@ EVENTS_SCHEMA = T.StructType([
     T.StructField("stage", T.StringType(), False),
 ])
 DEFAULT_ALIASES = {"Production": "champion", "Staging": "challenger"}
-
-_OPS: dict[str, Callable[[float, float], bool]] = {
-    ">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt,
-}
-_THRESHOLD = re.compile(r"^\s*(>=|<=|>|<)?\s*([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*$")
 
 
 @dataclass
@@ -90,28 +84,23 @@ class PromotionDecision:
         return data
 
 
-def parse_thresholds(thresholds: Mapping[str, str]) -> list[tuple[str, str, float]]:
-    """Parse ``{metric: ">= 0.7"}`` (a bare number means ``>=``) into (metric, op, value).
+def parse_thresholds(thresholds: Mapping[str, object]) -> list[Threshold]:
+    """Parse ``{metric: ">= 0.7"}`` (:func:`inference.comparison.parse_threshold`; a bare number means ``>=``).
 
     Raises:
         BadInputError: naming the metric whose threshold cannot be read.
     """
-    parsed = []
-    for metric, text in thresholds.items():
-        match = _THRESHOLD.match(str(text))
-        if not match:
-            raise BadInputError(f"promotion threshold for metric {metric!r} must look like '>= 0.7', got {text!r}")
-        parsed.append((metric, match.group(1) or ">=", float(match.group(2))))
-    return parsed
+    return [parse_threshold(metric, text, "promotion.thresholds", bare_number=">=")
+            for metric, text in thresholds.items()]
 
 
-def check_thresholds(metrics: Mapping[str, float], thresholds: Mapping[str, str]) -> list[GateCheck]:
+def check_thresholds(metrics: Mapping[str, float], thresholds: Mapping[str, object]) -> list[GateCheck]:
     """Check ``metrics`` against every threshold; a missing or NaN metric fails its check."""
     checks = []
-    for metric, op, value in parse_thresholds(thresholds):
-        actual = metrics.get(metric)
-        ok = actual is not None and not math.isnan(actual) and _OPS[op](actual, value)
-        checks.append(GateCheck(metric, op, value, actual, ok))
+    for threshold in parse_thresholds(thresholds):
+        actual = metrics.get(threshold.metric)
+        ok = actual is not None and not math.isnan(actual) and threshold.accepts(actual)
+        checks.append(GateCheck(threshold.metric, threshold.op, threshold.bound, actual, ok))
     return checks
 
 

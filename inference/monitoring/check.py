@@ -15,9 +15,10 @@ import pandas as pd
 from pyspark.sql import DataFrame, SparkSession
 
 from featurestore.core.config import Config
+from inference.comparison import Threshold
 from inference.monitoring import batch_data
 from inference.monitoring.metrics import (
-    FEATURE_PSI_PREFIX, MetricValue, Threshold, check_values, classification_metrics, psi, regression_metrics,
+    FEATURE_PSI_PREFIX, MetricValue, check_values, classification_metrics, psi, regression_metrics,
 )
 from inference.settings import TRAINING
 

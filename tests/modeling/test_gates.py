@@ -8,6 +8,7 @@ import pytest
 
 from featurestore.core.config import load_config
 from featurestore.core.errors import BadInputError
+from inference.comparison import Threshold
 from inference.estimators import load_estimator, parse_params
 from inference.promotion import check_thresholds, parse_thresholds
 from inference.settings import PROMOTION, SECTIONS, TRAINING, TrainingSettings
@@ -15,7 +16,7 @@ from inference.settings import PROMOTION, SECTIONS, TRAINING, TrainingSettings
 
 def test_parse_thresholds():
     assert parse_thresholds({"roc_auc": ">= 0.7", "log_loss": "<0.5", "f1_score": "0.3"}) == [
-        ("roc_auc", ">=", 0.7), ("log_loss", "<", 0.5), ("f1_score", ">=", 0.3)]
+        Threshold("roc_auc", ">=", 0.7), Threshold("log_loss", "<", 0.5), Threshold("f1_score", ">=", 0.3)]
 
 
 @pytest.mark.parametrize("text", ["high", ">= x", "=> 0.7", ""])
