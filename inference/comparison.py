@@ -1,5 +1,5 @@
 """How metric values are compared: one threshold grammar for the promotion gates, the monitoring
-thresholds and the report.
+thresholds and the report, and one rule for which of two values is better.
 
 A threshold is a comparison with a finite number::
 
@@ -68,3 +68,11 @@ def parse_threshold(metric: str, text: object, key: str, bare_number: str | None
         raise BadInputError(f"{key}.{metric}: bound {text!r} is not a finite number")
     return Threshold(metric, op, bound)
 
+
+def improvement(candidate: float, incumbent: float, higher_is_better: bool) -> float:
+    """How much better ``candidate`` is than ``incumbent``: positive when better, negative when worse.
+
+    >>> improvement(0.8, 0.7, higher_is_better=True) > 0, improvement(0.3, 0.2, higher_is_better=False) > 0
+    (True, False)
+    """
+    return candidate - incumbent if higher_is_better else incumbent - candidate

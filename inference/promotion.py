@@ -21,7 +21,7 @@ from featurestore.core.config import Config
 from featurestore.core.errors import BadInputError, ConflictError
 from featurestore.core.identifiers import validate_identifier
 from inference import registry
-from inference.comparison import Threshold, parse_threshold
+from inference.comparison import Threshold, improvement, parse_threshold
 from inference.settings import PROMOTION, PromotionSettings
 from inference.stages import PROTECTED_STAGES, check_stage
 from inference.tracking import client as mlflow_client
@@ -169,7 +169,7 @@ def _compare(settings: PromotionSettings, stage: str, cand_value: float, incumbe
         skipped = f"Production version {incumbent.version} has {has} {metric!r}: comparison skipped"
         logger.warning("%s", skipped)
         return None, skipped
-    gain = (cand_value - inc_value) if settings.greater_is_better else (inc_value - cand_value)
+    gain = improvement(cand_value, inc_value, settings.greater_is_better)
     if not gain > settings.min_improvement:
         return (f"{metric} = {cand_value:.6g} does not beat Production version {incumbent.version} "
                 f"({inc_value:.6g}) by more than {settings.min_improvement:g}"), ""

@@ -27,15 +27,14 @@ from pyspark.sql import DataFrame, SparkSession
 
 from featurestore.core.config import Config
 from featurestore.core.errors import BadInputError, FeaturelakeError, ModelNeedsRetrainingError
+from inference.comparison import improvement
 from inference.monitoring import batch_data, tables
 from inference.monitoring.check import CheckResult, check_candidate, check_production, prepare_inputs
-from inference.monitoring.metrics import QUALITY_METRICS, MetricValue, parse_thresholds
+from inference.monitoring.metrics import QUALITY_METRICS, MetricValue, higher_is_better, parse_thresholds
 from inference.monitoring.notifier import Alert, Notifier, build_notifiers, deliver
 from inference.settings import MONITORING, TRAINING
 
 logger = logging.getLogger(__name__)
-
-LOWER_IS_BETTER_PREFIXES = ("rmse", "mae", "prediction_psi", "feature_psi")
 
 
 @dataclass
@@ -80,11 +79,7 @@ def _metric_rows(run_id: str, check: CheckResult, at: datetime) -> list[dict]:
 def improves(metric: MetricValue, candidate: CheckResult) -> bool:
     """True when ``candidate``'s value of ``metric`` is strictly better than ``metric.value``."""
     value = candidate.value(metric.metric)
-    if value is None:
-        return False
-    if metric.metric.startswith(LOWER_IS_BETTER_PREFIXES):
-        return value < metric.value
-    return value > metric.value
+    return value is not None and improvement(value, metric.value, higher_is_better(metric.metric)) > 0
 
 
 def _attempt_config(config: Config, attempt: int) -> Config:

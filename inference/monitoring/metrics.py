@@ -36,8 +36,8 @@ COUNT_METRICS = ("row_count", "labeled_rows", "label_coverage")
 DRIFT_METRICS = ("prediction_psi", "feature_psi")
 KNOWN_METRICS = QUALITY_METRICS + COUNT_METRICS + DRIFT_METRICS
 FEATURE_PSI_PREFIX = "feature_psi."
-# For each metric, which direction is better (used to compare a candidate with the incumbent).
-HIGHER_IS_BETTER = {"accuracy": True, "auc": True, "f1": True, "r2": True, "rmse": False, "mae": False}
+# Lower is better for errors and drift (feature_psi.<feature> too); higher for everything else.
+LOWER_IS_BETTER = ("rmse", "mae", "prediction_psi", "feature_psi")
 PSI_EPSILON = 1e-4
 
 
@@ -66,6 +66,15 @@ def parse_threshold(metric: str, text: object) -> Threshold:
         raise BadInputError(f"monitoring.thresholds: unknown metric {metric!r} "
                             f"(known: {', '.join(KNOWN_METRICS)}, or feature_psi.<feature>)")
     return parse_comparison(metric, text, "monitoring.thresholds")
+
+
+def higher_is_better(metric: str) -> bool:
+    """Which direction of ``metric`` is better: lower for errors and drift, higher otherwise.
+
+    >>> higher_is_better("auc"), higher_is_better("feature_psi.age")
+    (True, False)
+    """
+    return not metric.startswith(LOWER_IS_BETTER)
 
 
 def parse_thresholds(raw: Mapping[str, object]) -> dict[str, Threshold]:
@@ -173,10 +182,3 @@ def _bin(values: pd.Series, edges: np.ndarray) -> pd.Series:
     out = np.searchsorted(edges, values.to_numpy(), side="right").astype("int64")
     out[values.isna().to_numpy()] = -1
     return pd.Series(out)
-
-
-def is_better(metric: str, candidate: float, incumbent: float | None) -> bool:
-    """True when ``candidate`` beats ``incumbent`` on a quality metric (or there is no incumbent value)."""
-    if incumbent is None:
-        return True
-    return candidate > incumbent if HIGHER_IS_BETTER.get(metric, True) else candidate < incumbent

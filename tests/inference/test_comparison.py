@@ -1,12 +1,12 @@
 """One threshold grammar for the promotion gates, the monitoring thresholds and the report's
-charts (inference.comparison)."""
+charts, and one rule for which of two values is better (inference.comparison)."""
 
 from __future__ import annotations
 
 import pytest
 
 from featurestore.core.errors import BadInputError
-from inference.comparison import Threshold, parse_threshold
+from inference.comparison import Threshold, improvement, parse_threshold
 from inference.monitoring.metrics import parse_threshold as monitoring_threshold
 from inference.promotion import parse_thresholds as promotion_thresholds
 from inference.report.charts import stored_threshold
@@ -46,3 +46,9 @@ def test_a_threshold_accepts_its_range_and_prints_as_written():
     assert threshold.accepts(999.0) and not threshold.accepts(1000.0)
     assert str(threshold) == "< 1000"
 
+
+def test_improvement_is_positive_when_better_in_the_metrics_direction():
+    assert improvement(0.8, 0.7, higher_is_better=True) == pytest.approx(0.1)
+    assert improvement(0.2, 0.3, higher_is_better=False) == pytest.approx(0.1)
+    assert improvement(0.7, 0.7, higher_is_better=True) == 0.0
+    assert improvement(0.3, 0.2, higher_is_better=False) < 0
