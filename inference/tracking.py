@@ -12,7 +12,7 @@ from urllib.parse import urlparse
 from featurestore.core.config import Config
 from featurestore.core.errors import BadInputError, ConflictError, DependencyUnavailableError, NotFoundError
 from featurestore.core.secrets import redact_text, redact_uri
-from featurestore.training_set import SPEC_ARTIFACT
+from featurestore.training_set import SPEC_ARTIFACT, TrainingSetSpec
 
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
@@ -138,8 +138,10 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def load_spec(run_id: str, config: Config | None = None) -> dict:
+def load_spec(run_id: str, config: Config | None = None) -> TrainingSetSpec:
     """Return the training-set spec logged with MLflow run ``run_id`` (``training_set_spec.json``).
+
+    Example: ``load_spec(resolved.run_id, config).entity_keys`` -> ``["customer_id"]``.
 
     Args:
         run_id: the MLflow run id.
@@ -148,6 +150,7 @@ def load_spec(run_id: str, config: Config | None = None) -> dict:
 
     Raises:
         NotFoundError: the run or its spec artifact does not exist.
+        BadInputError: the artifact is not a training-set spec.
     """
     import mlflow
 
@@ -157,4 +160,7 @@ def load_spec(run_id: str, config: Config | None = None) -> dict:
         text = mlflow.artifacts.load_text(f"runs:/{run_id}/{SPEC_ARTIFACT}")
     except Exception as exc:  # MlflowException, OSError...
         raise NotFoundError(f"no training-set spec for MLflow run {run_id!r}: {str(exc).splitlines()[0]}") from None
-    return json.loads(text)
+    try:
+        return TrainingSetSpec.from_dict(json.loads(text))
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise BadInputError(f"the training-set spec of MLflow run {run_id!r} cannot be read: {exc}") from None

@@ -204,7 +204,7 @@ def _try_candidate(spark: SparkSession, config: Config, inputs, thresholds, chec
     except FeaturelakeError as exc:
         return Attempt(number, None, None, "failed", f"training failed: {type(exc).__name__}: {exc}")
     version = int(trained.model_version)
-    candidate = check_candidate(spark, config, inputs, thresholds, version, trained.spec.to_dict())
+    candidate = check_candidate(spark, config, inputs, thresholds, version, trained.spec)
     tables.write_rows(spark, config, tables.MODEL_METRICS, _metric_rows(run_id, candidate, _now()))
     reason = _judge(check, candidate)
     if reason is not None:

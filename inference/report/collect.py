@@ -4,7 +4,6 @@ left empty, never an error: the report shows what exists."""
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from dataclasses import dataclass, field
@@ -17,7 +16,8 @@ from pyspark.sql import SparkSession
 
 from featurestore.catalog import TableInfo, list_tables
 from featurestore.core.config import Config
-from featurestore.training_set import SPEC_ARTIFACT
+from featurestore.core.errors import FeaturelakeError
+from featurestore.training_set import TrainingSetSpec
 from inference.settings import PROMOTION
 
 logger = logging.getLogger(__name__)
@@ -63,7 +63,12 @@ class ModelVersionView:
     run_id: str | None
     run_link: str | None
     metrics: dict[str, float]
-    lookups: list[dict[str, Any]]
+    spec: TrainingSetSpec | None          # what the version learned from (None: no spec logged)
+
+    @property
+    def lookups(self) -> list[dict[str, Any]]:
+        """The feature tables (at their Delta versions) the version was trained on."""
+        return self.spec.lookups if self.spec is not None else []
 
 
 @dataclass
@@ -183,12 +188,13 @@ def run_link(config: Config, experiment_id: str | None, run_id: str, artifact_ur
     return None
 
 
-def _load_spec(run_id: str) -> dict[str, Any] | None:
-    import mlflow
+def _load_spec(run_id: str) -> TrainingSetSpec | None:
+    """The run's training-set spec, or None when it has none (MLflow points at the store already)."""
+    from inference.tracking import load_spec
 
     try:
-        return json.loads(mlflow.artifacts.load_text(f"runs:/{run_id}/{SPEC_ARTIFACT}"))
-    except Exception:  # no spec logged with this run
+        return load_spec(run_id)
+    except FeaturelakeError:  # no spec logged with this run, or not one this version reads
         return None
 
 
@@ -210,7 +216,7 @@ def collect_models(config: Config, events: list[dict[str, Any]] | None) -> list[
                          key=lambda v: int(v.version), reverse=True):
             metrics: dict[str, float] = {}
             link = None
-            lookups: list[dict[str, Any]] = []
+            spec = None
             if mv.run_id:
                 try:
                     run = client.get_run(mv.run_id)
@@ -219,12 +225,11 @@ def collect_models(config: Config, events: list[dict[str, Any]] | None) -> list[
                 except Exception as exc:  # run deleted
                     logger.warning("model %s version %s: run %s unreadable: %s", rm.name, mv.version, mv.run_id, exc)
                 spec = _load_spec(mv.run_id)
-                lookups = list((spec or {}).get("lookups") or [])
             versions.append(ModelVersionView(
                 version=str(mv.version), stage=mv.current_stage or "None", aliases=sorted(set(mv.aliases or []) | set(aliases.get(str(mv.version), []))),
                 status=mv.status or "", created=_ms_to_datetime(mv.creation_timestamp),
                 description=mv.description or None, run_id=mv.run_id or None, run_link=link,
-                metrics=metrics, lookups=lookups,
+                metrics=metrics, spec=spec,
             ))
         model_events = sorted((e for e in events or [] if e.get("model_name") == rm.name),
                               key=lambda e: e.get("decided_at") or datetime.min, reverse=True)

@@ -21,7 +21,7 @@ from inference.model_reference import resolve_model
 from inference.settings import PROMOTION, TRAINING
 from inference.stages import check_stage
 from inference.training import train_model
-from featurestore.training_set import FeatureLookup
+from featurestore.training_set import FeatureLookup, TrainingSetSpec
 from inference.tracking import load_spec
 
 MODEL = "test_churn"
@@ -93,7 +93,7 @@ def test_train_register_promote_cycle(spark, lifecycle):
     assert run.data.tags["featurelake.source"] == "tests/modeling/test_lifecycle.py"
     assert json.loads(run.data.tags["featurelake.training_set"])["feature_columns"] == ["score", "visits", "segment"]
     spec = load_spec(result.run_id)
-    assert spec == result.spec.to_dict()
+    assert isinstance(spec, TrainingSetSpec) and spec == result.spec
     assert spec["lookups"][0]["path"] == config.table_path("tl_profile") and spec["label"] == "churned"
     assert spec["entity_keys"] == ["customer_id"] and spec["timestamp_key"] == "label_time"
 
