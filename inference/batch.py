@@ -33,7 +33,6 @@ from inference.scoring import (
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_MODEL_URI_TEMPLATE = "models:/{name}/Production"
 DEFAULT_OUTPUT_TABLE = "predictions"
 
 

@@ -12,20 +12,17 @@ from typing import Any
 from urllib.parse import urlparse
 
 from delta.tables import DeltaTable
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
 
 from featurestore.catalog import TableInfo, list_tables
 from featurestore.core.config import Config
 from featurestore.core.errors import FeaturelakeError
 from featurestore.training_set import TrainingSetSpec
+from inference.monitoring import tables as monitoring_tables
 from inference.settings import PROMOTION
 
 logger = logging.getLogger(__name__)
 
-PROMOTION_EVENTS = "promotion_events"
-MODEL_METRICS = "model_metrics"
-MODEL_ALERTS = "model_alerts"
-RETRAIN_ATTEMPTS = "retrain_attempts"
 HISTORY_LIMIT = 50
 
 
@@ -159,7 +156,11 @@ def read_delta_rows(spark: SparkSession, config: Config, name: str) -> list[dict
     path = config.table_path(name)
     if not DeltaTable.isDeltaTable(spark, path):
         return None
-    return [r.asDict() for r in spark.read.format("delta").load(path).collect()]
+    return _rows(spark.read.format("delta").load(path))
+
+
+def _rows(frame: DataFrame | None) -> list[dict[str, Any]] | None:
+    return None if frame is None else [r.asDict() for r in frame.collect()]
 
 
 def _mlflow_in_use(config: Config) -> bool:
@@ -264,9 +265,9 @@ def collect(spark: SparkSession, config: Config) -> Workspace:
                 by_table.setdefault(str(lookup.get("table")), []).append((model.name, version.version))
     for table in tables:
         table.used_by = by_table.get(table.info.name, [])
-    monitoring = MonitoringData(
-        metrics=read_delta_rows(spark, config, MODEL_METRICS),
-        alerts=read_delta_rows(spark, config, MODEL_ALERTS),
-        attempts=read_delta_rows(spark, config, RETRAIN_ATTEMPTS),
+    monitoring = MonitoringData(  # the monitoring tables, read by the module that writes them
+        metrics=_rows(monitoring_tables.read_table(spark, config, monitoring_tables.MODEL_METRICS)),
+        alerts=_rows(monitoring_tables.read_table(spark, config, monitoring_tables.MODEL_ALERTS)),
+        attempts=_rows(monitoring_tables.read_table(spark, config, monitoring_tables.RETRAIN_ATTEMPTS)),
     )
     return Workspace(datetime.now(timezone.utc), config.warehouse, tables, models, monitoring, problems)
