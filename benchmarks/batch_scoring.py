@@ -41,7 +41,8 @@ from benchmarks.common import (
 )
 from featurestore.core.config import Config, resolve_paths
 from featurestore.runtime.spark_session import get_spark
-from inference.model_reference import mlflow_client, resolve_model
+from inference.model_reference import resolve_model
+from inference.tracking import client as mlflow_client
 from inference.scoring import (
     COLUMNAR_INPUT_CONF, arrow_batch_size, check_inputs, load_scoring_model, match_parallelism, score, scoring_udf,
 )
@@ -213,7 +214,7 @@ def transfer_floor(spark, file: Path, n: int, sampler, args: argparse.Namespace)
     return rows
 
 
-def per_task_loading(spark, client, uris: dict[str, str], file: Path, n: int, cores: int, workdir: Path,  # noqa: ANN001
+def per_task_loading(spark, config: Config, uris: dict[str, str], file: Path, n: int, cores: int, workdir: Path,  # noqa: ANN001
                      args: argparse.Namespace) -> list[dict[str, Any]]:
     """Score ``n`` rows spread over 8 tasks per core, through the job's wrapper (model loaded once per
     Python worker) and through ``spark_udf`` on the registered model itself (MLflow loads it once per
@@ -224,7 +225,7 @@ def per_task_loading(spark, client, uris: dict[str, str], file: Path, n: int, co
     rows = []
     partitions = 8 * cores
     for model_name, uri in uris.items():
-        model = load_scoring_model(resolve_model(client, uri), with_probability=False,
+        model = load_scoring_model(resolve_model(config, uri), with_probability=False,
                                    work_dir=str(workdir / f"per-task-{model_name}"))
         df = check_inputs(spark.read.parquet(str(file)), model).repartition(partitions)
         direct = mlflow.pyfunc.spark_udf(spark, model.local_path, result_type="double", env_manager="local")
@@ -242,13 +243,13 @@ def per_task_loading(spark, client, uris: dict[str, str], file: Path, n: int, co
     return rows
 
 
-def batch_sweep(spark, client, uris: dict[str, str], file: Path, n: int, sampler, workdir: Path,  # noqa: ANN001
+def batch_sweep(spark, config: Config, uris: dict[str, str], file: Path, n: int, sampler, workdir: Path,  # noqa: ANN001
                 args: argparse.Namespace) -> list[dict[str, Any]]:
     """The prediction path of both models at several Arrow batch sizes, and with Spark's own
     columnar input (the parquet reader's 4096-row batches, which the job turns off)."""
     rows = []
     for model_name, uri in uris.items():
-        model = load_scoring_model(resolve_model(client, uri), with_probability=False,
+        model = load_scoring_model(resolve_model(config, uri), with_probability=False,
                                    work_dir=str(workdir / f"sweep-{model_name}"))
         df = match_parallelism(spark, check_inputs(spark.read.parquet(str(file)), model))
         job = score(spark, df, model, ["id"], udf=scoring_udf(spark, model))
@@ -287,13 +288,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         for n in sizes:
             files[n] = workdir / f"rows_{n}.parquet"
             write_rows(files[n], n)
-        client = mlflow_client(config)
         with MemorySampler() as sampler:
             # Spark first (driver memory as N grows), then pandas (which holds all N rows in the driver).
             for model_name, uri in uris.items():
                 for with_probability in (False, True):
                     variant = f"{model_name} spark_udf {'prediction+probability' if with_probability else 'prediction'}"
-                    model = load_scoring_model(resolve_model(client, uri), with_probability=with_probability,
+                    model = load_scoring_model(resolve_model(config, uri), with_probability=with_probability,
                                                work_dir=str(workdir / f"{model_name}-{with_probability}"))
                     udf = scoring_udf(spark, model)
                     for n in sizes:
@@ -311,11 +311,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                             figures = timed(variant, lambda: compute_all(job), n, sampler, args.repeat)
                         figures["partitions"] = df.rdd.getNumPartitions()
                         measurements.append(figures)
-            per_task = [] if args.no_per_task else per_task_loading(spark, client, uris, files[sizes[0]], sizes[0],
+            per_task = [] if args.no_per_task else per_task_loading(spark, config, uris, files[sizes[0]], sizes[0],
                                                                     cores, workdir, args)
             if not args.no_sweep:
                 sweep_n = sizes[1] if len(sizes) > 1 else sizes[0]
-                measurements.extend(batch_sweep(spark, client, uris, files[sweep_n], sweep_n, sampler, workdir, args))
+                measurements.extend(batch_sweep(spark, config, uris, files[sweep_n], sweep_n, sampler, workdir, args))
                 measurements.extend(transfer_floor(spark, files[sizes[-1]], sizes[-1], sampler, args))
             spark_memory = sampler.snapshot()
             for model_name, uri in uris.items():

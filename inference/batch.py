@@ -23,7 +23,8 @@ from pyspark.sql.utils import AnalysisException
 from featurestore.core.config import Config, is_uri
 from featurestore.core.errors import BadInputError, NotFoundError
 from featurestore.core.identifiers import validate_identifier
-from inference.model_reference import ResolvedModel, mlflow_client, resolve_model
+from featurestore.training_set import FeatureLookup, TrainingSetSpec, join_features
+from inference.model_reference import ResolvedModel, resolve_model
 from inference.predictions import BatchWrite, validate_batch_id, write_batch
 from inference.scoring import (
     DEFAULT_ARROW_BATCH, ScoringModel, arrow_batch_size, check_inputs, load_scoring_model, match_parallelism,
@@ -93,7 +94,7 @@ def read_input(spark: SparkSession, config: Config, source: str) -> DataFrame:
         raise
 
 
-def _load_spec(run_id: str | None, config: Config) -> dict | None:
+def _load_spec(run_id: str | None, config: Config) -> TrainingSetSpec | None:
     """The training-set spec logged with the model's run, or None when there is none."""
     from inference.tracking import load_spec
 
@@ -105,7 +106,7 @@ def _load_spec(run_id: str | None, config: Config) -> dict | None:
         return None
 
 
-def lookup_features(spark: SparkSession, config: Config, df: DataFrame, spec: dict | None,
+def lookup_features(spark: SparkSession, config: Config, df: DataFrame, spec: TrainingSetSpec | None,
                     model: ScoringModel) -> tuple[DataFrame, bool]:
     """Join the model's features from the feature tables unless ``df`` already holds them all.
 
@@ -123,22 +124,19 @@ def lookup_features(spark: SparkSession, config: Config, df: DataFrame, spec: di
     missing = [c for c in model.feature_names if c not in df.columns]
     if not missing:
         return df, False
-    if spec is None or not spec.get("lookups"):
+    if spec is None or not spec.lookups:
         missing_required = [c for c in model.required_features if c not in df.columns]
         if missing_required:
             raise BadInputError(
                 f"input lacks column(s) {', '.join(missing_required)} that {label} needs, and the model has no "
                 "training-set spec to look them up in the feature tables")
         return df, False
-    from featurestore.training_set import FeatureLookup, join_features
-
-    absent_keys = [k for k in spec.get("entity_keys", []) if k not in df.columns]
+    absent_keys = [k for k in spec.entity_keys if k not in df.columns]
     if absent_keys:
         raise BadInputError(f"input lacks key column(s) {', '.join(absent_keys)} that {label} is looked up by "
                             f"(input columns: {', '.join(df.columns)})")
     lookups = []
-    for raw in spec["lookups"]:
-        lookup = FeatureLookup.from_dict(raw)
+    for lookup in spec.feature_lookups():
         wanted = [f for f in (lookup.features or []) if f not in df.columns] if lookup.features else None
         if lookup.features and not wanted:
             continue  # the input already carries every feature of this lookup
@@ -156,12 +154,14 @@ def lookup_features(spark: SparkSession, config: Config, df: DataFrame, spec: di
     return joined, True
 
 
-def default_kept_columns(spec: dict | None, df: DataFrame) -> list[str]:
+def default_kept_columns(spec: TrainingSetSpec | None, df: DataFrame) -> list[str]:
     """The input columns a batch keeps by default: the training-set spec's entity keys, and its
     timestamp key when the input has it (features are then looked up as of each row's time, and
     one entity may be scored at several times)."""
-    keys = list((spec or {}).get("entity_keys") or [])
-    timestamp = (spec or {}).get("timestamp_key")
+    if spec is None:
+        return []
+    keys = list(spec.entity_keys)
+    timestamp = spec.timestamp_key
     return keys + [timestamp] if keys and timestamp and timestamp in df.columns else keys
 
 
@@ -196,8 +196,7 @@ def run_batch_inference(spark: SparkSession, config: Config, source: str | DataF
     validate_identifier(output_table, "output table name")
     output_path = config.table_path(output_table)
 
-    client = mlflow_client(config)
-    resolved = resolve_model(client, model_uri)
+    resolved = resolve_model(config, model_uri)
     model = load_scoring_model(resolved, with_probability=with_probability)
     spec = _load_spec(resolved.run_id, config)
 

@@ -12,16 +12,13 @@ import logging
 import re
 from dataclasses import dataclass, field
 
-from mlflow.exceptions import MlflowException
-from mlflow.tracking import MlflowClient
-
 from featurestore.core.config import Config
-from featurestore.core.errors import BadInputError, DependencyUnavailableError, NotFoundError
-from inference.tracking import configure_mlflow, registry_uri
+from featurestore.core.errors import BadInputError
+from inference import registry
+from inference.stages import STAGES
 
 logger = logging.getLogger(__name__)
 
-STAGES = ("None", "Staging", "Production", "Archived")
 _NAME = r"[A-Za-z0-9_][A-Za-z0-9_.\-]{0,255}"
 _URI = re.compile(rf"^models:/(?P<name>{_NAME})(?:/(?P<selector>[A-Za-z0-9_\-]+)|@(?P<alias>[A-Za-z0-9_\-]+))$")
 _MODEL_NAME = re.compile(rf"^{_NAME}$")
@@ -104,22 +101,13 @@ def validate_model_name(name: str) -> str:
     return name
 
 
-def mlflow_client(config: Config) -> MlflowClient:
-    """Point MLflow at the configured tracking and registry stores and return a client.
-
-    An http(s) server gets the same bounded retries and timeouts as training and promotion
-    (:func:`inference.tracking.configure_mlflow`), so an unreachable one fails within seconds.
-    """
-    configure_mlflow(config, check=False)  # resolve_model's first call is the check
-    return MlflowClient(tracking_uri=config.mlflow.tracking_uri, registry_uri=registry_uri(config))
-
-
-def _is_missing(exc: MlflowException) -> bool:
-    return exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND", "INVALID_PARAMETER_VALUE")
-
-
-def resolve_model(client: MlflowClient, reference: str | ModelReference) -> ResolvedModel:
+def resolve_model(config: Config, reference: str | ModelReference) -> ResolvedModel:
     """Resolve ``reference`` to one concrete model version of the registry.
+
+    A stage or ``latest`` resolves to the newest version (in the stage); the registry is read
+    through :mod:`inference.registry`, the one implementation of these lookups.
+
+    Example: ``resolve_model(config, "models:/churn_model@champion").uri`` -> ``"models:/churn_model/4"``.
 
     Raises:
         BadInputError: the reference does not parse.
@@ -127,38 +115,12 @@ def resolve_model(client: MlflowClient, reference: str | ModelReference) -> Reso
         DependencyUnavailableError: the registry cannot be read.
     """
     ref = parse_model_uri(reference) if isinstance(reference, str) else reference
-    try:
-        client.get_registered_model(ref.name)
-    except MlflowException as exc:
-        if _is_missing(exc):
-            raise NotFoundError(f"model {ref.name!r} is not registered in the model registry") from None
-        raise DependencyUnavailableError(f"cannot read model {ref.name!r} from the registry: {exc}") from None
-    try:
-        if ref.alias is not None:
-            try:
-                mv = client.get_model_version_by_alias(ref.name, ref.alias)
-            except MlflowException as exc:
-                if _is_missing(exc):
-                    raise NotFoundError(f"model {ref.name!r} has no alias {ref.alias!r}") from None
-                raise
-        elif ref.version is not None:
-            try:
-                mv = client.get_model_version(ref.name, str(ref.version))
-            except MlflowException as exc:
-                if _is_missing(exc):
-                    raise NotFoundError(f"model {ref.name!r} has no version {ref.version}") from None
-                raise
-        else:
-            versions = client.search_model_versions(f"name = '{ref.name}'")
-            if ref.stage is not None:
-                # The registry cannot filter by stage: filter here and take the newest.
-                versions = [v for v in versions if (v.current_stage or "None") == ref.stage]
-            if not versions:
-                what = f"no version in stage {ref.stage}" if ref.stage else "no versions"
-                raise NotFoundError(f"model {ref.name!r} has {what}")
-            mv = max(versions, key=lambda v: int(v.version))
-    except MlflowException as exc:
-        raise DependencyUnavailableError(f"cannot resolve {ref}: {exc}") from None
+    if ref.alias is not None:
+        mv = registry.version_by_alias(config, ref.name, ref.alias)
+    elif ref.version is not None:
+        mv = registry.get_version(config, ref.name, ref.version)
+    else:
+        mv = registry.newest_version(config, ref.name, ref.stage)
     resolved = ResolvedModel(
         name=mv.name,
         version=int(mv.version),

@@ -10,21 +10,22 @@ from __future__ import annotations
 
 import logging
 import math
-import operator
-import re
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
 from pyspark.sql import SparkSession
 from pyspark.sql import types as T
 
-from featurestore.core.config import Config, PromotionSettings
+from featurestore.core.config import Config
 from featurestore.core.errors import BadInputError, ConflictError
 from featurestore.core.identifiers import validate_identifier
 from inference import registry
-from inference.registry import check_stage, mlflow_call
+from inference.comparison import Threshold, improvement, parse_threshold
+from inference.settings import PROMOTION, PromotionSettings
+from inference.stages import PROTECTED_STAGES, check_stage
 from inference.tracking import client as mlflow_client
+from inference.tracking import mlflow_call
 
 logger = logging.getLogger(__name__)
 
@@ -43,11 +44,6 @@ EVENTS_SCHEMA = T.StructType([
     T.StructField("stage", T.StringType(), False),
 ])
 DEFAULT_ALIASES = {"Production": "champion", "Staging": "challenger"}
-
-_OPS: dict[str, Callable[[float, float], bool]] = {
-    ">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt,
-}
-_THRESHOLD = re.compile(r"^\s*(>=|<=|>|<)?\s*([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*$")
 
 
 @dataclass
@@ -88,28 +84,23 @@ class PromotionDecision:
         return data
 
 
-def parse_thresholds(thresholds: Mapping[str, str]) -> list[tuple[str, str, float]]:
-    """Parse ``{metric: ">= 0.7"}`` (a bare number means ``>=``) into (metric, op, value).
+def parse_thresholds(thresholds: Mapping[str, object]) -> list[Threshold]:
+    """Parse ``{metric: ">= 0.7"}`` (:func:`inference.comparison.parse_threshold`; a bare number means ``>=``).
 
     Raises:
         BadInputError: naming the metric whose threshold cannot be read.
     """
-    parsed = []
-    for metric, text in thresholds.items():
-        match = _THRESHOLD.match(str(text))
-        if not match:
-            raise BadInputError(f"promotion threshold for metric {metric!r} must look like '>= 0.7', got {text!r}")
-        parsed.append((metric, match.group(1) or ">=", float(match.group(2))))
-    return parsed
+    return [parse_threshold(metric, text, "promotion.thresholds", bare_number=">=")
+            for metric, text in thresholds.items()]
 
 
-def check_thresholds(metrics: Mapping[str, float], thresholds: Mapping[str, str]) -> list[GateCheck]:
+def check_thresholds(metrics: Mapping[str, float], thresholds: Mapping[str, object]) -> list[GateCheck]:
     """Check ``metrics`` against every threshold; a missing or NaN metric fails its check."""
     checks = []
-    for metric, op, value in parse_thresholds(thresholds):
-        actual = metrics.get(metric)
-        ok = actual is not None and not math.isnan(actual) and _OPS[op](actual, value)
-        checks.append(GateCheck(metric, op, value, actual, ok))
+    for threshold in parse_thresholds(thresholds):
+        actual = metrics.get(threshold.metric)
+        ok = actual is not None and not math.isnan(actual) and threshold.accepts(actual)
+        checks.append(GateCheck(threshold.metric, threshold.op, threshold.bound, actual, ok))
     return checks
 
 
@@ -123,7 +114,7 @@ def run_metrics(config: Config, run_id: str | None) -> dict[str, float]:
 
 
 def _events_table_path(config: Config) -> str:
-    return config.table_path(validate_identifier(config.promotion.events_table, "promotion events table"))
+    return config.table_path(validate_identifier(PROMOTION.of(config).events_table, "promotion events table"))
 
 
 def ensure_events_table(spark: SparkSession, config: Config) -> str:
@@ -178,7 +169,7 @@ def _compare(settings: PromotionSettings, stage: str, cand_value: float, incumbe
         skipped = f"Production version {incumbent.version} has {has} {metric!r}: comparison skipped"
         logger.warning("%s", skipped)
         return None, skipped
-    gain = (cand_value - inc_value) if settings.greater_is_better else (inc_value - cand_value)
+    gain = improvement(cand_value, inc_value, settings.greater_is_better)
     if not gain > settings.min_improvement:
         return (f"{metric} = {cand_value:.6g} does not beat Production version {incumbent.version} "
                 f"({inc_value:.6g}) by more than {settings.min_improvement:g}"), ""
@@ -187,7 +178,7 @@ def _compare(settings: PromotionSettings, stage: str, cand_value: float, incumbe
 
 def evaluate_gates(config: Config, name: str, candidate: Any, stage: str) -> PromotionDecision:
     """Decide (without changing anything) whether ``candidate`` may move to ``stage``."""
-    settings = config.promotion
+    settings = PROMOTION.of(config)
     metric = settings.metric
     cand_metrics = run_metrics(config, candidate.run_id)
     incumbent = registry.production_version(config, name) if stage == "Production" else None
@@ -284,11 +275,11 @@ def promote(spark: SparkSession, config: Config, name: str, version: str | int, 
             ``registry.transition``'s job).
     """
     stage = check_stage(stage)
-    if stage not in ("Staging", "Production"):
-        raise BadInputError(f"promotion target must be Staging or Production, got {stage!r}")
+    if stage not in PROTECTED_STAGES:
+        raise BadInputError(f"promotion target must be {' or '.join(PROTECTED_STAGES)}, got {stage!r}")
     if alias not in (None, "default"):
         validate_identifier(alias, f"model {name!r} alias")  # before any registry write
-    parse_thresholds(config.promotion.thresholds)
+    parse_thresholds(PROMOTION.of(config).thresholds)
     candidate = registry.get_version(config, name, version)
     if candidate.current_stage == stage:
         raise ConflictError(f"model {name!r} version {candidate.version} is already in {stage}")

@@ -11,18 +11,16 @@ from __future__ import annotations
 import logging
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Callable, TypeVar
+from typing import Any
 
 from featurestore.core.config import Config
-from featurestore.core.errors import BadInputError, ConflictError, DependencyUnavailableError, NotFoundError
+from featurestore.core.errors import BadInputError, ConflictError, NotFoundError
 from featurestore.core.identifiers import validate_identifier
+from inference.stages import PROTECTED_STAGES, check_stage
 from inference.tracking import client as mlflow_client
+from inference.tracking import mlflow_call
 
 logger = logging.getLogger(__name__)
-
-STAGES = ("None", "Staging", "Production", "Archived")
-PROTECTED_STAGES = ("Staging", "Production")
-T = TypeVar("T")
 
 
 @dataclass
@@ -69,32 +67,6 @@ def _iso(millis: int | None) -> str | None:
     return datetime.fromtimestamp(millis / 1000, tz=timezone.utc).isoformat(timespec="seconds")
 
 
-def mlflow_call(fn: Callable[[], T], what: str) -> T:
-    """Run an MLflow call and turn its failures into featurelake errors that name ``what``."""
-    from mlflow.exceptions import MlflowException
-
-    try:
-        return fn()
-    except MlflowException as exc:
-        code = getattr(exc, "error_code", "")
-        message = str(exc).splitlines()[0] if str(exc) else code
-        if code == "RESOURCE_DOES_NOT_EXIST":
-            raise NotFoundError(f"{what} does not exist ({message})") from None
-        if code in ("INVALID_PARAMETER_VALUE", "BAD_REQUEST"):
-            raise BadInputError(f"{what}: {message}") from None
-        if code == "RESOURCE_ALREADY_EXISTS":
-            raise ConflictError(f"{what}: {message}") from None
-        raise DependencyUnavailableError(f"MLflow failed on {what}: {message}") from exc
-
-
-def check_stage(stage: str) -> str:
-    """Return the canonical stage name for ``stage`` (case-insensitive), refusing unknown ones."""
-    for known in STAGES:
-        if stage.lower() == known.lower():
-            return known
-    raise BadInputError(f"unknown stage {stage!r}: use one of {', '.join(STAGES)}")
-
-
 def _version_info(mv: Any, signature: dict | None = None) -> VersionInfo:
     return VersionInfo(
         name=mv.name, version=str(mv.version), stage=mv.current_stage or "None",
@@ -115,7 +87,8 @@ def get_registered_model(config: Config, name: str) -> Any:
     """Return MLflow's RegisteredModel ``name``; NotFoundError if it does not exist."""
     validate_identifier(name, "model name")
     client = mlflow_client(config)
-    return mlflow_call(lambda: client.get_registered_model(name), f"registered model {name!r}")
+    return mlflow_call(lambda: client.get_registered_model(name), f"registered model {name!r}",
+                       missing=f"model {name!r} is not registered in the model registry")
 
 
 def search_versions(config: Config, name: str) -> list[Any]:
@@ -134,7 +107,18 @@ def get_version(config: Config, name: str, version: str | int) -> Any:
     if not version.isdigit():
         raise BadInputError(f"model {name!r}: version must be a number, got {version!r}")
     client = mlflow_client(config)
-    return mlflow_call(lambda: client.get_model_version(name, version), f"version {version} of model {name!r}")
+    return mlflow_call(lambda: client.get_model_version(name, version), f"version {version} of model {name!r}",
+                       missing=f"model {name!r} has no version {version}")
+
+
+def version_by_alias(config: Config, name: str, alias: str) -> Any:
+    """Return the ModelVersion that ``alias`` of model ``name`` points at; NotFoundError if none."""
+    model = get_registered_model(config, name)
+    if alias not in (getattr(model, "aliases", {}) or {}):
+        raise NotFoundError(f"model {name!r} has no alias {alias!r}")
+    client = mlflow_client(config)
+    return mlflow_call(lambda: client.get_model_version_by_alias(name, alias), f"alias {alias!r} of model {name!r}",
+                       missing=f"model {name!r} has no alias {alias!r}")
 
 
 def versions_in_stage(config: Config, name: str, stage: str) -> list[Any]:
@@ -144,6 +128,19 @@ def versions_in_stage(config: Config, name: str, stage: str) -> list[Any]:
     """
     stage = check_stage(stage)
     return [v for v in search_versions(config, name) if (v.current_stage or "None") == stage]
+
+
+def newest_version(config: Config, name: str, stage: str | None = None) -> Any:
+    """Return the newest version of ``name``, or its newest version in ``stage`` when given.
+
+    Raises:
+        NotFoundError: the model does not exist, or has no (such) version.
+    """
+    versions = versions_in_stage(config, name, stage) if stage else search_versions(config, name)
+    if not versions:
+        raise NotFoundError(f"model {name!r} has " + (f"no version in stage {check_stage(stage)}" if stage
+                                                      else "no versions"))
+    return versions[0]
 
 
 def production_version(config: Config, name: str) -> Any | None:
@@ -174,13 +171,7 @@ def show_version(config: Config, name: str, version: str | int | None = None) ->
     """Return one version (the newest when ``version`` is None) with its signature."""
     import mlflow
 
-    if version is None:
-        versions = search_versions(config, name)
-        if not versions:
-            raise NotFoundError(f"registered model {name!r} has no versions")
-        mv = versions[0]
-    else:
-        mv = get_version(config, name, version)
+    mv = newest_version(config, name) if version is None else get_version(config, name, version)
     signature = None
     try:
         info = mlflow.models.get_model_info(f"models:/{name}/{mv.version}")
@@ -311,33 +302,3 @@ def delete_version(config: Config, name: str, version: str | int) -> None:
     client = mlflow_client(config)
     mlflow_call(lambda: client.delete_model_version(name, mv.version), f"version {mv.version} of model {name!r}")
     logger.info("deleted model %s version %s", name, mv.version)
-
-
-def resolve_model_uri(config: Config, uri: str) -> Any:
-    """Return the ModelVersion that ``models:/NAME/STAGE``, ``models:/NAME/V`` or ``models:/NAME@ALIAS`` names.
-
-    Raises:
-        BadInputError: not a registry URI.
-        NotFoundError: the model, version, stage or alias does not exist.
-    """
-    prefix = "models:/"
-    if not uri.startswith(prefix):
-        raise BadInputError(f"model URI {uri!r} must look like models:/NAME/Production or models:/NAME@alias")
-    rest = uri[len(prefix):]
-    client = mlflow_client(config)
-    if "@" in rest:
-        name, alias = rest.split("@", 1)
-        model = get_registered_model(config, name)
-        if alias not in (getattr(model, "aliases", {}) or {}):
-            raise NotFoundError(f"model {name!r} has no alias {alias!r}")
-        return mlflow_call(lambda: client.get_model_version_by_alias(name, alias), f"alias {alias!r} of model {name!r}")
-    name, _, ref = rest.partition("/")
-    if not ref:
-        raise BadInputError(f"model URI {uri!r} names no version, stage or alias")
-    if ref.isdigit():
-        return get_version(config, name, ref)
-    stage = check_stage(ref)
-    versions = versions_in_stage(config, name, stage)
-    if not versions:
-        raise NotFoundError(f"model {name!r} has no version in stage {stage}")
-    return versions[0]

@@ -98,11 +98,6 @@ def predict_with_proba(model: Any, model_input: Any) -> tuple[Any, np.ndarray]:
     return model.predict(model_input), model.predict_proba(model_input)
 
 
-def cached_models() -> int:
-    """How many models this process holds (for tests)."""
-    return len(_loaded)
-
-
 class CachedModel(PythonModel):
     """pyfunc model: the wrapped model's ``predict`` (plus the probability when asked)."""
 

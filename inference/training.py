@@ -21,12 +21,14 @@ from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import types as T
 
-from featurestore.core.config import Config, TrainingSettings, configured_model_name
+from featurestore.core.config import Config
 from featurestore.core.errors import BadInputError, DependencyUnavailableError, NotFoundError
 from featurestore.core.identifiers import validate_identifier
 from featurestore.core.secrets import redact_text, redact_uri
 from inference.estimators import TASKS, build_pipeline, load_estimator, parse_params, simple_params
-from inference.tracking import configure_mlflow, ensure_experiment, registry_uri
+from inference.settings import TRAINING, TrainingSettings, configured_label, configured_model_name
+from inference.tracking import client as mlflow_client
+from inference.tracking import configure_mlflow, ensure_experiment
 from featurestore.training_set import SPEC_ARTIFACT, FeatureLookup, TrainingSetSpec, create_training_set
 
 logger = logging.getLogger(__name__)
@@ -154,8 +156,8 @@ def train_model(spark: SparkSession, config: Config, labels: DataFrame | str | N
     Args:
         spark: the session.
         config: the project configuration (``training`` section, MLflow stores).
-        labels: a labels DataFrame or a path; default ``config.training.labels_path``.
-        model_name: the registered model; default ``config.training.model_name``.
+        labels: a labels DataFrame or a path; default ``training.labels_path``.
+        model_name: the registered model; default ``training.model_name``.
         lookups: feature lookups; default the configured ones.
         register: register the logged model as a new version of ``model_name``.
         source: notebook link or script path logged as ``featurelake.source``.
@@ -165,19 +167,18 @@ def train_model(spark: SparkSession, config: Config, labels: DataFrame | str | N
         A :class:`TrainingResult` with the run id, registered version and metrics.
 
     Raises:
-        BadInputError: bad labels, lookups, estimator or an empty training set.
+        BadInputError: no model name or label column configured; bad labels, lookups, estimator
+            or an empty training set.
         NotFoundError: a table, feature or the labels do not exist.
         DependencyUnavailableError: MLflow cannot be reached.
     """
     import mlflow
 
-    settings = config.training
-    model_name = validate_identifier(configured_model_name(config, model_name, "model_name"), "model name")
+    settings = TRAINING.of(config)
+    model_name = validate_identifier(configured_model_name(config, model_name), "model name")
     if settings.task not in TASKS:
         raise BadInputError(f"training.task must be one of {', '.join(TASKS)}, got {settings.task!r}")
-    label = settings.label
-    if not label:
-        raise BadInputError("no label column: set training.label in the configuration")
+    label = configured_label(config)
     estimator = seeded_estimator(settings)
     configure_mlflow(config)  # fail fast, before any Spark work, when MLflow is unreachable
     lookups = list(lookups) if lookups is not None else lookups_from_settings(settings)
@@ -308,10 +309,9 @@ def register_version(config: Config, model_name: str, model_uri: str, run_id: st
                      metrics: dict[str, float]) -> str:
     """Register ``model_uri`` as a new version of ``model_name`` with a description and tags."""
     import mlflow
-    from mlflow.tracking import MlflowClient
 
-    settings = config.training
-    client = MlflowClient(config.mlflow.tracking_uri, registry_uri(config))
+    settings = TRAINING.of(config)
+    client = mlflow_client(config, check=False)  # train_model checked the store before any Spark work
     if not client.search_registered_models(filter_string=f"name = '{model_name}'"):
         client.create_registered_model(
             model_name, tags={"featurelake.label": spec.label or ""},

@@ -22,9 +22,10 @@ from __future__ import annotations
 import argparse
 import logging
 
-from featurestore.core.config import Config, configured_model_name
+from featurestore.core.config import Config
 from inference.batch import DEFAULT_MODEL_URI_TEMPLATE, DEFAULT_OUTPUT_TABLE, input_locations, run_batch_inference
 from inference.scoring import DEFAULT_ARROW_BATCH
+from inference.settings import configured_model_name
 from jobs.common import exit_process, job_parser, run_job, start_spark
 
 logger = logging.getLogger("featurelake.predict")

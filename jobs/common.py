@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Callable, NoReturn
 from featurestore.core.config import Config, load_config
 from featurestore.core.errors import EXIT_OK, BadInputError, FeaturelakeError, exit_code_for
 from featurestore.core.secrets import RedactingFilter, redact_text, secret_values
+from inference.settings import SECTIONS
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -125,12 +126,13 @@ def setup_logging(level: str = "INFO") -> RedactingFilter:
 
 
 def run_job(body: Callable[[argparse.Namespace, Config], int | None], args: argparse.Namespace) -> int:
-    """Load the configuration, run ``body`` and map its failure to a documented exit code."""
+    """Load the configuration (every section checked, before ``body`` can start Spark), run ``body``
+    and map its failure to a documented exit code."""
     redacting = setup_logging(args.log_level)
 
     def with_config() -> int | None:
         check_json_out(args)
-        config = load_config(args.config)
+        config = load_config(args.config, sections=SECTIONS)
         redacting.secrets = secret_values(os.environ, config.spark.conf, config.feast.online_store)
         return body(args, config)
 

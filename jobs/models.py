@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 
 from featurestore.core.config import Config
+from inference.stages import STAGES
 from jobs.common import add_json_options, emit_json, exit_process, job_parser, run_job, start_spark
 
 
@@ -34,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     trans = sub.add_parser("transition", help="move a version to a stage (no gates)")
     trans.add_argument("name", help="registered model name")
     trans.add_argument("--version", required=True, help="version number")
-    trans.add_argument("--stage", required=True, choices=["Staging", "Production", "Archived", "None"])
+    trans.add_argument("--stage", required=True, choices=STAGES)
     trans.add_argument("--no-archive", action="store_true", help="keep the versions already in the stage")
     alias = sub.add_parser("alias", help="set (or delete) an alias such as champion or challenger")
     alias.add_argument("name", help="registered model name")

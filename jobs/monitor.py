@@ -20,7 +20,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from featurestore.core.config import Config, configured_model_name
+from featurestore.core.config import Config
 from jobs.common import exit_process, job_parser, run_job, start_spark
 
 logger = logging.getLogger("featurelake.monitor")
@@ -43,13 +43,14 @@ def build_parser() -> argparse.ArgumentParser:
 def _run(args: argparse.Namespace, config: Config) -> int:
     from inference.batch import input_locations
     from inference.monitoring.loop import run_monitoring
+    from inference.settings import TRAINING, configured_model_name
 
     model_name = configured_model_name(config, args.model_name)
-    labels = args.labels or config.training.labels_path
+    labels = args.labels or TRAINING.of(config).labels_path
     reads = input_locations(config, args.input) if args.input else [config.warehouse]
     spark = start_spark(config, reads + ([labels] if labels else []))
-    result = run_monitoring(spark, config, model_name, args.batch_id,
-                            args.labels, max_attempts=args.max_attempts, input_source=args.input)
+    result = run_monitoring(spark, config, model_name, args.batch_id, args.labels, max_attempts=args.max_attempts,
+                            input_source=args.input)
     print(f"model {result.model_name} version {result.checked_version}, batch {result.batch_id}: "
           f"{result.check.summary()}")
     for attempt in result.attempts:

@@ -14,8 +14,10 @@ from __future__ import annotations
 import argparse
 import logging
 
-from featurestore.core.config import Config, configured_model_name
+from featurestore.core.config import Config
 from featurestore.core.errors import ConflictError
+from inference.settings import configured_model_name
+from inference.stages import PROTECTED_STAGES
 from jobs.common import add_json_options, emit_json, exit_process, job_parser, run_job, start_spark
 
 logger = logging.getLogger("featurelake.promote")
@@ -27,7 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "Promote a model version to Staging or Production if it passes the configured gates.")
     parser.add_argument("--model-name", help="registered model name (default: training.model_name)")
     parser.add_argument("--version", required=True, help="candidate version number")
-    parser.add_argument("--stage", default="Production", choices=["Staging", "Production"],
+    parser.add_argument("--stage", default="Production", choices=PROTECTED_STAGES,
                         help="target stage (default Production)")
     parser.add_argument("--alias", default="default",
                         help="alias to set on the promoted version (default: champion for Production, "

@@ -14,7 +14,7 @@ import argparse
 import logging
 import os
 
-from featurestore.core.config import Config, configured_model_name
+from featurestore.core.config import Config
 from jobs.common import add_json_options, emit_json, exit_process, job_parser, run_job, start_spark
 
 logger = logging.getLogger("featurelake.train")
@@ -36,13 +36,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _run(args: argparse.Namespace, config: Config) -> None:
+    from inference.settings import TRAINING, configured_label, configured_model_name
     from inference.training import train_model
 
+    settings = TRAINING.of(config)
     model_name = configured_model_name(config, args.model_name)
-    labels = args.labels or config.training.labels_path
+    configured_label(config)  # a missing model name or label column is refused before the session starts
+    labels = args.labels or settings.labels_path
     spark = start_spark(config, [config.warehouse, labels] if labels else [config.warehouse])
     result = train_model(spark, config, args.labels, model_name=model_name, register=not args.no_register,
-                         source=args.source or config.training.source_url or os.path.abspath(__file__), run_name=args.run_name)
+                         source=args.source or settings.source_url or os.path.abspath(__file__), run_name=args.run_name)
     summary = {"run_id": result.run_id, "model_name": result.model_name, "model_version": result.model_version,
                "model_uri": result.model_uri, "n_train": result.n_train, "n_test": result.n_test,
                "feature_columns": result.spec.feature_columns, "metrics": result.metrics}

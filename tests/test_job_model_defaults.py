@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import pytest
 
-from featurestore.core.config import Config, configured_model_name, load_config
+from featurestore.core.config import Config, load_config
+from inference.settings import TRAINING, configured_model_name
 from featurestore.core.errors import BadInputError
 from jobs import batch_inference, monitor, promote, train
 
@@ -19,14 +20,15 @@ def _config_file(tmp_path, training: str = "") -> str:
 
 
 def test_the_demo_names_are_not_library_defaults():
-    assert (Config().training.model_name, Config().training.label) == (None, None)
+    training = TRAINING.of(Config())
+    assert (training.model_name, training.label) == (None, None)
 
 
 def test_the_option_wins_over_the_configured_model_name(tmp_path):
     config = load_config(_config_file(tmp_path, "training:\n  model_name: price_model\n"), env={})
     assert configured_model_name(config, None) == "price_model"
     assert configured_model_name(config, "other_model") == "other_model"
-    with pytest.raises(BadInputError, match=r"^no model name: pass --model-name or set training.model_name "):
+    with pytest.raises(BadInputError, match=r"^training.model_name is not set: pass --model-name or set it in the configuration$"):
         configured_model_name(Config(), None)
 
 
@@ -53,13 +55,13 @@ def test_no_model_option_and_none_configured_exits_2_before_spark_starts(tmp_pat
     assert job.main(["--config", _config_file(tmp_path), *argv]) == 2
     lines = capsys.readouterr().err.splitlines()
     assert len(lines) == 1
-    assert lines[0].endswith(f"BadInputError: no model name: pass {option} or set training.model_name "
-                             "in the configuration")
+    assert lines[0].endswith(f"BadInputError: training.model_name is not set: pass {option} "
+                             "or set it in the configuration")
 
 
 def test_training_without_a_label_column_names_the_key(tmp_path):
     from inference.training import train_model
 
     config = load_config(_config_file(tmp_path, "training:\n  model_name: price_model\n"), env={})
-    with pytest.raises(BadInputError, match="no label column: set training.label in the configuration"):
+    with pytest.raises(BadInputError, match="^training.label is not set"):
         train_model(None, config)  # refused before any Spark work: no session needed

@@ -132,7 +132,7 @@ def test_json_out_in_a_missing_folder_is_refused_before_the_job_runs(tmp_path, c
 
 def test_a_command_writes_to_json_out_what_json_prints(tmp_path, capsys):
     from featurestore.core.config import load_config
-    from inference.model_reference import mlflow_client
+    from inference.tracking import client as mlflow_client
     from jobs import models
 
     config = tmp_path / "featurelake.yaml"

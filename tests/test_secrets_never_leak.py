@@ -18,8 +18,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from featurestore.core.config import LookupSettings, write_config
+from featurestore.core.config import write_config
 from featurestore.core.errors import DependencyUnavailableError
+from inference.settings import TRAINING, LookupSettings
 from tests.conftest import make_config
 from tests.featurestore.sample_tables import T0, write_source
 
@@ -74,12 +75,13 @@ def secret_project(spark, tmp_path, monkeypatch):
     labels["label_time"] = pd.Series([T0 + timedelta(hours=1)] * 20).dt.tz_localize("UTC").astype("datetime64[us, UTC]")
     labels.to_parquet(tmp_path / "labels.parquet", index=False)
     config.spark.conf = dict(SPARK_SECRETS)
-    config.training.model_name = "secret_model"
-    config.training.label = "label"
-    config.training.labels_path = str(tmp_path / "labels.parquet")
-    config.training.lookups = [LookupSettings(table="user_activity", timestamp_lookup_key="label_time")]
-    config.training.estimator_params = {"max_iter": "100"}
-    config.training.test_fraction = 0.3
+    training = TRAINING.of(config)
+    training.model_name = "secret_model"
+    training.label = "label"
+    training.labels_path = str(tmp_path / "labels.parquet")
+    training.lookups = [LookupSettings(table="user_activity", timestamp_lookup_key="label_time")]
+    training.estimator_params = {"max_iter": "100"}
+    training.test_fraction = 0.3
     config_file = write_config(config, tmp_path / "featurelake.yaml")
     for key, value in ENV_SECRETS.items():
         monkeypatch.setenv(key, value)

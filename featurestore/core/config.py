@@ -16,9 +16,9 @@ A configuration file looks like this (every key is optional)::
     feast:
       repo_path: feast_repo
       project: featurelake
-    training:
-      model_name: churn_model       # the model train, predict, promote and monitor use by default
-      label: churned                # the label column (train needs it)
+    training: {...}                 # the sections of the layers above the core (training,
+    promotion: {...}                # promotion, monitoring) are defined by their owners:
+    monitoring: {...}               # see inference/settings.py and :class:`Section`
 
 Relative paths are resolved against the folder of the configuration file. A scalar value
 ``section.key`` is overridden by the environment variable ``FEATURELAKE_SECTION_KEY``
@@ -34,7 +34,7 @@ import re
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Generic, Mapping, Sequence, TypeVar
 
 import yaml
 
@@ -83,61 +83,13 @@ class FeastSettings:
 
 
 @dataclass
-class MonitoringSettings:
-    """What the monitoring job checks and how it reacts (see :mod:`inference.monitoring.metrics`)."""
-
-    # metric -> accepted range, for example {auc: ">= 0.7", prediction_psi: "<= 0.2"}
-    thresholds: dict[str, str] = field(default_factory=dict)
-    max_attempts: int = 3
-    webhook_url: str | None = None
-    predictions_table: str = "predictions"
-
-
-@dataclass
-class LookupSettings:
-    """One feature lookup of the training set (see :class:`featurestore.training_set.FeatureLookup`)."""
-
-    table: str = ""
-    features: list[str] | None = None
-    lookup_keys: list[str] | None = None
-    timestamp_lookup_key: str | None = None
-    ttl_seconds: int | None = None
-
-
-@dataclass
-class TrainingSettings:
-    """What the training job learns from and which estimator it fits (see :mod:`inference.training`)."""
-
-    model_name: str | None = None      # the registered model train, predict, promote and monitor default to
-    labels_path: str | None = None     # parquet file/folder or Delta table of labels
-    label: str | None = None           # the label column of the labels (train needs it)
-    lookups: list[LookupSettings] = field(default_factory=list)
-    drop_missing: bool = False
-    task: str = "classifier"           # classifier | regressor (mlflow.evaluate model type)
-    estimator: str = "sklearn.linear_model.LogisticRegression"
-    estimator_params: dict[str, str] = field(default_factory=dict)  # values parsed as YAML scalars
-    test_fraction: float = 0.25
-    seed: int = 42
-    description: str = ""
-    tags: dict[str, str] = field(default_factory=dict)
-    source_url: str | None = None      # notebook or repository link logged as featurelake.source
-
-
-@dataclass
-class PromotionSettings:
-    """Gates a candidate model version must pass to be promoted (see :mod:`inference.promotion`)."""
-
-    metric: str = "roc_auc"            # compared with the current Production version
-    greater_is_better: bool = True
-    min_improvement: float = 0.0
-    # metric -> accepted range, for example {roc_auc: ">= 0.6", log_loss: "<= 0.69"}
-    thresholds: dict[str, str] = field(default_factory=dict)
-    events_table: str = "promotion_events"
-
-
-@dataclass
 class Config:
-    """The whole project configuration. Build it with :func:`load_config`."""
+    """The whole project configuration. Build it with :func:`load_config`.
+
+    The core owns the sections above; a section of a layer above it (``training``,
+    ``promotion``, ``monitoring``: see :mod:`inference.settings`) is kept in ``sections`` and
+    read through its owner's :class:`Section`.
+    """
 
     warehouse: str = "warehouse"
     source_root: str = "."
@@ -145,10 +97,12 @@ class Config:
     spark: SparkSettings = field(default_factory=SparkSettings)
     mlflow: MlflowSettings = field(default_factory=MlflowSettings)
     feast: FeastSettings = field(default_factory=FeastSettings)
-    training: TrainingSettings = field(default_factory=TrainingSettings)
-    promotion: PromotionSettings = field(default_factory=PromotionSettings)
-    monitoring: MonitoringSettings = field(default_factory=MonitoringSettings)
     base_dir: str = field(default=".", metadata={"internal": True})
+    # Sections owned above the core, by name: the file's mapping until the owner first reads it
+    # (Section.of), then the owner's settings object.
+    sections: dict[str, Any] = field(default_factory=dict, metadata={"internal": True})
+    # The FEATURELAKE_* environment variables at load time: the overrides of those sections.
+    environment: dict[str, str] = field(default_factory=dict, repr=False, metadata={"internal": True})
 
     def table_path(self, table_name: str) -> str:
         """Return the storage location of the Delta table ``table_name``."""
@@ -158,18 +112,45 @@ class Config:
         return join_location(self.warehouse, table_name)
 
 
-def configured_model_name(config: Config, given: str | None, option: str = "--model-name") -> str:
-    """The model a command works on: ``given`` (its ``option``), else the configured ``training.model_name``.
+SettingsT = TypeVar("SettingsT")
 
-    Example: ``configured_model_name(config, args.model_name)`` -> ``"churn_model"``.
 
-    Raises:
-        BadInputError: neither is set.
+@dataclass(frozen=True)
+class Section(Generic[SettingsT]):
+    """A section of the configuration file that a layer above the core owns.
+
+    The owner declares it next to the code that uses it, and reads it through it::
+
+        TRAINING = Section("training", TrainingSettings, paths=("labels_path",))
+        TRAINING.of(config).seed            # a TrainingSettings
+
+    ``of`` parses the section's mapping with the same rules as the core's own sections
+    (unknown keys and wrong types refused, ``FEATURELAKE_TRAINING_SEED`` overrides
+    ``training.seed``, the dataclass's ``__post_init__`` checks, the ``paths`` fields resolved
+    against the configuration file's folder) once: later calls return the same object.
     """
-    name = given or config.training.model_name
-    if not name:
-        raise BadInputError(f"no model name: pass {option} or set training.model_name in the configuration")
-    return name
+
+    name: str
+    settings: type[SettingsT]
+    paths: tuple[str, ...] = ()
+
+    def of(self, config: Config) -> SettingsT:
+        """Return this section of ``config``, parsed and checked on first use.
+
+        Raises:
+            BadInputError: a key, type or value of the section is refused.
+        """
+        held = config.sections.get(self.name)
+        if isinstance(held, self.settings):
+            return held
+        settings = _build_dataclass(self.settings, held, self.name)
+        _apply_env(settings, f"{ENV_PREFIX}{self.name.upper()}_", config.environment)
+        for name in self.paths:
+            value = getattr(settings, name)
+            if value:
+                setattr(settings, name, _resolve_path(value, Path(config.base_dir)))
+        config.sections[self.name] = settings
+        return settings
 
 
 def join_location(root: str, name: str) -> str:
@@ -307,16 +288,28 @@ def yaml_error_message(path: str | os.PathLike[str], error: yaml.YAMLError) -> s
     return f"configuration file {path} is not valid YAML: {where}: {error.problem}{context}"
 
 
-def load_config(path: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None) -> Config:
+def load_config(path: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None,
+                sections: Sequence[Section[Any]] | None = None) -> Config:
     """Load the configuration from ``path`` (or the default places) and the environment.
 
     Args:
         path: a YAML file; when None, ``$FEATURELAKE_CONFIG`` or ``./featurelake.yaml``
             if present, else the embedded defaults.
         env: the environment to read overrides from (``os.environ`` by default).
+        sections: the sections of the layers above the core (``inference.settings.SECTIONS``):
+            each is parsed and checked now, and a top-level key that is neither the core's nor
+            one of them is refused. When None, every other top-level mapping is kept for its
+            owner, which checks it when it first reads it (:meth:`Section.of`).
 
     Returns:
         A :class:`Config` whose paths are absolute.
+
+    Raises:
+        BadInputError: the file is missing or not YAML, or a key, type or value is refused.
+
+    Example::
+
+        config = load_config("featurelake.yaml", sections=inference.settings.SECTIONS)
     """
     env = os.environ if env is None else env
     config_file = find_config_file(str(path) if path is not None else None)
@@ -328,13 +321,36 @@ def load_config(path: str | os.PathLike[str] | None = None, env: Mapping[str, st
             raw = yaml.safe_load(config_file.read_text(encoding="utf-8"))
         except yaml.YAMLError as exc:
             raise BadInputError(yaml_error_message(config_file, exc)) from None
-    config = _build_dataclass(Config, raw, "")
+    core, others = _split_sections(raw, sections)
+    config = _build_dataclass(Config, core, "")
     _apply_env(config, ENV_PREFIX, env)
-    return resolve_paths(config, base_dir)
+    config.sections = others
+    config.environment = {k: v for k, v in env.items() if k.startswith(ENV_PREFIX)}
+    config = resolve_paths(config, base_dir)
+    for section in sections or ():
+        section.of(config)
+    return config
+
+
+def _split_sections(raw: Any, sections: Sequence[Section[Any]] | None) -> tuple[Any, dict[str, Any]]:
+    """Split the file's top-level mapping into the core's keys and the other layers' sections,
+    refusing the keys that are neither."""
+    if not isinstance(raw, Mapping):
+        return raw, {}  # refused (or taken as empty) by _build_dataclass
+    own = {f.name for f in dataclasses.fields(Config) if not f.metadata.get("internal")}
+    others = {str(k): v for k, v in raw.items() if k not in own}
+    if sections is None:
+        unknown = [k for k, v in others.items() if v is not None and not isinstance(v, Mapping)]
+    else:
+        unknown = [k for k in others if k not in {s.name for s in sections}]
+    if unknown:
+        raise BadInputError(f"unknown configuration key(s): {', '.join(sorted(unknown))}")
+    return {k: v for k, v in raw.items() if k in own}, others
 
 
 def resolve_paths(config: Config, base_dir: Path) -> Config:
-    """Make the relative paths of ``config`` absolute against ``base_dir``."""
+    """Make the relative paths of ``config`` absolute against ``base_dir`` (a section not read
+    yet resolves its own when its owner first reads it)."""
     config.base_dir = str(base_dir)
     config.warehouse = _resolve_path(config.warehouse, base_dir)
     config.source_root = _resolve_path(config.source_root, base_dir)
@@ -343,16 +359,15 @@ def resolve_paths(config: Config, base_dir: Path) -> Config:
     if config.mlflow.registry_uri:
         config.mlflow.registry_uri = _resolve_sqlite_uri(config.mlflow.registry_uri, base_dir)
     config.mlflow.artifact_location = _resolve_path(config.mlflow.artifact_location, base_dir)
-    if config.training.labels_path:
-        config.training.labels_path = _resolve_path(config.training.labels_path, base_dir)
     return config
 
 
 def config_to_dict(config: Config) -> dict[str, Any]:
-    """Return ``config`` as plain data, ready to be written as YAML."""
-    data = dataclasses.asdict(config)
-    data.pop("base_dir", None)
-    return data
+    """Return ``config`` as plain data, ready to be written as YAML (the core's sections, then the others)."""
+    data = {f.name: getattr(config, f.name) for f in dataclasses.fields(config) if not f.metadata.get("internal")}
+    data.update(config.sections)
+    return {name: dataclasses.asdict(value) if dataclasses.is_dataclass(value) else value
+            for name, value in data.items()}
 
 
 def write_config(config: Config, path: str | os.PathLike[str]) -> Path:

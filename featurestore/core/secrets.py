@@ -37,11 +37,6 @@ def redact_text(text: str, secrets: list[str] | None = None) -> str:
     return text
 
 
-def redact_conf(conf: Mapping[str, str]) -> dict[str, str]:
-    """Return a copy of a configuration mapping whose secret-looking values are masked."""
-    return {k: (REDACTED if _SECRET_KEY.search(k) else redact_text(str(v))) for k, v in conf.items()}
-
-
 def secret_values(*mappings: Mapping[str, str]) -> list[str]:
     """Return the values of secret-looking keys (``...key``, ``...TOKEN``, ``...PASSWORD``) in ``mappings``.
 

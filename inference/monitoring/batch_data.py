@@ -22,8 +22,10 @@ from pyspark.sql import functions as F
 from featurestore.core.config import Config
 from featurestore.core.errors import BadInputError, NotFoundError
 from featurestore.core.identifiers import validate_identifier
+from featurestore.training_set import TrainingSetSpec, join_features
 from inference.predictions import validate_batch_id
 from inference.scoring_model import predict_with_proba
+from inference.settings import MONITORING
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +43,7 @@ class BatchPredictions:
     batch_id: str
     table: str
     keys: list[str]             # entity keys, and the timestamp key for a batch scored point in time
-    spec: dict[str, Any]
+    spec: TrainingSetSpec
     frame: DataFrame            # keys, prediction[, probability] of the batch
     row_count: int
 
@@ -63,7 +65,7 @@ def load_batch(spark: SparkSession, config: Config, model_name: str, batch_id: s
 
     validate_identifier(model_name, "model name")
     validate_batch_id(batch_id)
-    table = validate_identifier(table or config.monitoring.predictions_table, "predictions table name")
+    table = validate_identifier(table or MONITORING.of(config).predictions_table, "predictions table name")
     path = config.table_path(table)
     if not DeltaTable.isDeltaTable(spark, path):
         raise NotFoundError(f"predictions table {table!r} does not exist at {path}: run batch inference first")
@@ -77,12 +79,12 @@ def load_batch(spark: SparkSession, config: Config, model_name: str, batch_id: s
         raise BadInputError(f"batch {batch_id!r} of table {table!r} was scored by several versions of "
                             f"{model_name!r}: {sorted(int(v[0]) for v in versions)}")
     version, run_id = int(versions[0][0]), versions[0][1]
-    spec = load_spec(run_id, config) if run_id else {}
-    keys = list(spec.get("entity_keys") or [])
-    if not keys or any(k not in rows.columns for k in keys):
+    spec = load_spec(run_id, config) if run_id else None
+    keys = list(spec.entity_keys) if spec is not None else []
+    if spec is None or not keys or any(k not in rows.columns for k in keys):
         raise BadInputError(f"cannot tell the entity keys of batch {batch_id!r} in table {table!r}: "
                             f"the training-set spec of {model_name!r} version {version} names {keys}")
-    timestamp = spec.get("timestamp_key")
+    timestamp = spec.timestamp_key
     if timestamp and timestamp in rows.columns:  # scored point in time: an entity may appear at several times
         keys.append(timestamp)
     outputs = ["prediction"] + (["probability"] if "probability" in rows.columns else [])
@@ -109,7 +111,7 @@ def labeled_predictions(batch: BatchPredictions, labels: DataFrame, label: str |
         BadInputError: the labels lack a key or the label column, a key type cannot be
             compared, or no prediction of the batch matches a label.
     """
-    label = label or batch.spec.get("label")
+    label = label or batch.spec.label
     if not label:
         raise BadInputError(f"model {batch.model_name!r} version {batch.model_version} has no label column "
                             "in its training-set spec")
@@ -117,7 +119,7 @@ def labeled_predictions(batch: BatchPredictions, labels: DataFrame, label: str |
     if missing:
         raise BadInputError(f"labels cannot be joined to the predictions of batch {batch.batch_id!r}: "
                             f"column(s) {', '.join(missing)} missing (labels have {', '.join(labels.columns)})")
-    ts = batch.spec.get("timestamp_key")
+    ts = batch.spec.timestamp_key
     casts = []
     for key in batch.keys:
         left, right = batch.frame.schema[key].dataType, labels.schema[key].dataType
@@ -151,14 +153,7 @@ def to_pandas_sample(df: DataFrame, count: int | None = None, max_rows: int = MA
     return df.toPandas()
 
 
-def _latest_lookups(spec: dict[str, Any]) -> list:
-    from featurestore.training_set import FeatureLookup
-
-    return [dataclasses.replace(FeatureLookup.from_dict(raw), timestamp_lookup_key=None)
-            for raw in spec.get("lookups") or []]
-
-
-def entity_features(spark: SparkSession, config: Config, keys: DataFrame, spec: dict[str, Any],
+def entity_features(spark: SparkSession, config: Config, keys: DataFrame, spec: TrainingSetSpec,
                     as_trained: bool) -> DataFrame:
     """The model's feature columns for the entities in ``keys`` (latest value per entity).
 
@@ -166,15 +161,12 @@ def entity_features(spark: SparkSession, config: Config, keys: DataFrame, spec: 
         as_trained: read each table at the Delta version the model was trained on;
             otherwise at its current version.
     """
-    from featurestore.training_set import join_features
-
-    lookups = _latest_lookups(spec)
+    lookups = [dataclasses.replace(lookup, timestamp_lookup_key=None) for lookup in spec.feature_lookups()]
     if not lookups:
         raise BadInputError("the model's training-set spec has no feature lookups: cannot compute drift")
-    versions = {x["table"]: int(x["delta_version"]) for x in spec.get("lookups") or []
-                if as_trained and x.get("delta_version") is not None}
+    versions = spec.delta_versions() if as_trained else {}
     joined, _ = join_features(spark, config, keys, lookups, delta_versions=versions)
-    columns = [c for c in spec.get("feature_columns") or [] if c in joined.columns]
+    columns = [c for c in spec.feature_columns if c in joined.columns]
     return joined.select(*keys.columns, *columns)
 
 

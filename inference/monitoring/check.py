@@ -15,10 +15,13 @@ import pandas as pd
 from pyspark.sql import DataFrame, SparkSession
 
 from featurestore.core.config import Config
+from featurestore.training_set import TrainingSetSpec
+from inference.comparison import Threshold
 from inference.monitoring import batch_data
 from inference.monitoring.metrics import (
-    FEATURE_PSI_PREFIX, MetricValue, Threshold, check_values, classification_metrics, psi, regression_metrics,
+    FEATURE_PSI_PREFIX, MetricValue, check_values, classification_metrics, psi, regression_metrics,
 )
+from inference.settings import TRAINING
 
 logger = logging.getLogger(__name__)
 
@@ -74,7 +77,7 @@ def prepare_inputs(spark: SparkSession, config: Config, batch: batch_data.BatchP
     if labeled is not None:
         labels = batch_data.to_pandas_sample(labeled.select(*batch.keys, "label"))
     return BatchInputs(batch, labels, batch_data.to_pandas_sample(current, batch.row_count),
-                       config.training.task)
+                       TRAINING.of(config).task)
 
 
 def metric_values(inputs: BatchInputs, scores: pd.DataFrame, reference_features: pd.DataFrame,
@@ -101,13 +104,13 @@ def metric_values(inputs: BatchInputs, scores: pd.DataFrame, reference_features:
     return values
 
 
-def _reference(spark: SparkSession, config: Config, inputs: BatchInputs, spec: dict[str, Any],
+def _reference(spark: SparkSession, config: Config, inputs: BatchInputs, spec: TrainingSetSpec,
                model: Any) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The batch entities' features as the model was trained on them, and the model's scores on them."""
     keys = inputs.batch.frame.select(*inputs.batch.keys).distinct()
     reference = batch_data.to_pandas_sample(
         batch_data.entity_features(spark, config, keys, spec, as_trained=True), inputs.batch.row_count)
-    return reference, batch_data.model_outputs(model, reference, list(spec.get("feature_columns") or []))
+    return reference, batch_data.model_outputs(model, reference, spec.feature_columns)
 
 
 def check_production(spark: SparkSession, config: Config, inputs: BatchInputs,
@@ -117,7 +120,7 @@ def check_production(spark: SparkSession, config: Config, inputs: BatchInputs,
     model = batch_data.load_sklearn_model(config, batch.model_name, batch.model_version)
     reference, reference_scores = _reference(spark, config, inputs, batch.spec, model)
     scores = batch_data.to_pandas_sample(batch.frame, batch.row_count)
-    values = metric_values(inputs, scores, reference, reference_scores, list(batch.spec.get("feature_columns") or []))
+    values = metric_values(inputs, scores, reference, reference_scores, batch.spec.feature_columns)
     result = CheckResult(batch.model_name, batch.model_version, batch.batch_id, "production",
                          check_values(values, thresholds))
     logger.info("model %s version %d on batch %s: %s", batch.model_name, batch.model_version, batch.batch_id,
@@ -126,11 +129,11 @@ def check_production(spark: SparkSession, config: Config, inputs: BatchInputs,
 
 
 def check_candidate(spark: SparkSession, config: Config, inputs: BatchInputs, thresholds: Mapping[str, Threshold],
-                    version: int, spec: dict[str, Any]) -> CheckResult:
+                    version: int, spec: TrainingSetSpec) -> CheckResult:
     """Check a retrained version by scoring the batch's entities with it in memory."""
     batch = inputs.batch
     model = batch_data.load_sklearn_model(config, batch.model_name, version)
-    columns = list(spec.get("feature_columns") or [])
+    columns = spec.feature_columns
     missing = [c for c in columns if c not in inputs.current_features.columns]
     current = inputs.current_features
     if missing:  # the candidate uses features the production model did not: look them up

@@ -27,14 +27,14 @@ from pyspark.sql import DataFrame, SparkSession
 
 from featurestore.core.config import Config
 from featurestore.core.errors import BadInputError, FeaturelakeError, ModelNeedsRetrainingError
+from inference.comparison import improvement
 from inference.monitoring import batch_data, tables
 from inference.monitoring.check import CheckResult, check_candidate, check_production, prepare_inputs
-from inference.monitoring.metrics import QUALITY_METRICS, MetricValue, parse_thresholds
+from inference.monitoring.metrics import QUALITY_METRICS, MetricValue, higher_is_better, parse_thresholds
 from inference.monitoring.notifier import Alert, Notifier, build_notifiers, deliver
+from inference.settings import MONITORING, TRAINING
 
 logger = logging.getLogger(__name__)
-
-LOWER_IS_BETTER_PREFIXES = ("rmse", "mae", "prediction_psi", "feature_psi")
 
 
 @dataclass
@@ -79,17 +79,13 @@ def _metric_rows(run_id: str, check: CheckResult, at: datetime) -> list[dict]:
 def improves(metric: MetricValue, candidate: CheckResult) -> bool:
     """True when ``candidate``'s value of ``metric`` is strictly better than ``metric.value``."""
     value = candidate.value(metric.metric)
-    if value is None:
-        return False
-    if metric.metric.startswith(LOWER_IS_BETTER_PREFIXES):
-        return value < metric.value
-    return value > metric.value
+    return value is not None and improvement(value, metric.value, higher_is_better(metric.metric)) > 0
 
 
 def _attempt_config(config: Config, attempt: int) -> Config:
     """The configuration for one attempt: the same, with a different split seed."""
     cfg = copy.deepcopy(config)
-    cfg.training.seed = config.training.seed + attempt - 1
+    TRAINING.of(cfg).seed = TRAINING.of(config).seed + attempt - 1
     return cfg
 
 
@@ -146,7 +142,7 @@ def run_monitoring(spark: SparkSession, config: Config, model_name: str, batch_i
     from inference.promotion import promote
     from inference.training import train_model
 
-    settings = config.monitoring
+    settings = MONITORING.of(config)
     thresholds = parse_thresholds(settings.thresholds)
     max_attempts = settings.max_attempts if max_attempts is None else max_attempts
     if not isinstance(max_attempts, int) or max_attempts < 0:
@@ -208,7 +204,7 @@ def _try_candidate(spark: SparkSession, config: Config, inputs, thresholds, chec
     except FeaturelakeError as exc:
         return Attempt(number, None, None, "failed", f"training failed: {type(exc).__name__}: {exc}")
     version = int(trained.model_version)
-    candidate = check_candidate(spark, config, inputs, thresholds, version, trained.spec.to_dict())
+    candidate = check_candidate(spark, config, inputs, thresholds, version, trained.spec)
     tables.write_rows(spark, config, tables.MODEL_METRICS, _metric_rows(run_id, candidate, _now()))
     reason = _judge(check, candidate)
     if reason is not None:

@@ -18,15 +18,14 @@ from __future__ import annotations
 
 import logging
 import math
-import operator
-import re
 from dataclasses import dataclass
-from typing import Callable, Mapping, Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
 from featurestore.core.errors import BadInputError
+from inference.comparison import Threshold, parse_threshold as parse_comparison
 
 logger = logging.getLogger(__name__)
 
@@ -37,30 +36,9 @@ COUNT_METRICS = ("row_count", "labeled_rows", "label_coverage")
 DRIFT_METRICS = ("prediction_psi", "feature_psi")
 KNOWN_METRICS = QUALITY_METRICS + COUNT_METRICS + DRIFT_METRICS
 FEATURE_PSI_PREFIX = "feature_psi."
-# For each metric, which direction is better (used to compare a candidate with the incumbent).
-HIGHER_IS_BETTER = {"accuracy": True, "auc": True, "f1": True, "r2": True, "rmse": False, "mae": False}
-
-_OPERATORS: dict[str, Callable[[float, float], bool]] = {
-    ">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt,
-}
-_THRESHOLD = re.compile(r"^\s*(>=|<=|>|<)\s*([-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?)\s*$")
+# Lower is better for errors and drift (feature_psi.<feature> too); higher for everything else.
+LOWER_IS_BETTER = ("rmse", "mae", "prediction_psi", "feature_psi")
 PSI_EPSILON = 1e-4
-
-
-@dataclass(frozen=True)
-class Threshold:
-    """A metric's accepted range, as ``<op> <bound>`` (for example ``>= 0.7``)."""
-
-    metric: str
-    op: str
-    bound: float
-
-    def accepts(self, value: float) -> bool:
-        """True when ``value`` is in range."""
-        return _OPERATORS[self.op](value, self.bound)
-
-    def __str__(self) -> str:
-        return f"{self.op} {self.bound:g}"
 
 
 @dataclass(frozen=True)
@@ -78,7 +56,7 @@ class MetricValue:
 
 
 def parse_threshold(metric: str, text: object) -> Threshold:
-    """Parse ``">= 0.7"`` for ``metric``; anything that cannot be compared is refused.
+    """Parse ``">= 0.7"`` for ``metric`` (:func:`inference.comparison.parse_threshold`, no bare number).
 
     Raises:
         BadInputError: unknown metric name, or a threshold that is not ``<op> <number>``.
@@ -87,14 +65,16 @@ def parse_threshold(metric: str, text: object) -> Threshold:
     if metric not in KNOWN_METRICS and not base:
         raise BadInputError(f"monitoring.thresholds: unknown metric {metric!r} "
                             f"(known: {', '.join(KNOWN_METRICS)}, or feature_psi.<feature>)")
-    match = _THRESHOLD.match(text) if isinstance(text, str) else None
-    if not match:
-        raise BadInputError(f"monitoring.thresholds.{metric}: threshold {text!r} cannot be compared; "
-                            "write a comparison with a number, for example '>= 0.7' or '<= 0.2'")
-    bound = float(match.group(2))
-    if not math.isfinite(bound):
-        raise BadInputError(f"monitoring.thresholds.{metric}: bound {text!r} is not a finite number")
-    return Threshold(metric, match.group(1), bound)
+    return parse_comparison(metric, text, "monitoring.thresholds")
+
+
+def higher_is_better(metric: str) -> bool:
+    """Which direction of ``metric`` is better: lower for errors and drift, higher otherwise.
+
+    >>> higher_is_better("auc"), higher_is_better("feature_psi.age")
+    (True, False)
+    """
+    return not metric.startswith(LOWER_IS_BETTER)
 
 
 def parse_thresholds(raw: Mapping[str, object]) -> dict[str, Threshold]:
@@ -202,10 +182,3 @@ def _bin(values: pd.Series, edges: np.ndarray) -> pd.Series:
     out = np.searchsorted(edges, values.to_numpy(), side="right").astype("int64")
     out[values.isna().to_numpy()] = -1
     return pd.Series(out)
-
-
-def is_better(metric: str, candidate: float, incumbent: float | None) -> bool:
-    """True when ``candidate`` beats ``incumbent`` on a quality metric (or there is no incumbent value)."""
-    if incumbent is None:
-        return True
-    return candidate > incumbent if HIGHER_IS_BETTER.get(metric, True) else candidate < incumbent

@@ -88,7 +88,6 @@ RETRAIN_ATTEMPTS = MonitoringTable(
         ("attempted_at", "timestamp", "When the attempt finished (UTC)"),
     ),
 )
-TABLES = (MODEL_METRICS, MODEL_ALERTS, RETRAIN_ATTEMPTS)
 
 
 def ensure_table(spark: SparkSession, config: Config, table: MonitoringTable) -> str:

@@ -9,26 +9,27 @@ from typing import Sequence
 
 import matplotlib
 
+from featurestore.core.errors import BadInputError
+from inference.comparison import Threshold, parse_threshold
+
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-_THRESHOLD = re.compile(r"^\s*(>=|<=|>|<)\s*([-+]?[0-9.eE+-]+)\s*$")
 _PROLOG = re.compile(r"^.*?(?=<svg)", re.S)
 OK_COLOR = "#1b7f3b"
 BAD_COLOR = "#c62828"
 LINE_COLOR = "#1f4e9c"
 
 
-def parse_threshold(text: str | None) -> tuple[str, float] | None:
-    """Return (operator, bound) of a threshold such as ``">= 0.7"``, or None."""
-    match = _THRESHOLD.match(text or "")
-    if not match:
+def stored_threshold(metric: str, text: str | None) -> Threshold | None:
+    """The threshold a monitoring row was checked against (its ``threshold`` column, ``">= 0.7"``),
+    read with the monitoring grammar; None when the row has none or it does not parse."""
+    if not text:
         return None
     try:
-        bound = float(match.group(2))
-    except ValueError:
+        return parse_threshold(metric, text, "monitoring.thresholds")
+    except BadInputError:
         return None
-    return (match.group(1), bound) if math.isfinite(bound) else None
 
 
 def _to_svg(fig) -> str:
@@ -46,11 +47,11 @@ def _style(ax, title: str) -> None:
     ax.tick_params(labelsize=8)
 
 
-def _band(ax, threshold: tuple[str, float] | None, values: Sequence[float]) -> None:
+def _band(ax, threshold: Threshold | None, values: Sequence[float]) -> None:
     """Shade the accepted range green and the rest red, with the bound as a dashed line."""
     if threshold is None:
         return
-    op, bound = threshold
+    op, bound = threshold.op, threshold.bound
     finite = [v for v in values if v is not None and math.isfinite(v)] + [bound]
     low, high = min(finite), max(finite)
     pad = (high - low) * 0.15 or abs(bound) * 0.15 or 1.0
@@ -77,7 +78,7 @@ def metric_chart(title: str, batches: Sequence[str], values: Sequence[float | No
         if bad:
             ax.scatter([b[0] for b in bad], [b[1] for b in bad], color=BAD_COLOR, zorder=3, s=30,
                        label="out of range")
-    _band(ax, parse_threshold(threshold), ys)
+    _band(ax, stored_threshold(title, threshold), ys)
     ax.set_xticks(xs, [str(b) for b in batches], rotation=30 if len(batches) > 4 else 0, ha="right"
                   if len(batches) > 4 else "center")
     ax.set_xlabel("batch", fontsize=8)
@@ -96,7 +97,7 @@ def drift_chart(title: str, batches: Sequence[str], series: dict[str, Sequence[f
         ys = [float("nan") if v is None else float(v) for v in values]
         all_values += ys
         ax.plot(xs, ys, marker="o", markersize=3, linewidth=1.2, label=name)
-    _band(ax, parse_threshold(threshold), all_values)
+    _band(ax, stored_threshold(title, threshold), all_values)
     ax.set_xticks(xs, [str(b) for b in batches], rotation=30 if len(batches) > 4 else 0,
                   ha="right" if len(batches) > 4 else "center")
     ax.set_xlabel("batch", fontsize=8)

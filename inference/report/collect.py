@@ -4,7 +4,6 @@ left empty, never an error: the report shows what exists."""
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from dataclasses import dataclass, field
@@ -13,18 +12,17 @@ from typing import Any
 from urllib.parse import urlparse
 
 from delta.tables import DeltaTable
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
 
 from featurestore.catalog import TableInfo, list_tables
 from featurestore.core.config import Config
-from featurestore.training_set import SPEC_ARTIFACT
+from featurestore.core.errors import FeaturelakeError
+from featurestore.training_set import TrainingSetSpec
+from inference.monitoring import tables as monitoring_tables
+from inference.settings import PROMOTION
 
 logger = logging.getLogger(__name__)
 
-PROMOTION_EVENTS = "promotion_events"
-MODEL_METRICS = "model_metrics"
-MODEL_ALERTS = "model_alerts"
-RETRAIN_ATTEMPTS = "retrain_attempts"
 HISTORY_LIMIT = 50
 
 
@@ -62,7 +60,12 @@ class ModelVersionView:
     run_id: str | None
     run_link: str | None
     metrics: dict[str, float]
-    lookups: list[dict[str, Any]]
+    spec: TrainingSetSpec | None          # what the version learned from (None: no spec logged)
+
+    @property
+    def lookups(self) -> list[dict[str, Any]]:
+        """The feature tables (at their Delta versions) the version was trained on."""
+        return self.spec.lookups if self.spec is not None else []
 
 
 @dataclass
@@ -153,7 +156,11 @@ def read_delta_rows(spark: SparkSession, config: Config, name: str) -> list[dict
     path = config.table_path(name)
     if not DeltaTable.isDeltaTable(spark, path):
         return None
-    return [r.asDict() for r in spark.read.format("delta").load(path).collect()]
+    return _rows(spark.read.format("delta").load(path))
+
+
+def _rows(frame: DataFrame | None) -> list[dict[str, Any]] | None:
+    return None if frame is None else [r.asDict() for r in frame.collect()]
 
 
 def _mlflow_in_use(config: Config) -> bool:
@@ -182,12 +189,13 @@ def run_link(config: Config, experiment_id: str | None, run_id: str, artifact_ur
     return None
 
 
-def _load_spec(run_id: str) -> dict[str, Any] | None:
-    import mlflow
+def _load_spec(run_id: str) -> TrainingSetSpec | None:
+    """The run's training-set spec, or None when it has none (MLflow points at the store already)."""
+    from inference.tracking import load_spec
 
     try:
-        return json.loads(mlflow.artifacts.load_text(f"runs:/{run_id}/{SPEC_ARTIFACT}"))
-    except Exception:  # no spec logged with this run
+        return load_spec(run_id)
+    except FeaturelakeError:  # no spec logged with this run, or not one this version reads
         return None
 
 
@@ -209,7 +217,7 @@ def collect_models(config: Config, events: list[dict[str, Any]] | None) -> list[
                          key=lambda v: int(v.version), reverse=True):
             metrics: dict[str, float] = {}
             link = None
-            lookups: list[dict[str, Any]] = []
+            spec = None
             if mv.run_id:
                 try:
                     run = client.get_run(mv.run_id)
@@ -218,12 +226,11 @@ def collect_models(config: Config, events: list[dict[str, Any]] | None) -> list[
                 except Exception as exc:  # run deleted
                     logger.warning("model %s version %s: run %s unreadable: %s", rm.name, mv.version, mv.run_id, exc)
                 spec = _load_spec(mv.run_id)
-                lookups = list((spec or {}).get("lookups") or [])
             versions.append(ModelVersionView(
                 version=str(mv.version), stage=mv.current_stage or "None", aliases=sorted(set(mv.aliases or []) | set(aliases.get(str(mv.version), []))),
                 status=mv.status or "", created=_ms_to_datetime(mv.creation_timestamp),
                 description=mv.description or None, run_id=mv.run_id or None, run_link=link,
-                metrics=metrics, lookups=lookups,
+                metrics=metrics, spec=spec,
             ))
         model_events = sorted((e for e in events or [] if e.get("model_name") == rm.name),
                               key=lambda e: e.get("decided_at") or datetime.min, reverse=True)
@@ -243,7 +250,7 @@ def collect(spark: SparkSession, config: Config) -> Workspace:
     """Gather the whole workspace for the report."""
     problems: list[str] = []
     tables = collect_tables(spark, config)
-    events = read_delta_rows(spark, config, config.promotion.events_table)
+    events = read_delta_rows(spark, config, PROMOTION.of(config).events_table)
     try:
         models = collect_models(config, events)
     except Exception as exc:  # the report still shows tables and monitoring
@@ -258,9 +265,9 @@ def collect(spark: SparkSession, config: Config) -> Workspace:
                 by_table.setdefault(str(lookup.get("table")), []).append((model.name, version.version))
     for table in tables:
         table.used_by = by_table.get(table.info.name, [])
-    monitoring = MonitoringData(
-        metrics=read_delta_rows(spark, config, MODEL_METRICS),
-        alerts=read_delta_rows(spark, config, MODEL_ALERTS),
-        attempts=read_delta_rows(spark, config, RETRAIN_ATTEMPTS),
+    monitoring = MonitoringData(  # the monitoring tables, read by the module that writes them
+        metrics=_rows(monitoring_tables.read_table(spark, config, monitoring_tables.MODEL_METRICS)),
+        alerts=_rows(monitoring_tables.read_table(spark, config, monitoring_tables.MODEL_ALERTS)),
+        attempts=_rows(monitoring_tables.read_table(spark, config, monitoring_tables.RETRAIN_ATTEMPTS)),
     )
     return Workspace(datetime.now(timezone.utc), config.warehouse, tables, models, monitoring, problems)

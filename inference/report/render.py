@@ -14,13 +14,13 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, Undefined
 
+from inference.monitoring.metrics import FEATURE_PSI_PREFIX
 from inference.report.charts import drift_chart, metric_chart
 from inference.report.collect import MonitoringData, Workspace
 
 logger = logging.getLogger(__name__)
 
 NOT_SET = "not set"
-FEATURE_PSI_PREFIX = "feature_psi."
 _SAFE_URL = re.compile(r"^(https?|file)://", re.I)
 
 

@@ -6,8 +6,9 @@ import logging
 
 from pyspark.sql import SparkSession
 
-from featurestore.core.config import Config, LookupSettings
+from featurestore.core.config import Config
 from inference.promotion import PromotionDecision, promote
+from inference.settings import PROMOTION, TRAINING, LookupSettings
 from inference.training import TrainingResult, train_model
 
 logger = logging.getLogger(__name__)
@@ -18,23 +19,24 @@ LABELS_PATH = "raw/churn_labels.parquet"
 
 def configure_training(config: Config) -> Config:
     """Fill the ``training`` and ``promotion`` sections of the demo configuration."""
-    config.training.model_name = MODEL_NAME
-    config.training.labels_path = LABELS_PATH
-    config.training.label = "churned"
-    config.training.lookups = [
+    training = TRAINING.of(config)
+    training.model_name = MODEL_NAME
+    training.labels_path = LABELS_PATH
+    training.label = "churned"
+    training.lookups = [
         LookupSettings(table="customer_profile", features=["age", "tenure_days", "monthly_fee", "country"],
                        timestamp_lookup_key="label_time"),
         LookupSettings(table="customer_weekly_spend",
                        features=["txn_count_7d", "spend_7d", "avg_amount_7d", "days_since_last_txn"],
                        timestamp_lookup_key="label_time"),
     ]
-    config.training.estimator = "sklearn.linear_model.LogisticRegression"
-    config.training.estimator_params = {"C": "1.0", "max_iter": "500"}
-    config.training.description = "Churn propensity of a customer, from profile and weekly spend features"
-    config.training.tags = {"team": "customer-analytics", "demo": "true"}
-    config.training.source_url = "https://github.com/featurelake/featurelake/blob/main/demo/lifecycle.py"
-    config.promotion.metric = "roc_auc"
-    config.promotion.thresholds = {"roc_auc": ">= 0.6"}
+    training.estimator = "sklearn.linear_model.LogisticRegression"
+    training.estimator_params = {"C": "1.0", "max_iter": "500"}
+    training.description = "Churn propensity of a customer, from profile and weekly spend features"
+    training.tags = {"team": "customer-analytics", "demo": "true"}
+    training.source_url = "https://github.com/featurelake/featurelake/blob/main/demo/lifecycle.py"
+    PROMOTION.of(config).metric = "roc_auc"
+    PROMOTION.of(config).thresholds = {"roc_auc": ">= 0.6"}
     return config
 
 

@@ -20,6 +20,7 @@ from pyspark.sql import functions as F
 from featurestore.core.config import Config
 from featurestore.core.errors import ModelNeedsRetrainingError
 from inference.monitoring.loop import MonitorResult, run_monitoring
+from inference.settings import MONITORING, TRAINING, configured_model_name
 
 logger = logging.getLogger(__name__)
 
@@ -29,8 +30,8 @@ DRIFTED_LABELS = "raw/churn_labels_drifted.parquet"
 
 def configure_monitoring(config: Config) -> Config:
     """Fill the ``monitoring`` section of the demo configuration."""
-    config.monitoring.thresholds = dict(THRESHOLDS)
-    config.monitoring.max_attempts = 3
+    MONITORING.of(config).thresholds = dict(THRESHOLDS)
+    MONITORING.of(config).max_attempts = 3
     return config
 
 
@@ -52,17 +53,17 @@ def _score(spark: SparkSession, config: Config, batch_id: str) -> None:
     from inference.batch import run_batch_inference
 
     entities = spark.read.parquet(str(Path(config.source_root) / "raw" / "churn_labels.parquet")).select("customer_id")
-    run_batch_inference(spark, config, entities, f"models:/{config.training.model_name}/Production",
+    run_batch_inference(spark, config, entities, f"models:/{configured_model_name(config)}/Production",
                         batch_id=batch_id)
 
 
 def run_monitoring_demo(spark: SparkSession, config: Config) -> list[MonitorResult]:
     """Score and check one batch as is, then one with drift injected; return both results."""
-    if not config.monitoring.thresholds:
+    if not MONITORING.of(config).thresholds:
         configure_monitoring(config)
     results = []
-    name = config.training.model_name
-    for batch_id, labels in (("demo-monitor-1", config.training.labels_path),
+    name = configured_model_name(config)
+    for batch_id, labels in (("demo-monitor-1", TRAINING.of(config).labels_path),
                              ("demo-monitor-2", write_drifted_labels(spark, config))):
         _score(spark, config, batch_id)
         try:

@@ -26,6 +26,7 @@ from featurestore.catalog import list_tables
 from featurestore.core.config import Config, load_config, write_config
 from featurestore.online import materialize
 from inference.report.render import generate_report
+from inference.settings import SECTIONS
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +55,7 @@ def prepare_workdir(workdir: str | Path, n_customers: int = 500) -> Config:
     root.mkdir(parents=True, exist_ok=True)
     write_demo_data(root / "raw", n_customers=n_customers)
     config_path = write_config(demo_config(root), root / CONFIG_FILE)
-    return load_config(config_path, env={})
+    return load_config(config_path, env={}, sections=SECTIONS)
 
 
 def run_demo(spark: SparkSession, workdir: str | Path, n_customers: int = 500, monitor: bool = False,

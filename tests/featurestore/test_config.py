@@ -1,8 +1,10 @@
 """Configuration loading: defaults, YAML, environment overrides, refusal of bad values."""
 
+from dataclasses import dataclass, field
+
 import pytest
 
-from featurestore.core.config import load_config
+from featurestore.core.config import Config, Section, load_config, write_config
 from featurestore.core.errors import BadInputError
 
 
@@ -77,17 +79,65 @@ def test_a_yaml_syntax_error_is_one_line_with_file_line_column_and_what_was_expe
         "(while parsing a flow sequence started at line 3, column 11)")
 
 
-def test_a_job_reports_a_yaml_syntax_error_on_one_line(tmp_path, capsys):
-    import argparse
+# --- sections owned by a layer above the core ---------------------------------------------------
 
-    from jobs.common import run_job
+@dataclass
+class ExampleSettings:
+    """A section a layer above the core could own."""
 
+    name: str | None = None
+    retries: int = 3
+    folder: str | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.retries < 0:
+            raise BadInputError(f"example.retries must be >= 0, not {self.retries}")
+
+
+EXAMPLE = Section("example", ExampleSettings, paths=("folder",))
+
+
+def test_an_owners_section_is_parsed_with_the_cores_rules(tmp_path):
     path = tmp_path / "featurelake.yaml"
-    path.write_text('warehouse: "wh\n')
-    args = argparse.Namespace(config=str(path), log_level="INFO")
-    assert run_job(lambda args, config: None, args) == 2
-    lines = capsys.readouterr().err.splitlines()
-    assert len(lines) == 1
-    assert lines[0].endswith(f"BadInputError: configuration file {path} is not valid YAML: line 2, column 1: "
-                             "found unexpected end of stream (while scanning a quoted scalar started at line 1, "
-                             "column 12)")
+    path.write_text("example:\n  name: x\n  folder: data\n  labels: {a: 1}\n")
+    config = load_config(path, env={"FEATURELAKE_EXAMPLE_RETRIES": "5"}, sections=[EXAMPLE])
+    settings = EXAMPLE.of(config)
+    assert settings == ExampleSettings(name="x", retries=5, folder=str(tmp_path / "data"), labels={"a": "1"})
+    settings.name = "changed"
+    assert EXAMPLE.of(config).name == "changed"  # one object per configuration
+
+
+@pytest.mark.parametrize("text, env, message", [
+    ("example:\n  nme: x\n", {}, "unknown configuration key\\(s\\) in section 'example': nme"),
+    ("example:\n  retries: many\n", {}, "configuration example.retries: expected int"),
+    ("example: [1]\n", {}, "configuration example: expected a mapping"),
+    ("example:\n  retries: -1\n", {}, "example.retries must be >= 0"),
+    ("example: {}\n", {"FEATURELAKE_EXAMPLE_RETRIES": "-2"}, "example.retries must be >= 0"),
+    ("example: {}\n", {"FEATURELAKE_EXAMPLE_RETRIES": "x"}, "FEATURELAKE_EXAMPLE_RETRIES: expected int"),
+    ("exampel: {}\n", {}, "unknown configuration key\\(s\\): exampel"),
+])
+def test_a_bad_section_is_refused_when_the_configuration_is_loaded(tmp_path, text, env, message):
+    path = tmp_path / "featurelake.yaml"
+    path.write_text(text)
+    with pytest.raises(BadInputError, match=message):
+        load_config(path, env=env, sections=[EXAMPLE])
+
+
+def test_without_its_owner_a_section_is_kept_and_checked_when_first_read(tmp_path):
+    path = tmp_path / "featurelake.yaml"
+    path.write_text("example:\n  retries: many\n")
+    config = load_config(path, env={})  # a caller that does not use the section
+    with pytest.raises(BadInputError, match="configuration example.retries: expected int"):
+        EXAMPLE.of(config)
+    path.write_text("exampel: 3\n")  # not a section at all
+    with pytest.raises(BadInputError, match="unknown configuration key\\(s\\): exampel"):
+        load_config(path, env={})
+
+
+def test_a_section_set_in_code_is_written_and_read_back(tmp_path):
+    config = Config()
+    EXAMPLE.of(config).name = "written"
+    path = write_config(config, tmp_path / "featurelake.yaml")
+    assert EXAMPLE.of(load_config(path, env={}, sections=[EXAMPLE])).name == "written"
+    assert EXAMPLE.of(Config()).name is None  # defaults when the file has no such section

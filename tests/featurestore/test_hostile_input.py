@@ -251,12 +251,13 @@ def test_training_on_bad_labels_is_refused_before_any_run(spark, baseline, tmp_p
     nothing logged or registered."""
     from mlflow.tracking import MlflowClient
 
-    from inference.training import train_model
     from featurestore.training_set import FeatureLookup
+    from inference.settings import TRAINING
+    from inference.training import train_model
 
     config = make_config(tmp_path)
     config.warehouse = baseline.warehouse
-    config.training.label = "label"
+    TRAINING.of(config).label = "label"
     labels = spark.createDataFrame([(1, T0 + timedelta(hours=2), 1), (2, T0 + timedelta(hours=2), 0)],
                                    "user_id bigint, label_time timestamp, label bigint")
     before = _state(spark, baseline, "user_activity")

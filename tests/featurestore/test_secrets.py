@@ -2,7 +2,7 @@
 
 import pytest
 
-from featurestore.core.secrets import redact_conf, redact_text, redact_uri
+from featurestore.core.secrets import redact_text, redact_uri
 
 
 @pytest.mark.parametrize("uri, expected", [
@@ -20,12 +20,3 @@ def test_redact_text_masks_credentials_and_literal_secrets():
     out = redact_text(text, secrets=["AKIAXYZ987"])
     assert "pw123" not in out and "AKIAXYZ987" not in out
     assert "http://bob:***@h:5000" in out
-
-
-def test_redact_conf_masks_secret_keys():
-    conf = {"spark.hadoop.fs.azure.account.key.acct.dfs.core.windows.net": "KEY==",
-            "spark.sql.shuffle.partitions": "4",
-            "spark.hadoop.fs.s3a.secret.key": "abc"}
-    out = redact_conf(conf)
-    assert out["spark.sql.shuffle.partitions"] == "4"
-    assert "KEY==" not in out.values() and "abc" not in out.values()

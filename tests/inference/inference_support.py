@@ -45,7 +45,7 @@ def log_model(config, name: str, model, X: pd.DataFrame, spec: dict | None = Non
     from mlflow.models import infer_signature
     from skops.io import dumps, get_untrusted_types  # our own test models: safe to trust
 
-    from inference.model_reference import mlflow_client
+    from inference.tracking import client as mlflow_client
 
     client = mlflow_client(config)
     experiment = mlflow.get_experiment_by_name("inference-tests")
@@ -81,7 +81,7 @@ def get_registry(tmp_path_factory) -> Registry:
         return _REGISTRY[0]
     from sklearn.linear_model import LogisticRegression
 
-    from inference.model_reference import mlflow_client
+    from inference.tracking import client as mlflow_client
 
     root: Path = tmp_path_factory.mktemp("registry")
     config = make_config(root)

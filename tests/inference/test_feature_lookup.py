@@ -35,7 +35,7 @@ def lookup_project(spark, demo_project, tmp_path_factory):
     from featurestore.training_set import FeatureLookup, join_features
     from sklearn.linear_model import LogisticRegression
 
-    from inference.model_reference import mlflow_client
+    from inference.tracking import client as mlflow_client
 
     root: Path = tmp_path_factory.mktemp("lookup")
     config = make_config(root)
@@ -153,15 +153,16 @@ def test_model_with_only_optional_inputs_is_scored_by_keys(spark, lookup_project
     import mlflow
     from pyspark.sql import functions as F
 
-    from featurestore.core.config import LookupSettings
+    from inference.settings import TRAINING, LookupSettings
     from inference.tracking import configure_mlflow
     from inference.training import train_model
     from featurestore.training_set import FeatureLookup, join_features
 
     config, labels, _, _ = lookup_project
     config = copy.deepcopy(config)
-    config.training.model_name, config.training.label = "churn_optional", "churned"
-    config.training.lookups = [LookupSettings(x["table"], x["features"], x["lookup_keys"], "label_time")
+    training = TRAINING.of(config)
+    training.model_name, training.label = "churn_optional", "churned"
+    training.lookups = [LookupSettings(x["table"], x["features"], x["lookup_keys"], "label_time")
                                for x in LOOKUPS]
     # one label in three precedes the first feature row: its features are all null
     early = labels.withColumn("label_time", F.when(F.col("customer_id") % 3 == 0, F.lit("1990-01-01").cast(

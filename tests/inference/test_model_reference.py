@@ -9,7 +9,7 @@ import pytest
 from inference_support import get_registry
 
 from featurestore.core.errors import BadInputError, DependencyUnavailableError, NotFoundError
-from inference.model_reference import ModelReference, mlflow_client, parse_model_uri, resolve_model
+from inference.model_reference import ModelReference, parse_model_uri, resolve_model
 from inference.tracking import HTTP_ENV_DEFAULTS
 
 
@@ -42,27 +42,28 @@ def test_parse_refuses_bad_references(uri):
 
 
 def test_resolve_stage_alias_version_latest(registry):
-    client = mlflow_client(registry.config)
-    production = resolve_model(client, "models:/lr_model/Production")
+    production = resolve_model(registry.config, "models:/lr_model/Production")
     assert (production.version, production.run_id) == (1, registry.run_ids[1])
     assert production.uri == "models:/lr_model/1"
-    assert resolve_model(client, "models:/lr_model/Staging").version == 2
-    champion = resolve_model(client, "models:/lr_model@champion")
+    assert resolve_model(registry.config, "models:/lr_model/Staging").version == 2
+    champion = resolve_model(registry.config, "models:/lr_model@champion")
     assert champion.version == 2 and "champion" in champion.aliases
-    assert resolve_model(client, "models:/lr_model/1").version == 1
-    assert resolve_model(client, "models:/lr_model/latest").version == 2
+    assert resolve_model(registry.config, "models:/lr_model/1").version == 1
+    assert resolve_model(registry.config, "models:/lr_model/latest").version == 2
+    assert resolve_model(registry.config, ModelReference("lr_model", stage="Production")).version == 1
 
 
 @pytest.mark.parametrize("uri, message", [
-    ("models:/no_such_model/Production", "'no_such_model' is not registered"),
-    ("models:/idle_model/Production", "'idle_model' has no version in stage Production"),
-    ("models:/lr_model/Archived", "no version in stage Archived"),
-    ("models:/lr_model@nobody", "no alias 'nobody'"),
-    ("models:/lr_model/99", "no version 99"),
+    ("models:/no_such_model/Production", "^model 'no_such_model' is not registered in the model registry$"),
+    ("models:/no_such_model/latest", "^model 'no_such_model' is not registered in the model registry$"),
+    ("models:/idle_model/Production", "^model 'idle_model' has no version in stage Production$"),
+    ("models:/lr_model/Archived", "^model 'lr_model' has no version in stage Archived$"),
+    ("models:/lr_model@nobody", "^model 'lr_model' has no alias 'nobody'$"),
+    ("models:/lr_model/99", "^model 'lr_model' has no version 99$"),
 ])
 def test_resolve_missing_things_are_not_found(registry, uri, message):
     with pytest.raises(NotFoundError, match=message):
-        resolve_model(mlflow_client(registry.config), uri)
+        resolve_model(registry.config, uri)
 
 
 def test_unreachable_tracking_server_is_unavailable_after_the_bounded_retries(registry, monkeypatch):
@@ -71,7 +72,6 @@ def test_unreachable_tracking_server_is_unavailable_after_the_bounded_retries(re
         monkeypatch.delenv(key)
     config = copy.deepcopy(registry.config)
     config.mlflow.tracking_uri = "http://127.0.0.1:9"
-    client = mlflow_client(config)
+    with pytest.raises(DependencyUnavailableError, match="MLflow tracking store http://127.0.0.1:9 cannot be used"):
+        resolve_model(config, "models:/lr_model/Production")
     assert {key: os.environ.get(key) for key in HTTP_ENV_DEFAULTS} == HTTP_ENV_DEFAULTS
-    with pytest.raises(DependencyUnavailableError, match="cannot read model 'lr_model' from the registry"):
-        resolve_model(client, "models:/lr_model/Production")

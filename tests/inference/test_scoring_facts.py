@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from inference_support import get_registry, log_model, training_frame
 
-from inference.model_reference import mlflow_client, resolve_model
+from inference.model_reference import resolve_model
+from inference.tracking import client as mlflow_client
 from inference.scoring import load_scoring_model
 from inference.scoring_model import PROBABILITY_METADATA
 
@@ -16,9 +17,8 @@ def registry(tmp_path_factory):
 
 
 def _load(registry, name: str, version: int, tmp_path, with_probability: bool = True):
-    client = mlflow_client(registry.config)
-    return load_scoring_model(resolve_model(client, f"models:/{name}/{version}"), with_probability=with_probability,
-                              work_dir=str(tmp_path))
+    return load_scoring_model(resolve_model(registry.config, f"models:/{name}/{version}"),
+                              with_probability=with_probability, work_dir=str(tmp_path))
 
 
 def test_a_classifier_logged_without_the_record_is_found_out_by_loading_it(registry, tmp_path):

@@ -30,7 +30,7 @@ def test_load_once_returns_the_same_model_and_stays_bounded(saved_models):
     assert scoring_model.load_once(saved_models[0], "sklearn") is first
     others = [scoring_model.load_once(path, "sklearn") for path in saved_models[1:]]
     assert all(model is not first for model in others)
-    assert scoring_model.cached_models() == scoring_model.CACHE_SIZE
+    assert len(scoring_model._loaded) == scoring_model.CACHE_SIZE
     # the least recently used model (the first) was dropped: loading it again gives a new object
     assert scoring_model.load_once(saved_models[0], "sklearn") is not first
 

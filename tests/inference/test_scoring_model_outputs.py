@@ -15,7 +15,7 @@ from sklearn.preprocessing import StandardScaler
 
 from inference import scoring_model
 from inference.batch import run_batch_inference
-from inference.model_reference import mlflow_client
+from inference.tracking import client as mlflow_client
 
 DOUBLES = ["x1", "x2", "x3"]
 

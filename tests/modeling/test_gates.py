@@ -8,13 +8,15 @@ import pytest
 
 from featurestore.core.config import load_config
 from featurestore.core.errors import BadInputError
+from inference.comparison import Threshold
 from inference.estimators import load_estimator, parse_params
 from inference.promotion import check_thresholds, parse_thresholds
+from inference.settings import PROMOTION, SECTIONS, TRAINING, TrainingSettings
 
 
 def test_parse_thresholds():
     assert parse_thresholds({"roc_auc": ">= 0.7", "log_loss": "<0.5", "f1_score": "0.3"}) == [
-        ("roc_auc", ">=", 0.7), ("log_loss", "<", 0.5), ("f1_score", ">=", 0.3)]
+        Threshold("roc_auc", ">=", 0.7), Threshold("log_loss", "<", 0.5), Threshold("f1_score", ">=", 0.3)]
 
 
 @pytest.mark.parametrize("text", ["high", ">= x", "=> 0.7", ""])
@@ -42,11 +44,12 @@ def test_training_and_promotion_sections_load_from_yaml(tmp_path):
         "promotion:\n"
         "  thresholds: {roc_auc: '>= 0.7'}\n"
         "  min_improvement: 0.01\n", encoding="utf-8")
-    config = load_config(path, env={"FEATURELAKE_PROMOTION_METRIC": "f1_score"})
-    assert config.training.labels_path == str(tmp_path / "raw" / "labels.parquet")
-    assert config.training.lookups[0].table == "t1" and config.training.lookups[0].ttl_seconds == 3600
-    assert config.promotion.metric == "f1_score" and config.promotion.min_improvement == 0.01
-    estimator = load_estimator(config.training.estimator, parse_params(config.training.estimator_params))
+    config = load_config(path, env={"FEATURELAKE_PROMOTION_METRIC": "f1_score"}, sections=SECTIONS)
+    training, promotion = TRAINING.of(config), PROMOTION.of(config)
+    assert training.labels_path == str(tmp_path / "raw" / "labels.parquet")
+    assert training.lookups[0].table == "t1" and training.lookups[0].ttl_seconds == 3600
+    assert promotion.metric == "f1_score" and promotion.min_improvement == 0.01
+    estimator = load_estimator(training.estimator, parse_params(training.estimator_params))
     assert estimator.n_estimators == 10 and estimator.max_depth is None
 
 
@@ -54,7 +57,7 @@ def test_unknown_training_key_is_refused(tmp_path):
     path = tmp_path / "featurelake.yaml"
     path.write_text("training:\n  lookups:\n    - {table: t1, feature: [a]}\n", encoding="utf-8")
     with pytest.raises(BadInputError, match="feature"):
-        load_config(path, env={})
+        load_config(path, env={}, sections=SECTIONS)
 
 
 @pytest.mark.parametrize("path, params, words", [
@@ -78,7 +81,6 @@ def test_numbers_in_scientific_notation_reach_the_estimator_as_numbers():
 
 
 def test_the_training_seed_seeds_an_estimator_that_takes_one_unless_its_parameters_do():
-    from featurestore.core.config import TrainingSettings
     from inference.training import seeded_estimator
 
     forest = TrainingSettings(estimator="sklearn.ensemble.RandomForestClassifier", seed=7)

@@ -17,8 +17,11 @@ from featurestore.delta_tables import current_version, write_feature_table
 from featurestore.core.errors import BadInputError, ConflictError, NotFoundError
 from inference import registry
 from inference.promotion import promote, read_events
+from inference.model_reference import resolve_model
+from inference.settings import PROMOTION, TRAINING
+from inference.stages import check_stage
 from inference.training import train_model
-from featurestore.training_set import FeatureLookup
+from featurestore.training_set import FeatureLookup, TrainingSetSpec
 from inference.tracking import load_spec
 
 MODEL = "test_churn"
@@ -56,10 +59,12 @@ def lifecycle(spark, tmp_path_factory):
                            "churned": churned})
     labels_path = root / "labels.parquet"
     labels.to_parquet(labels_path, index=False)
-    config.training.model_name, config.training.label = MODEL, "churned"
-    config.training.labels_path = str(labels_path)
-    config.training.lookups = []
-    config.training.estimator_params = {"max_iter": "200"}
+    training = TRAINING.of(config)
+    training.model_name = MODEL
+    training.labels_path = str(labels_path)
+    training.label = "churned"
+    training.lookups = []
+    training.estimator_params = {"max_iter": "200"}
     return config
 
 
@@ -88,7 +93,7 @@ def test_train_register_promote_cycle(spark, lifecycle):
     assert run.data.tags["featurelake.source"] == "tests/modeling/test_lifecycle.py"
     assert json.loads(run.data.tags["featurelake.training_set"])["feature_columns"] == ["score", "visits", "segment"]
     spec = load_spec(result.run_id)
-    assert spec == result.spec.to_dict()
+    assert isinstance(spec, TrainingSetSpec) and spec == result.spec
     assert spec["lookups"][0]["path"] == config.table_path("tl_profile") and spec["label"] == "churned"
     assert spec["entity_keys"] == ["customer_id"] and spec["timestamp_key"] == "label_time"
 
@@ -112,31 +117,31 @@ def test_train_register_promote_cycle(spark, lifecycle):
     by_alias = mlflow.pyfunc.load_model("models:/test_churn@champion")
     assert by_stage.metadata.run_id == by_alias.metadata.run_id == result.run_id
     assert list(by_stage.predict(sample)) == [1, 0]
-    assert str(registry.resolve_model_uri(config, "models:/test_churn@champion").version) == "1"
+    assert resolve_model(config, "models:/test_churn@champion").version == 1
 
     # a second version trained with another estimator from configuration
-    config.training.estimator = "sklearn.ensemble.RandomForestClassifier"
-    config.training.estimator_params = {"n_estimators": "5", "random_state": "0"}
+    TRAINING.of(config).estimator = "sklearn.ensemble.RandomForestClassifier"
+    TRAINING.of(config).estimator_params = {"n_estimators": "5", "random_state": "0"}
     second = train_model(spark, config, lookups=LOOKUPS)
     assert second.model_version == "2"
     assert MlflowClient(config.mlflow.tracking_uri).get_run(second.run_id).data.params["estimator.n_estimators"] == "5"
 
     # gate fail: threshold -> Production stays version 1
-    config.promotion.thresholds = {"roc_auc": ">= 1.01"}
+    PROMOTION.of(config).thresholds = {"roc_auc": ">= 1.01"}
     rejected = promote(spark, config, MODEL, 2, "Production")
     assert not rejected.promoted and "roc_auc" in rejected.reason and ">= 1.01" in rejected.reason
     assert str(registry.production_version(config, MODEL).version) == "1"
     assert registry.get_version(config, MODEL, 2).current_stage == "None"
 
     # gate fail: must beat the incumbent by more than min_improvement
-    config.promotion.thresholds = {"roc_auc": ">= 0.5"}
-    config.promotion.min_improvement = 0.5
+    PROMOTION.of(config).thresholds = {"roc_auc": ">= 0.5"}
+    PROMOTION.of(config).min_improvement = 0.5
     beaten = promote(spark, config, MODEL, 2, "Production")
     assert not beaten.promoted and "does not beat Production version 1" in beaten.reason
     assert beaten.incumbent_version == 1 and beaten.incumbent_value == pytest.approx(result.metrics["roc_auc"])
 
     # gate pass against the incumbent: version 1 is archived, champion moves
-    config.promotion.min_improvement = -1.0
+    PROMOTION.of(config).min_improvement = -1.0
     passed = promote(spark, config, MODEL, 2, "Production")
     assert passed.promoted and passed.incumbent_version == 1
     assert registry.get_version(config, MODEL, 1).current_stage == "Archived"
@@ -166,8 +171,8 @@ def test_train_register_promote_cycle(spark, lifecycle):
 def test_bad_inputs_leave_registry_unchanged(spark, lifecycle, tmp_path):
     config = make_config(tmp_path)
     config.warehouse = lifecycle.warehouse
-    config.training = lifecycle.training
-    labels = spark.read.parquet(lifecycle.training.labels_path)
+    config.sections["training"] = TRAINING.of(lifecycle)
+    labels = spark.read.parquet(TRAINING.of(lifecycle).labels_path)
     with pytest.raises(BadInputError, match="customer_id"):
         train_model(spark, config, labels.drop("customer_id"), lookups=LOOKUPS)
     with pytest.raises(BadInputError, match="label_time"):
@@ -177,19 +182,19 @@ def test_bad_inputs_leave_registry_unchanged(spark, lifecycle, tmp_path):
     with pytest.raises(NotFoundError, match="nope"):
         train_model(spark, config, labels, lookups=[FeatureLookup("tl_profile", ["nope"], timestamp_lookup_key="label_time")])
     early = labels.withColumn("label_time", labels["label_time"] - pd.Timedelta(days=30).to_pytimedelta())
-    config.training.drop_missing = True
+    TRAINING.of(config).drop_missing = True
     try:
         with pytest.raises(BadInputError, match="empty training set"):
             train_model(spark, config, early, lookups=LOOKUPS)
     finally:
-        config.training.drop_missing = False
+        TRAINING.of(config).drop_missing = False
     with pytest.raises(NotFoundError, match="no_such_model"):
         promote(spark, config, "no_such_model", 1, "Production")
     assert registry.list_models(config) == []
     with pytest.raises(BadInputError, match="Staging or Production"):
         promote(spark, config, "no_such_model", 1, "Archived")
     with pytest.raises(BadInputError, match="Prod"):
-        registry.check_stage("Prod")
+        check_stage("Prod")
 
 
 def test_registry_rules_without_training(spark, tmp_path):
@@ -203,9 +208,9 @@ def test_registry_rules_without_training(spark, tmp_path):
     with pytest.raises(NotFoundError, match="99"):
         promote(spark, config, "bare_model", 99, "Staging")
     with pytest.raises(NotFoundError, match="Staging"):
-        registry.resolve_model_uri(config, "models:/bare_model/Staging")
+        resolve_model(config, "models:/bare_model/Staging")
     with pytest.raises(NotFoundError, match="champion"):
-        registry.resolve_model_uri(config, "models:/bare_model@champion")
+        resolve_model(config, "models:/bare_model@champion")
     # no run, no metrics: the gate fails and says why; the registry is unchanged
     decision = promote(spark, config, "bare_model", 1, "Staging")
     assert decision.decision == "rejected" and "roc_auc" in decision.reason
@@ -216,7 +221,7 @@ def test_registry_rules_without_training(spark, tmp_path):
     with pytest.raises(ConflictError, match="Staging"):
         registry.delete_version(config, "bare_model", 1)
     registry.set_alias(config, "bare_model", "challenger", 1)
-    assert str(registry.resolve_model_uri(config, "models:/bare_model@challenger").version) == "1"
+    assert resolve_model(config, "models:/bare_model@challenger").version == 1
     registry.set_description(config, "bare_model", "a bare model")
     registry.set_tag(config, "bare_model", "team", "qa")
     model = registry.list_models(config, "bare_model")[0]
@@ -234,9 +239,9 @@ def test_unreachable_tracking_uri_fails_fast(spark, lifecycle, tmp_path):
     config = make_config(tmp_path)
     config.warehouse = lifecycle.warehouse
     config.mlflow.tracking_uri = "http://127.0.0.1:9"
-    config.training.model_name, config.training.label = MODEL, "churned"
+    config.sections["training"] = TRAINING.of(lifecycle)
     with pytest.raises(DependencyUnavailableError, match="127.0.0.1:9"):
-        train_model(spark, config, lifecycle.training.labels_path, lookups=LOOKUPS)
+        train_model(spark, config, TRAINING.of(lifecycle).labels_path, lookups=LOOKUPS)
     with pytest.raises(DependencyUnavailableError):
         registry.list_models(config)
     path = write_config(config, tmp_path / "featurelake.yaml")

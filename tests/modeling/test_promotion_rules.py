@@ -9,6 +9,7 @@ from pit_data import make_config
 from featurestore.core.errors import BadInputError, ConflictError
 from inference import registry
 from inference.promotion import promote, read_events, transition
+from inference.settings import PROMOTION
 from inference.tracking import ensure_experiment
 
 MODEL = "gated_model"
@@ -88,7 +89,7 @@ def test_reason_states_what_the_candidate_was_compared_with(spark, gated):
     assert staged.promoted and staged.reason == "Staging: no comparison with Production is made"
     v3, v4 = _version(gated, accuracy_score=0.9), _version(gated, roc_auc=0.6)
     registry.transition(gated, MODEL, v3, "Production")             # an incumbent without the gate metric
-    gated.promotion.thresholds = {"roc_auc": ">= 0.5"}
+    PROMOTION.of(gated).thresholds = {"roc_auc": ">= 0.5"}
     passed = promote(spark, gated, MODEL, v4, "Production")        # does not block: stated in the reason
     assert passed.promoted and passed.incumbent_version == int(v3) and passed.incumbent_value is None
     assert passed.reason == f"thresholds passed; Production version {v3} has no 'roc_auc': comparison skipped"

@@ -23,6 +23,7 @@ from featurestore.core.errors import BadInputError, ModelNeedsRetrainingError, N
 from featurestore.delta_tables import current_version
 from inference.monitoring.loop import run_monitoring
 from inference.monitoring.tables import MODEL_ALERTS, MODEL_METRICS, RETRAIN_ATTEMPTS, read_table
+from inference.settings import MONITORING, TRAINING, configured_model_name
 
 FEATURE_TABLES = ("customer_profile", "customer_weekly_spend")
 
@@ -48,12 +49,12 @@ def monitored(spark, demo_project, tmp_path_factory):
     config.mlflow.tracking_uri = f"sqlite:///{root / 'mlflow.db'}"
     config.mlflow.artifact_location = str(root / "mlartifacts")
     config.feast.repo_path = str(root / "feast_repo")
-    config.monitoring.max_attempts = 2
-    name = config.training.model_name
+    MONITORING.of(config).max_attempts = 2
+    name = configured_model_name(config)
 
     v1 = train_model(spark, config, run_name="v1")
     assert promote(spark, config, name, v1.model_version, "Production").promoted
-    labels_path = config.training.labels_path
+    labels_path = TRAINING.of(config).labels_path
     labels = spark.read.parquet(labels_path)
     run_batch_inference(spark, config, labels.select("customer_id"), f"models:/{name}/Production", batch_id="b1")
 
@@ -76,7 +77,7 @@ def monitored(spark, demo_project, tmp_path_factory):
 def _with(config: Config, **monitoring) -> Config:
     cfg = copy.deepcopy(config)
     for key, value in monitoring.items():
-        setattr(cfg.monitoring, key, value)
+        setattr(MONITORING.of(cfg), key, value)
     return cfg
 
 

@@ -6,6 +6,7 @@ from featurestore.core.config import Config
 from inference.monitoring.check import CheckResult
 from inference.monitoring.loop import _attempt_config, _judge, improves
 from inference.monitoring.metrics import check_values, parse_thresholds
+from inference.settings import TRAINING
 
 THRESHOLDS = parse_thresholds({"auc": ">= 0.7", "feature_psi": "<= 0.25"})
 
@@ -37,6 +38,6 @@ def test_lower_psi_is_an_improvement_and_equal_is_not():
 
 def test_each_attempt_uses_another_split_seed():
     config = Config()
-    assert [_attempt_config(config, n).training.seed for n in (1, 2, 3)] == [
-        config.training.seed, config.training.seed + 1, config.training.seed + 2]
-    assert config.training.seed == Config().training.seed
+    seed = TRAINING.of(config).seed
+    assert [TRAINING.of(_attempt_config(config, n)).seed for n in (1, 2, 3)] == [seed, seed + 1, seed + 2]
+    assert TRAINING.of(config).seed == TRAINING.of(Config()).seed

@@ -7,8 +7,8 @@ import pytest
 
 from featurestore.core.errors import BadInputError
 from inference.monitoring.metrics import (
-    check_values, classification_metrics, is_better, parse_threshold, parse_thresholds, psi, regression_metrics,
-    threshold_for,
+    check_values, classification_metrics, higher_is_better, parse_threshold, parse_thresholds, psi,
+    regression_metrics, threshold_for,
 )
 
 
@@ -86,10 +86,10 @@ def test_feature_psi_threshold_applies_to_every_feature_unless_overridden():
     assert checked["row_count"].in_range is None
 
 
-def test_is_better_knows_the_direction():
-    assert is_better("auc", 0.8, 0.7) and not is_better("auc", 0.7, 0.8)
-    assert is_better("rmse", 1.0, 2.0) and not is_better("rmse", 2.0, 1.0)
-    assert is_better("auc", 0.5, None)
+def test_each_metric_knows_which_direction_is_better():
+    assert [m for m in ("accuracy", "auc", "f1", "r2", "row_count", "labeled_rows", "label_coverage")
+            if not higher_is_better(m)] == []
+    assert [m for m in ("rmse", "mae", "prediction_psi", "feature_psi", "feature_psi.age") if higher_is_better(m)] == []
 
 
 def test_a_thresholded_metric_that_could_not_be_computed_is_named_in_a_warning(caplog):
