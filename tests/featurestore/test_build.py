@@ -12,7 +12,7 @@ from pyspark.sql import functions as F
 from featurestore.build import build_features, build_table, build_tables, read_sources, source_location
 from featurestore.catalog import describe_table, list_tables
 from featurestore.definitions import Field, Source
-from featurestore.delta_tables import current_version
+from featurestore.delta_tables import current_version, table_history
 from featurestore.errors import BadInputError, NotFoundError
 from featurestore.feast_repo import feature_store, register_tables
 from tests.featurestore.sample_tables import ROWS, T0, fails_on_user_2, passthrough, user_table, write_source
@@ -76,6 +76,30 @@ def test_merge_updates_inserts_and_rerun_is_idempotent(spark, project):
     )
     actual = spark.read.format("delta").load(path)
     assert_df_equality(actual, expected, ignore_row_order=True, ignore_nullable=True, ignore_metadata=True)
+
+
+def test_an_unchanged_rerun_commits_nothing_and_a_changed_source_still_commits(spark, project, capsys):
+    from featurestore.config import write_config
+    from jobs import build_features as build_job
+
+    root = Path(project.source_root)
+    write_source(root, ROWS)
+    (root / "defs.py").write_text("from tests.featurestore.sample_tables import user_table\n"
+                                  "FEATURE_TABLES = [user_table()]\n")
+    project.definitions = str(root / "defs.py")
+    config_path = str(write_config(project, root / "featurelake.yaml"))
+    path = project.table_path("user_activity")
+    assert build_job.main(["--config", config_path]) == 0
+    history = table_history(spark, path)
+
+    assert build_job.main(["--config", config_path]) == 0  # the same sources: a rebuild of the whole table
+    assert "user_activity: unchanged, 0 inserted, 0 updated, Delta version 0" in capsys.readouterr().err
+    assert table_history(spark, path) == history  # no commit: history and time travel see no change
+
+    write_source(root, [*ROWS[:2], (1, T0 + timedelta(hours=1), 6, 2.5)])  # one value changed
+    assert build_job.main(["--config", config_path]) == 0
+    assert "user_activity: merged, 0 inserted, 1 updated, Delta version 1" in capsys.readouterr().err
+    assert [h["version"] for h in table_history(spark, path)] == [1, 0]
 
 
 def test_table_is_readable_by_an_independent_delta_reader(spark, project):
