@@ -55,6 +55,25 @@ def test_metadata_round_trip_to_delta_catalog_and_feast(spark, project):
     assert view.batch_source.path == project.table_path(table.name)
 
 
+def test_describe_in_text_shows_the_ttl_that_json_shows(spark, project, capsys):
+    import json
+
+    from featurestore.config import write_config
+    from jobs import tables as tables_job
+
+    write_source(Path(project.source_root), ROWS)
+    build_table(spark, project, user_table())  # ttl 2 days
+    build_table(spark, project, user_table(name="no_ttl", ttl=None))
+    config_path = str(write_config(project, Path(project.source_root) / "featurelake.yaml"))
+
+    assert tables_job.main(["--config", config_path, "describe", "user_activity", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["ttl_seconds"] == 172800
+    assert tables_job.main(["--config", config_path, "describe", "user_activity"]) == 0
+    assert "  TTL:             2 days (172800 s)\n" in capsys.readouterr().out
+    assert tables_job.main(["--config", config_path, "describe", "no_ttl"]) == 0
+    assert "  TTL:             not set (no maximum age)\n" in capsys.readouterr().out
+
+
 def test_merge_updates_inserts_and_rerun_is_idempotent(spark, project):
     root = Path(project.source_root)
     write_source(root, ROWS)
