@@ -169,6 +169,23 @@ def test_bad_input_names_table_and_column_and_leaves_table_unchanged(spark, proj
     assert spark.read.format("delta").load(path).count() == 3
 
 
+def test_a_duplicate_row_is_named_with_its_values_as_a_user_writes_them(spark):
+    from datetime import datetime
+
+    from featurestore.definitions import FeatureTable
+    from featurestore.validation import validate_feature_frame
+
+    prices = FeatureTable(name="prices", primary_keys=[Field("symbol", "string", "Ticker")], timestamp_key="month",
+                          features=[Field("close", "double", "Close")])
+    rows = [("AAPL", datetime(2001, 2, 1), 1.0), ("AAPL", datetime(2001, 2, 1), 2.0),
+            ("MSFT", datetime(2001, 2, 1), 3.0)]
+    df = spark.createDataFrame(rows, "symbol string, month timestamp, close double")
+    with pytest.raises(BadInputError) as error:
+        validate_feature_frame(prices, df)
+    assert str(error.value) == ("table 'prices': duplicate rows for the same key and timestamp (symbol, month), "
+                                "for example symbol='AAPL', month=2001-02-01 00:00:00 appears 2 times")
+
+
 def test_bad_input_on_first_build_creates_no_table(spark, project):
     write_source(Path(project.source_root), ROWS)
     bad = user_table(transform=BAD_INPUTS[0][1])
