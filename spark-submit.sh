@@ -41,7 +41,8 @@ What it adds to spark-submit:
                        spark.sql.session.timeZone=UTC, spark.log.level=WARN, spark.network.timeout
                        and the spark.conf entries of the config file
   local masters        what featurelake's own local sessions get: its local defaults (4 shuffle
-                       partitions, Delta snapshot partitions 2, no UI, 2g driver), the JVM class-data
+                       partitions, Delta snapshot partitions 2, no UI, 2g driver, Spark's warehouse
+                       folder in featurelake's cache, not ./spark-warehouse), the JVM class-data
                        archive (of the first demo or \`featurelake warmup\`), the quick-start options
                        (spark.quick_start: always, or auto and the config's warehouse and source_root
                        local and at most 64 MB together), and the Delta jars an earlier resolution

@@ -8,14 +8,14 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from py4j.protocol import Py4JJavaError
 from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, SparkSession
 
 from featurestore.core.config import Config, is_uri
+from featurestore.data_files import read_data_files
 from featurestore.definitions import FeatureTable, Source, load_definitions, select_tables
 from featurestore.delta_tables import WriteResult, write_feature_table
-from featurestore.core.errors import BadInputError, NotFoundError
+from featurestore.core.errors import BadInputError
 from featurestore.feast_repo import check_registry, register_tables
 from featurestore.runtime.spark_session import SMALL_INPUT_BYTES, local_paths_are_small
 from featurestore.validation import ValidatedFrame, validate_feature_frame
@@ -40,31 +40,10 @@ def source_location(config: Config, source: Source) -> str:
 
 def read_sources(spark: SparkSession, config: Config, table: FeatureTable) -> dict[str, DataFrame]:
     """Read every source of ``table``; an unreadable one raises an error naming table and path."""
-    inputs = {}
-    for source in table.sources:
-        location = source_location(config, source)
-        try:
-            df = spark.read.format(source.format).options(**source.options).load(location)
-            df.schema  # noqa: B018 - forces the path check now, not inside the transformation
-        except AnalysisException as exc:
-            raise NotFoundError(
-                f"table {table.name!r}: source {source.name!r} at {location} cannot be read: "
-                f"{str(exc).splitlines()[0]}"
-            ) from None
-        except Py4JJavaError as exc:  # a corrupt or empty (0-byte) file fails in its reader
-            raise BadInputError(
-                f"table {table.name!r}: source {source.name!r} at {location} is not valid {source.format}: "
-                f"{_root_cause(exc)}"
-            ) from None
-        inputs[source.name] = df
-    return inputs
-
-
-def _root_cause(error: Py4JJavaError) -> str:
-    cause = error.java_exception
-    while cause.getCause() is not None:
-        cause = cause.getCause()
-    return str(cause.getMessage() or cause.getClass().getName()).splitlines()[0]
+    return {source.name: read_data_files(spark, source_location(config, source),
+                                         f"table {table.name!r}: source {source.name!r}", source.format,
+                                         source.options)
+            for source in table.sources}
 
 
 def compute_table(spark: SparkSession, config: Config, table: FeatureTable) -> ValidatedFrame:

@@ -124,6 +124,17 @@ def list_tables(spark: SparkSession, config: Config) -> list[TableInfo]:
     return infos
 
 
+def readable_duration(seconds: int) -> str:
+    """Return a TTL the way the catalog and the report show it.
+
+    >>> readable_duration(2 * 86400), readable_duration(90 * 60)
+    ('2 days', '1 h 30 min')
+    """
+    days, rest = divmod(int(seconds), 86400)
+    hours = rest // 3600
+    return f"{days} days" + (f" {hours} h" if hours else "") if days else f"{rest // 3600} h {rest % 3600 // 60} min"
+
+
 def format_table_info(info: TableInfo) -> str:
     """Render one catalog entry as the text ``featurelake tables describe`` prints."""
 
@@ -144,8 +155,15 @@ def format_table_info(info: TableInfo) -> str:
         f"  Notebook:        {show(info.notebook_url)}",
         f"  Data sources:    {show(', '.join(s.get('path', '') for s in info.sources))}",
         f"  Tags:            {show(', '.join(f'{k}={v}' for k, v in info.tags.items()))}",
+        f"  TTL:             {_ttl_text(info.ttl_seconds)}",
         "  Features:",
     ]
     width = max((len(f.name) for f in info.features), default=0)
     lines += [f"    {f.name.ljust(width)}  {f.type:<9}  {f.description}" for f in info.features]
     return "\n".join(lines)
+
+
+def _ttl_text(seconds: int | None) -> str:
+    if not seconds:
+        return "not set (no maximum age)"
+    return f"{readable_duration(seconds)} ({seconds} s)"

@@ -206,6 +206,31 @@ def features_changed(table: FeatureTable, old: Callable[[str], Column], new: Cal
                             F.lit(False))
 
 
+def rows_to_write(spark: SparkSession, table: FeatureTable, path: str, df: DataFrame,
+                  time_range: TimeRange | None = None) -> bool:
+    """True when ``df`` holds a row the table lacks: a new key and timestamp, or other feature values.
+
+    An upsert of ``df`` otherwise changes no row, and is not run: Delta would still commit a
+    version (a MERGE rewrites every file holding a matched row, even unchanged, and the rewrite
+    the whole table), which history, time travel and change-feed readers would take for a change.
+    ``time_range`` (the span of ``df``'s timestamps) limits the table's rows read to the files
+    that may hold it. One join of ``df`` with those rows, stopped at the first row found.
+    """
+    target = spark.read.format("delta").load(path)
+    if time_range is not None:
+        ts = F.col(quote_identifier(table.timestamp_key))
+        target = target.where(ts.between(F.timestamp_micros(F.lit(time_range.first_micros)),
+                                         F.timestamp_micros(F.lit(time_range.last_micros))))
+
+    def col(alias: str, name: str) -> Column:
+        return F.col(f"{alias}.{quote_identifier(name)}")
+
+    same_row = [col("s", k) == col("t", k) for k in table.merge_keys]
+    same_row.append(~features_changed(table, lambda f: col("t", f), lambda f: col("s", f)))
+    unwritten = df.alias("s").join(target.alias("t"), functools.reduce(lambda a, b: a & b, same_row), "left_anti")
+    return not unwritten.isEmpty()
+
+
 def merge_into(spark: SparkSession, table: FeatureTable, path: str, df: DataFrame,
                time_range: TimeRange | None = None) -> tuple[int, int]:
     """Upsert ``df`` into the table on primary keys plus timestamp; return (inserted, updated).
@@ -354,7 +379,11 @@ def _write_once(spark: SparkSession, table: FeatureTable, path: str, df: DataFra
         if new_columns:
             add_columns(spark, table, path, new_columns)
         sync_metadata(spark, table, path)
-        if rows is not None and source_spans_table(spark, table, path, rows, time_range):
+        if not rows_to_write(spark, table, path, df, time_range):
+            logger.info("table %s: every row is in the table already, with the same values: nothing written",
+                        table.name)
+            inserted, updated = 0, 0
+        elif rows is not None and source_spans_table(spark, table, path, rows, time_range):
             logger.info("table %s: the new rows span the whole table: rewriting it in one commit", table.name)
             inserted, updated = rewrite_upsert(spark, table, path, df)
         else:
@@ -433,6 +462,8 @@ def write_feature_table(spark: SparkSession, table: FeatureTable, path: str, df:
     and finds its ``time_range``, by which the MERGE skips files; without it the MERGE reads every file).
     The upsert is a MERGE, or a rewrite of the table in one commit when ``df`` rebuilds the
     whole table (:func:`source_spans_table`); both leave the same rows and report the same counts.
+    When ``df`` would change no row (a rerun on the same sources) nothing is written and no
+    version committed (:func:`rows_to_write`): ``version_after`` equals ``version_before``.
     A concurrent writer's conflicting commit is retried (both writes are idempotent) at most
     ``max_attempts`` times in all, then reported as :class:`ConflictError`.
     """

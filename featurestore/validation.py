@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from datetime import date, datetime
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
@@ -94,7 +95,7 @@ def check_rows(table: FeatureTable, df: DataFrame) -> tuple[int, TimeRange | Non
         raise BadInputError(f"table {table.name!r}: null values in key column(s) {detail}")
     most = summary["most"] if summary is not None else None
     if most is not None and most["count"] > 1:
-        example = {k: most["key"][k] for k in keys}
+        example = ", ".join(f"{k}={as_written(most['key'][k])}" for k in keys)
         raise BadInputError(
             f"table {table.name!r}: duplicate rows for the same key and timestamp "
             f"({', '.join(keys)}), for example {example} appears {most['count']} times"
@@ -102,6 +103,21 @@ def check_rows(table: FeatureTable, df: DataFrame) -> tuple[int, TimeRange | Non
     if summary is None or summary["first_micros"] is None:
         return (int(summary["rows"] or 0) if summary is not None else 0), None
     return int(summary["rows"]), TimeRange(int(summary["first_micros"]), int(summary["last_micros"]))
+
+
+def as_written(value: object) -> str:
+    """Return a key value the way a user writes it in a message: strings quoted, timestamps in ISO form.
+
+    >>> as_written(datetime(2001, 2, 1)), as_written("AAPL"), as_written(7)
+    ('2001-02-01 00:00:00', "'AAPL'", '7')
+    """
+    if isinstance(value, datetime):
+        return value.isoformat(sep=" ")
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, str):
+        return "'" + value.replace("'", "\\'") + "'"
+    return str(value)
 
 
 def validate_feature_frame(table: FeatureTable, df: DataFrame) -> ValidatedFrame:

@@ -18,11 +18,11 @@ from pathlib import Path
 from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql.utils import AnalysisException
 
 from featurestore.core.config import Config, is_uri
 from featurestore.core.errors import BadInputError, NotFoundError
 from featurestore.core.identifiers import validate_identifier
+from featurestore.data_files import read_data_files
 from featurestore.training_set import FeatureLookup, TrainingSetSpec, join_features
 from inference.model_reference import ResolvedModel, resolve_model
 from inference.predictions import BatchWrite, validate_batch_id, write_batch
@@ -73,8 +73,12 @@ def read_input(spark: SparkSession, config: Config, source: str) -> DataFrame:
     A URI (``dbfs:/...``, ``abfss://...``, ``file:/...``) is handed to Spark as it is; a local path
     must exist.
 
+    Parquet nanosecond timestamps (pandas' default) are read as timestamps
+    (:func:`featurestore.data_files.read_data_files`).
+
     Raises:
         NotFoundError: neither a warehouse table nor an existing path or URI.
+        BadInputError: the path exists but cannot be read.
     """
     if _is_table_name(source):
         validate_identifier(source, "input table name")
@@ -84,14 +88,12 @@ def read_input(spark: SparkSession, config: Config, source: str) -> DataFrame:
         raise NotFoundError(f"input table {source!r} not found in warehouse {config.warehouse}")
     if not is_uri(source) and not Path(source).exists():
         raise NotFoundError(f"input path {source!r} does not exist")
+    if DeltaTable.isDeltaTable(spark, source):
+        return spark.read.format("delta").load(source)
     try:
-        if DeltaTable.isDeltaTable(spark, source):
-            return spark.read.format("delta").load(source)
-        return spark.read.parquet(source)
-    except AnalysisException as exc:
-        if "PATH_NOT_FOUND" in str(exc):
-            raise NotFoundError(f"input path {source!r} does not exist") from None
-        raise
+        return read_data_files(spark, source, "entities")
+    except NotFoundError:
+        raise NotFoundError(f"input path {source!r} does not exist") from None
 
 
 def _load_spec(run_id: str | None, config: Config) -> TrainingSetSpec | None:

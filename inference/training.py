@@ -29,6 +29,7 @@ from inference.estimators import TASKS, build_pipeline, load_estimator, parse_pa
 from inference.settings import TRAINING, TrainingSettings, configured_label, configured_model_name
 from inference.tracking import client as mlflow_client
 from inference.tracking import configure_mlflow, ensure_experiment
+from featurestore.data_files import read_data_files
 from featurestore.training_set import SPEC_ARTIFACT, FeatureLookup, TrainingSetSpec, create_training_set
 
 logger = logging.getLogger(__name__)
@@ -72,15 +73,14 @@ def lookups_from_settings(settings: TrainingSettings) -> list[FeatureLookup]:
 
 
 def read_labels(spark: SparkSession, path: str) -> DataFrame:
-    """Read a labels table: a Delta folder as Delta, anything else as parquet."""
+    """Read a labels table: a Delta folder as Delta, anything else as parquet (nanosecond timestamps too)."""
+    if not DeltaTable.isDeltaTable(spark, path):
+        return read_data_files(spark, path, "labels")
     try:
-        if DeltaTable.isDeltaTable(spark, path):
-            df = spark.read.format("delta").load(path)
-        else:
-            df = spark.read.parquet(path)
-        df.schema  # noqa: B018 - fail here when the path does not exist
-    except AnalysisException as exc:
-        raise NotFoundError(f"labels at {path} cannot be read: {str(exc).splitlines()[0]}") from None
+        df = spark.read.format("delta").load(path)
+        df.schema  # noqa: B018 - fail here when the table cannot be read
+    except AnalysisException as exc:  # the table exists: bad input, not "not found"
+        raise BadInputError(f"labels at {path} cannot be read: {str(exc).splitlines()[0]}") from None
     return df
 
 

@@ -51,9 +51,9 @@ def _run(args: argparse.Namespace, config: Config) -> None:
         tables = select_tables(load_project_tables(config), args.tables)
     for result in build_tables(spark, config, tables):
         w = result.write
-        logger.info("%s: %s, %d inserted, %d updated, Delta version %d, %.1f s", w.table,
-                    "created" if w.created else "merged", w.rows_inserted, w.rows_updated,
-                    w.version_after, result.seconds)
+        action = "created" if w.created else "unchanged" if w.version_after == w.version_before else "merged"
+        logger.info("%s: %s, %d inserted, %d updated, Delta version %d, %.1f s", w.table, action,
+                    w.rows_inserted, w.rows_updated, w.version_after, result.seconds)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -72,6 +72,11 @@ def _print_models(infos) -> None:
                   f"modified={v.last_modified}  run={v.run_id}  tags={tags or '-'}")
 
 
+def _model_or_version(args: argparse.Namespace) -> str:
+    """``churn_model`` or ``churn_model version 2``: what a tag or description was set on."""
+    return f"{args.name} version {args.version}" if args.version else args.name
+
+
 def _run(args: argparse.Namespace, config: Config) -> int | None:
     from inference import registry
 
@@ -109,8 +114,10 @@ def _run(args: argparse.Namespace, config: Config) -> int | None:
             print(f"{args.name}@{args.alias} -> version {args.version}")
     elif args.action == "tag":
         registry.set_tag(config, args.name, args.key, args.value, args.version)
+        print(f"{_model_or_version(args)}: tag {args.key}={args.value} set")
     elif args.action == "set-description":
         registry.set_description(config, args.name, args.description, args.version)
+        print(f"{_model_or_version(args)}: description set")
     elif args.action == "delete-version":
         registry.delete_version(config, args.name, args.version)
         print(f"{args.name} version {args.version} deleted")

@@ -1,4 +1,4 @@
-"""featurelake's per-user cache folder (class-data archive, recorded jar resolutions)."""
+"""featurelake's per-user cache folder (class-data archive, recorded jar resolutions, Spark's warehouse folder)."""
 
 from __future__ import annotations
 

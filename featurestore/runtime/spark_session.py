@@ -13,6 +13,7 @@ from typing import Iterable, Iterator
 from pyspark.sql import SparkSession
 
 from featurestore.runtime import class_data_archive, resolved_jars
+from featurestore.runtime.cache_folder import cache_dir
 from featurestore.core.config import Config, SparkSettings
 
 logger = logging.getLogger(__name__)
@@ -72,6 +73,17 @@ LOCAL_DEFAULTS = {
     "spark.databricks.delta.snapshotPartitions": "2",
     "spark.driver.memory": "2g",
 }
+
+
+def spark_warehouse_dir() -> str:
+    """Return where featurelake's sessions let Spark keep managed tables: ``spark-warehouse`` in the cache folder.
+
+    featurelake writes no managed table (its tables live at paths), but Spark creates its
+    warehouse folder as soon as a query touches the catalog, by default ``./spark-warehouse``:
+    every job left an empty one in the working directory. A user's ``spark.sql.warehouse.dir``
+    (``spark.conf``) still wins.
+    """
+    return str(cache_dir() / "spark-warehouse")
 
 
 def delta_package() -> str:
@@ -173,12 +185,15 @@ def session_conf(settings: SparkSettings, small_input: bool = False,
                  write_archive_to: Path | None = None) -> dict[str, str]:
     """Return the configuration of a local session: defaults, Delta, quick start, then the user's.
 
+    The defaults put Spark's warehouse folder in featurelake's cache (:func:`spark_warehouse_dir`).
+
     The driver's JVM options join ours (class-data archive, quick start) with the user's,
     which come last and so win where they disagree. With ``write_archive_to`` the JVM writes
     a class-data archive there as it exits, instead of mapping the existing one.
     """
     quick = wants_quick_start(settings, small_input)
-    conf = {**LOCAL_DEFAULTS, **delta_spark_conf(), **(QUICK_START_CONF if quick else {}), **settings.conf}
+    conf = {**LOCAL_DEFAULTS, "spark.sql.warehouse.dir": spark_warehouse_dir(), **delta_spark_conf(),
+            **(QUICK_START_CONF if quick else {}), **settings.conf}
     user_options = settings.conf.get("spark.driver.extraJavaOptions", "")
     archive = (class_data_archive.dump_options(write_archive_to) if write_archive_to is not None
                else class_data_archive.java_options(user_options))

@@ -51,11 +51,17 @@ class CheckResult:
         return next((v.value for v in self.values if v.metric == metric), None)
 
     def summary(self) -> str:
-        """``auc 0.41 (>= 0.7), ...`` for the out-of-range metrics (or 'all in range')."""
+        """The checked metrics with their values and bounds.
+
+        ``auc 0.41 not >= 0.7`` for each out-of-range metric, else ``all metrics in range:
+        auc 0.83 (>= 0.7), row_count 120 (>= 100)``; metrics recorded without a threshold are not shown.
+        """
         bad = self.out_of_range
-        if not bad:
-            return "all metrics in range"
-        return ", ".join(f"{v.metric} {v.value:.4g} not {v.threshold}" for v in bad)
+        if bad:
+            return ", ".join(f"{v.metric} {v.value:.4g} not {v.threshold}" for v in bad)
+        checked = ", ".join(f"{v.metric} {v.value:.4g} ({v.threshold})" for v in self.values
+                            if v.threshold is not None)
+        return "all metrics in range" + (f": {checked}" if checked else "")
 
 
 @dataclass

@@ -165,7 +165,7 @@ def run_monitoring(spark: SparkSession, config: Config, model_name: str, batch_i
     result = MonitorResult(run_id, model_name, batch_id, "in_range", batch.model_version,
                            int(production.version) if production else None, check)
     if check.in_range:
-        logger.info("model %s version %d, batch %s: all metrics in range", model_name, batch.model_version, batch_id)
+        logger.info("model %s version %d, batch %s: %s", model_name, batch.model_version, batch_id, check.summary())
         return result
 
     decisive = check.out_of_range[0]

@@ -14,6 +14,7 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, Undefined
 
+from featurestore.catalog import readable_duration
 from inference.monitoring.metrics import FEATURE_PSI_PREFIX
 from inference.report.charts import drift_chart, metric_chart
 from inference.report.collect import MonitoringData, Workspace
@@ -50,11 +51,7 @@ def _num(value: Any) -> str:
 
 
 def _duration(seconds: int | None) -> str:
-    if not seconds:
-        return NOT_SET
-    days, rest = divmod(int(seconds), 86400)
-    hours = rest // 3600
-    return f"{days} days" + (f" {hours} h" if hours else "") if days else f"{rest // 3600} h {rest % 3600 // 60} min"
+    return readable_duration(seconds) if seconds else NOT_SET
 
 
 def _in_range(value: bool | None) -> str:

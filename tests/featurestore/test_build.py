@@ -12,7 +12,7 @@ from pyspark.sql import functions as F
 from featurestore.build import build_features, build_table, build_tables, read_sources, source_location
 from featurestore.catalog import describe_table, list_tables
 from featurestore.definitions import Field, Source
-from featurestore.delta_tables import current_version
+from featurestore.delta_tables import current_version, table_history
 from featurestore.core.errors import BadInputError, NotFoundError
 from featurestore.feast_repo import feature_store, register_tables
 from tests.featurestore.sample_tables import ROWS, T0, fails_on_user_2, passthrough, user_table, write_source
@@ -55,6 +55,25 @@ def test_metadata_round_trip_to_delta_catalog_and_feast(spark, project):
     assert view.batch_source.path == project.table_path(table.name)
 
 
+def test_describe_in_text_shows_the_ttl_that_json_shows(spark, project, capsys):
+    import json
+
+    from featurestore.core.config import write_config
+    from jobs import tables as tables_job
+
+    write_source(Path(project.source_root), ROWS)
+    build_table(spark, project, user_table())  # ttl 2 days
+    build_table(spark, project, user_table(name="no_ttl", ttl=None))
+    config_path = str(write_config(project, Path(project.source_root) / "featurelake.yaml"))
+
+    assert tables_job.main(["--config", config_path, "describe", "user_activity", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["ttl_seconds"] == 172800
+    assert tables_job.main(["--config", config_path, "describe", "user_activity"]) == 0
+    assert "  TTL:             2 days (172800 s)\n" in capsys.readouterr().out
+    assert tables_job.main(["--config", config_path, "describe", "no_ttl"]) == 0
+    assert "  TTL:             not set (no maximum age)\n" in capsys.readouterr().out
+
+
 def test_merge_updates_inserts_and_rerun_is_idempotent(spark, project):
     root = Path(project.source_root)
     write_source(root, ROWS)
@@ -76,6 +95,30 @@ def test_merge_updates_inserts_and_rerun_is_idempotent(spark, project):
     )
     actual = spark.read.format("delta").load(path)
     assert_df_equality(actual, expected, ignore_row_order=True, ignore_nullable=True, ignore_metadata=True)
+
+
+def test_an_unchanged_rerun_commits_nothing_and_a_changed_source_still_commits(spark, project, capsys):
+    from featurestore.core.config import write_config
+    from jobs import build_features as build_job
+
+    root = Path(project.source_root)
+    write_source(root, ROWS)
+    (root / "defs.py").write_text("from tests.featurestore.sample_tables import user_table\n"
+                                  "FEATURE_TABLES = [user_table()]\n")
+    project.definitions = str(root / "defs.py")
+    config_path = str(write_config(project, root / "featurelake.yaml"))
+    path = project.table_path("user_activity")
+    assert build_job.main(["--config", config_path]) == 0
+    history = table_history(spark, path)
+
+    assert build_job.main(["--config", config_path]) == 0  # the same sources: a rebuild of the whole table
+    assert "user_activity: unchanged, 0 inserted, 0 updated, Delta version 0" in capsys.readouterr().err
+    assert table_history(spark, path) == history  # no commit: history and time travel see no change
+
+    write_source(root, [*ROWS[:2], (1, T0 + timedelta(hours=1), 6, 2.5)])  # one value changed
+    assert build_job.main(["--config", config_path]) == 0
+    assert "user_activity: merged, 0 inserted, 1 updated, Delta version 1" in capsys.readouterr().err
+    assert [h["version"] for h in table_history(spark, path)] == [1, 0]
 
 
 def test_table_is_readable_by_an_independent_delta_reader(spark, project):
@@ -124,6 +167,23 @@ def test_bad_input_names_table_and_column_and_leaves_table_unchanged(spark, proj
     assert "'user_activity'" in str(error.value)
     assert current_version(spark, path) == version
     assert spark.read.format("delta").load(path).count() == 3
+
+
+def test_a_duplicate_row_is_named_with_its_values_as_a_user_writes_them(spark):
+    from datetime import datetime
+
+    from featurestore.definitions import FeatureTable
+    from featurestore.validation import validate_feature_frame
+
+    prices = FeatureTable(name="prices", primary_keys=[Field("symbol", "string", "Ticker")], timestamp_key="month",
+                          features=[Field("close", "double", "Close")])
+    rows = [("AAPL", datetime(2001, 2, 1), 1.0), ("AAPL", datetime(2001, 2, 1), 2.0),
+            ("MSFT", datetime(2001, 2, 1), 3.0)]
+    df = spark.createDataFrame(rows, "symbol string, month timestamp, close double")
+    with pytest.raises(BadInputError) as error:
+        validate_feature_frame(prices, df)
+    assert str(error.value) == ("table 'prices': duplicate rows for the same key and timestamp (symbol, month), "
+                                "for example symbol='AAPL', month=2001-02-01 00:00:00 appears 2 times")
 
 
 def test_bad_input_on_first_build_creates_no_table(spark, project):

@@ -162,7 +162,7 @@ CASES = [
          error=r"'user_activity': duplicate rows for the same key and timestamp \(user_id, ts\)"),
     Case("duplicate_key_other_values", lambda cid: _table(cid),
          source=lambda root, cid: write_source(root, [*ROWS, (1, T0, 99, 0.5)], cid),
-         error=r"'user_activity': duplicate rows .*'user_id': 1.* appears 2 times"),
+         error=r"'user_activity': duplicate rows .*for example user_id=1, ts=2026-03-01 00:00:00 appears 2 times"),
     Case("column_name_too_long", lambda cid: _table(cid, features=[Field("f" * 129, "double")]),
          error=r"invalid column name 'f{129}'"),
     Case("zero_byte_source_file", lambda cid: _table(cid), source=_zero_byte_source,

@@ -167,3 +167,22 @@ def test_input_size_matters_only_where_featurelake_starts_a_local_session(monkey
     assert not input_size_matters(SparkSettings(master="spark://head:7077"))
     monkeypatch.setenv("PYSPARK_GATEWAY_PORT", "12345")  # started by spark-submit: its session is adopted
     assert not input_size_matters(SparkSettings(master="local[2]"))
+
+
+@pytest.mark.slow
+def test_a_job_leaves_no_spark_warehouse_folder_in_the_working_directory(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    config = class_data_archive.write_tiny_project(tmp_path / "project")
+    work = tmp_path / "work"
+    work.mkdir()
+    env = {**os.environ, cache_folder.CACHE_DIR_ENV: str(tmp_path / "cache"),
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(Path(__file__).parents[2]), os.environ.get("PYTHONPATH")]))}
+    env.pop("PYSPARK_GATEWAY_PORT", None)
+    build = subprocess.run([sys.executable, "-m", "jobs.build_features", "--config", str(config)], cwd=work, env=env,
+                           capture_output=True, text=True)
+    assert build.returncode == 0, build.stderr[-3000:]
+    assert list(work.iterdir()) == []  # Spark's default was ./spark-warehouse, left empty by every job
+    assert (tmp_path / "cache" / "spark-warehouse").is_dir()

@@ -63,6 +63,24 @@ def test_rebuild_rewrites_the_table_in_one_commit_with_merge_results(spark, tmp_
     assert _content(spark, path) == expected
 
 
+def test_an_unchanged_rerun_commits_nothing_by_merge_or_rewrite(spark, tmp_path: Path) -> None:
+    path = str(tmp_path / "unchanged")
+    day_0, day_1 = ([(i, day, float(i), None if i == 2 else "a") for i in range(4)] for day in (0, 1))
+    _write(spark, path, _frame(spark, day_0))
+    _write(spark, path, _frame(spark, day_1))  # version 1, a MERGE
+    history = table_history(spark, path)
+
+    for rows in (day_1, day_0 + day_1):  # a MERGE (day 1 only), a rewrite (spans the table)
+        rerun = _write(spark, path, _frame(spark, rows))
+        assert (rerun.rows_inserted, rerun.rows_updated) == (0, 0)
+        assert rerun.version_after == rerun.version_before == 1
+        assert table_history(spark, path) == history
+
+    changed = _write(spark, path, _frame(spark, [*day_1[:3], (3, 1, 9.0, "a")]))  # one value changed
+    assert (changed.rows_inserted, changed.rows_updated, changed.version_after) == (0, 1, 2)
+    assert table_history(spark, path, 1)[0]["operation"] == "MERGE"
+
+
 def test_only_a_source_over_the_whole_time_range_and_half_the_rows_spans_the_table(spark, tmp_path: Path) -> None:
     path = str(tmp_path / "spans")
     _write(spark, path, _frame(spark, [(i, 0, 1.0, "a") for i in range(4)]))   # day 0: one file

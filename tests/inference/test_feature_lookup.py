@@ -105,6 +105,27 @@ def test_timestamp_column_gives_point_in_time_features(spark, lookup_project):
     assert out["prediction"].tolist() == predictions
 
 
+def test_entities_written_by_pandas_with_nanosecond_timestamps_are_scored_point_in_time(spark, lookup_project,
+                                                                                        tmp_path):
+    import pyarrow.parquet as pq
+
+    config, labels, model, columns = lookup_project
+    entities = labels.select("customer_id", "label_time").limit(30)
+    frame = entities.toPandas()  # naive datetime64 (the session's UTC wall clock), as a user's pandas holds them
+    frame["label_time"] = frame["label_time"].astype("datetime64[ns]")
+    frame.to_parquet(tmp_path / "entities.parquet")  # pandas' default: nanosecond timestamps
+    assert str(pq.read_schema(tmp_path / "entities.parquet").field("label_time").type) == "timestamp[ns]"
+
+    result = run_batch_inference(spark, config, str(tmp_path / "entities.parquet"), "models:/churn_lookup/1",
+                                 output_table="lookup_pandas_ns", batch_id="n1")
+
+    out = spark.read.format("delta").load(result.output_path).orderBy("customer_id", "label_time").toPandas()
+    keys, predictions = _expected(spark, config, entities, model, columns, timestamp=True)
+    assert result.rows_written == 30
+    assert out["customer_id"].tolist() == keys
+    assert out["prediction"].tolist() == predictions
+
+
 def test_lookup_bad_inputs_write_nothing(spark, lookup_project):
     config, labels, _, _ = lookup_project
     with pytest.raises(BadInputError, match="lacks key column.*customer_id"):

@@ -232,6 +232,25 @@ def test_registry_rules_without_training(spark, tmp_path):
     assert registry.list_models(config, "bare_model")[0].versions == []
 
 
+def test_models_tag_and_set_description_say_what_they_set(tmp_path, capsys):
+    from jobs import models as models_job
+
+    config = make_config(tmp_path)
+    client = registry.mlflow_client(config)
+    client.create_registered_model("told_model")
+    client.create_model_version("told_model", source=str(tmp_path / "nowhere"))
+    path = str(write_config(config, tmp_path / "featurelake.yaml"))
+
+    assert models_job.main(["--config", path, "tag", "told_model", "team", "qa"]) == 0
+    assert models_job.main(["--config", path, "tag", "told_model", "owner", "ana", "--version", "1"]) == 0
+    assert models_job.main(["--config", path, "set-description", "told_model", "churn", "--version", "1"]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "told_model: tag team=qa set", "told_model version 1: tag owner=ana set",
+        "told_model version 1: description set"]
+    assert registry.get_registered_model(config, "told_model").tags["team"] == "qa"
+    assert registry.get_version(config, "told_model", 1).tags["owner"] == "ana"
+
+
 def test_unreachable_tracking_uri_fails_fast(spark, lifecycle, tmp_path):
     from featurestore.core.errors import DependencyUnavailableError
     from jobs import models as models_job

@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from pit_data import make_config, EVENTS, PROFILE, labels_df, write_pit_tables
+from pit_data import make_config, EVENTS, LABELS, PROFILE, labels_df, write_pit_tables
 
 from featurestore.core.errors import BadInputError, NotFoundError
 from featurestore.training_set import FeatureLookup, create_training_set, join_features
+from inference.training import read_labels
 
 # expected (f_num, f_cnt) per label row, in LABELS order, after the late row arrived
 EXPECTED_EVENTS = [
@@ -166,3 +167,23 @@ def test_missing_label_column(spark, pit):
     config, _ = pit
     with pytest.raises(BadInputError, match="is_churned"):
         create_training_set(spark, config, labels_df(spark), [FeatureLookup(PROFILE.name)], label="is_churned")
+
+
+def test_labels_written_by_pandas_with_nanosecond_timestamps_give_the_same_training_set(spark, pit, tmp_path):
+    import pandas as pd
+
+    config, _ = pit
+    # pandas' default: naive datetime64[ns] (UTC wall clock here), written as parquet TIMESTAMP(NANOS)
+    frame = pd.DataFrame([(c, t.replace(tzinfo=None), y) for c, t, y in LABELS],
+                         columns=["customer_id", "label_time", "churned"])
+    assert str(frame["label_time"].dtype) == "datetime64[ns]"
+    frame.to_parquet(tmp_path / "labels.parquet")
+
+    labels = read_labels(spark, str(tmp_path / "labels.parquet"))
+    lookups = [FeatureLookup(EVENTS.name, ["f_num", "f_cnt"], timestamp_lookup_key="label_time")]
+    training_set = create_training_set(spark, config, labels, lookups, label="churned")
+
+    assert labels.schema["label_time"].dataType.simpleString() == "timestamp"
+    assert _by_label(training_set.df, ["label_time", "f_num", "f_cnt"]) == \
+        _by_label(join_features(spark, config, labels_df(spark), lookups)[0], ["label_time", "f_num", "f_cnt"])
+    assert _by_label(training_set.df, ["f_num", "f_cnt"]) == _expected_sorted(EXPECTED_EVENTS)

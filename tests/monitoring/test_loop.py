@@ -205,6 +205,18 @@ def test_a_point_in_time_batch_is_matched_and_rescored_by_key_and_time(spark, mo
     assert rescored.distinct().count() == rescored.count() == 2 * n
 
 
+def test_the_summary_shows_the_checked_values_and_their_bounds():
+    from inference.monitoring.check import CheckResult
+    from inference.monitoring.metrics import MetricValue, parse_threshold
+
+    auc, rows = parse_threshold("auc", ">= 0.7"), parse_threshold("row_count", ">= 100")
+    in_range = CheckResult("churn_model", 1, "b1", "production", [
+        MetricValue("auc", 0.831234, auc), MetricValue("accuracy", 0.9, None), MetricValue("row_count", 120.0, rows)])
+    assert in_range.summary() == "all metrics in range: auc 0.8312 (>= 0.7), row_count 120 (>= 100)"
+    out = CheckResult("churn_model", 1, "b1", "production", [MetricValue("auc", 0.41, auc)])
+    assert out.summary() == "auc 0.41 not >= 0.7"
+
+
 # --- bad configuration: refused before anything is read or written --------------------------
 
 def test_no_metrics_configured_is_refused(spark, project):
