@@ -339,8 +339,13 @@ def _last_commit(spark: SparkSession, path: str) -> tuple[int, dict]:
     return int(last["version"]), dict(last["operationMetrics"] or {})
 
 
+def overwrite_rows(spark: SparkSession, table: FeatureTable, path: str, df: DataFrame) -> None:
+    """Replace every row of the existing table with ``df`` in one commit (properties and comments stay)."""
+    df.select(*[quote_identifier(c.name) for c in table.columns]).write.format("delta").mode("overwrite").save(path)
+
+
 def _write_once(spark: SparkSession, table: FeatureTable, path: str, df: DataFrame, rows: int | None,
-                time_range: TimeRange | None) -> WriteResult:
+                time_range: TimeRange | None, mode: str = "merge") -> WriteResult:
     version_before = current_version(spark, path)
     if version_before is None:
         create_table_with(spark, table, path, df)
@@ -354,7 +359,10 @@ def _write_once(spark: SparkSession, table: FeatureTable, path: str, df: DataFra
         if new_columns:
             add_columns(spark, table, path, new_columns)
         sync_metadata(spark, table, path)
-        if rows is not None and source_spans_table(spark, table, path, rows, time_range):
+        if mode == "overwrite":
+            overwrite_rows(spark, table, path, df)
+            inserted, updated = rows if rows is not None else df.count(), 0
+        elif rows is not None and source_spans_table(spark, table, path, rows, time_range):
             logger.info("table %s: the new rows span the whole table: rewriting it in one commit", table.name)
             inserted, updated = rewrite_upsert(spark, table, path, df)
         else:
@@ -423,9 +431,12 @@ def retry_on_conflict(write: Callable[[], T], what: str, path: str, max_attempts
     raise ValueError(f"{what}: max_attempts must be at least 1, got {max_attempts}")
 
 
+WRITE_MODES = ("merge", "overwrite")
+
+
 def write_feature_table(spark: SparkSession, table: FeatureTable, path: str, df: DataFrame,
                         max_attempts: int = MAX_WRITE_ATTEMPTS, rows: int | None = None,
-                        time_range: TimeRange | None = None) -> WriteResult:
+                        time_range: TimeRange | None = None, mode: str = "merge") -> WriteResult:
     """Create the table on first run (one commit), else keep its metadata current and upsert ``df``.
 
     ``df`` must already be validated (:func:`featurestore.validation.validate_feature_frame`,
@@ -433,11 +444,15 @@ def write_feature_table(spark: SparkSession, table: FeatureTable, path: str, df:
     and finds its ``time_range``, by which the MERGE skips files; without it the MERGE reads every file).
     The upsert is a MERGE, or a rewrite of the table in one commit when ``df`` rebuilds the
     whole table (:func:`source_spans_table`); both leave the same rows and report the same counts.
-    A concurrent writer's conflicting commit is retried (both writes are idempotent) at most
+    With ``mode="overwrite"`` the rows of ``df`` replace every row of the table instead (one
+    commit; ``rows_inserted`` is then the number of rows written).
+    A concurrent writer's conflicting commit is retried (every write is idempotent) at most
     ``max_attempts`` times in all, then reported as :class:`ConflictError`.
     """
+    if mode not in WRITE_MODES:
+        raise BadInputError(f"table {table.name!r}: write mode must be one of {', '.join(WRITE_MODES)}, got {mode!r}")
     try:
-        result = retry_on_conflict(lambda: _write_once(spark, table, path, df, rows, time_range),
+        result = retry_on_conflict(lambda: _write_once(spark, table, path, df, rows, time_range, mode),
                                    f"table {table.name!r}", path, max_attempts)
     except ConflictError as exc:
         if table_exists(spark, path) or not path_exists(spark, path):
