@@ -19,10 +19,11 @@ import logging
 import os
 from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import Any, Mapping, Sequence
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql.types import StructType, _parse_datatype_string
+from pyspark.sql.types import DataType, StructType, _parse_datatype_string
 
 from featurestore.catalog import TableInfo, describe_table, list_tables, read_definition, read_feature_table
 from featurestore.core.config import Config, load_config
@@ -31,6 +32,10 @@ from featurestore.definitions import FeatureTable, Source, table_from_schema
 from featurestore.delta_tables import WriteResult
 from featurestore.runtime.spark_session import start_spark
 from featurestore.training_set import FeatureLookup, TrainingSet, create_training_set
+from inference.tracking import configure_mlflow
+
+if TYPE_CHECKING:
+    from inference.logged_models import LoggedModel
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +52,9 @@ class FeatureStoreClient:
             spark-submit's), else a local Delta-capable session started with the CLI's defaults
             and quick-start rule.
 
+    MLflow is pointed at the configured tracking and registry stores, so that your own
+    ``mlflow.start_run()`` and ``MlflowClient()`` use them too.
+
     Example::
 
         fs = FeatureStoreClient("featurelake.yaml")
@@ -57,6 +65,7 @@ class FeatureStoreClient:
                  spark: SparkSession | None = None) -> None:
         self.config: Config = config if isinstance(config, Config) else load_config(config)
         self.spark: SparkSession = spark if spark is not None else start_spark(self.config, [self.config.warehouse])
+        configure_mlflow(self.config, check=False)  # mlflow.start_run() and MlflowClient() use the project's stores
 
     # --- feature tables -------------------------------------------------------------------
 
@@ -256,3 +265,72 @@ class FeatureStoreClient:
 
         rows = keys if isinstance(keys, Mapping) else list(keys)
         return get_online_features(self.config, name, rows, list(features) if features else None)
+
+    # --- models ------------------------------------------------------------------------------
+
+    def log_model(self, model: Any, artifact_path: str = "model", *, flavor: ModuleType, training_set: TrainingSet,
+                  registered_model_name: str | None = None, **log_kwargs: Any) -> LoggedModel:
+        """Log a model you fitted, with the training set it learned from, so that scoring needs only keys.
+
+        The signature's inputs are the training set's feature columns (``training_set.spec.feature_columns``,
+        in that order: fit the model on exactly those), typed from their Spark schema, every one
+        required (numbers and booleans as double); its output is what the logged model predicts
+        for the first training rows. The run (your active MLflow run, else a new one in the
+        configured experiment) records the training-set spec; with ``registered_model_name`` a
+        new version is registered. ``featurelake train`` logs its models through the same path.
+
+        Args:
+            model: the fitted model; a ``mlflow.pyfunc.PythonModel`` for ``flavor=mlflow.pyfunc``.
+            artifact_path: the model's name within the run.
+            flavor: the MLflow flavor module: ``mlflow.sklearn``, ``mlflow.xgboost``,
+                ``mlflow.lightgbm``, ``mlflow.pyfunc``...
+            training_set: from :meth:`create_training_set`.
+            registered_model_name: register a new version of this model.
+            **log_kwargs: passed to ``flavor.log_model`` (``pip_requirements``, ``input_example``, ``metadata``...).
+
+        Returns:
+            :class:`inference.logged_models.LoggedModel`: ``model_uri`` is ``models:/NAME/VERSION``
+            when registered.
+
+        Example::
+
+            ts = fs.create_training_set(labels, lookups, label="churned", exclude_columns=["day"])
+            pdf = ts.load_df().toPandas()
+            model = lightgbm.LGBMClassifier().fit(pdf[ts.spec.feature_columns], pdf["churned"])
+            logged = fs.log_model(model, flavor=mlflow.lightgbm, training_set=ts, registered_model_name="churn")
+        """
+        from inference.logged_models import log_model
+
+        return log_model(self.config, model, flavor=flavor, training_set=training_set, artifact_path=artifact_path,
+                         registered_model_name=registered_model_name, **log_kwargs)
+
+    def score_batch(self, model_uri: str, df: DataFrame, result_type: str | DataType | None = None) -> DataFrame:
+        """Score ``df`` with a registered model, looking its features up by the keys in ``df``.
+
+        The reference (``models:/NAME/Production``, ``models:/NAME@champion``, ``models:/NAME/3``)
+        is resolved to one version; the features its training-set spec names are joined from
+        the feature tables by the keys (and, when ``df`` has the spec's timestamp column, point
+        in time), unless ``df`` already holds them; the model runs through
+        ``mlflow.pyfunc.spark_udf``. Nothing is written (``featurelake predict`` is this plus
+        one Delta commit).
+
+        Args:
+            model_uri: the registered model version to score with.
+            df: the entities: key columns (and timestamps), or every model input.
+            result_type: the Spark type of the prediction column (a DDL name such as ``"string"``
+                or a DataType); default from the model's signature, numbers as double.
+
+        Returns:
+            ``df``'s columns, ``prediction`` (and ``probability`` for classifiers that give one),
+            ``model_name``, ``model_version`` and ``run_id`` (lazy).
+
+        Example::
+
+            scored = fs.score_batch("models:/churn/Production", spark.table("customers").select("customer_id"))
+        """
+        from inference.batch import score_frame
+
+        scored = score_frame(self.spark, self.config, df, model_uri, keep_input=True).df
+        if result_type is not None:
+            scored = scored.withColumn("prediction", scored["prediction"].cast(result_type))
+        return scored
