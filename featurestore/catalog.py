@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from delta.tables import DeltaTable
-from pyspark.sql import Row, SparkSession
+from pyspark.errors import AnalysisException
+from pyspark.sql import DataFrame, Row, SparkSession
 
 from featurestore.core.config import Config, join_location
-from featurestore.core.errors import NotFoundError
+from featurestore.core.errors import BadInputError, NotFoundError
+from featurestore.definitions import FeatureTable, Field, Source
 from featurestore.core.identifiers import quote_path, validate_identifier
 from featurestore.runtime.storage import hadoop_file_system
 from featurestore.table_metadata import KIND_FEATURE_TABLE, parse_properties
@@ -44,6 +46,8 @@ class TableInfo:
     tags: dict[str, str]
     ttl_seconds: int | None
     features: list[FeatureInfo] = field(default_factory=list)
+    key_types: dict[str, str] = field(default_factory=dict)  # key and timestamp columns -> type
+    partition_by: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """Return plain JSON-ready data (timestamps as ISO 8601)."""
@@ -79,6 +83,7 @@ def read_table_info(spark: SparkSession, name: str, path: str, detail: Row) -> T
         FeatureInfo(f.name, f.dataType.simpleString(), f.metadata.get("comment", ""))
         for f in schema.fields if f.name not in key_set
     ]
+    key_types = {f.name: f.dataType.simpleString() for f in schema.fields if f.name in key_set}
     return TableInfo(
         name=name,
         path=path,
@@ -95,6 +100,8 @@ def read_table_info(spark: SparkSession, name: str, path: str, detail: Row) -> T
         tags=meta["tags"],
         ttl_seconds=meta["ttl_seconds"],
         features=features,
+        key_types=key_types,
+        partition_by=list(detail["partitionColumns"] or []),
     )
 
 
@@ -111,6 +118,72 @@ def describe_table(spark: SparkSession, config: Config, name: str) -> TableInfo:
     if detail is None:
         raise NotFoundError(f"feature table {name!r} not found in warehouse {config.warehouse}")
     return read_table_info(spark, name, path, detail)
+
+
+def read_definition(spark: SparkSession, config: Config, name: str) -> FeatureTable:
+    """Return the definition of the existing feature table ``name``, as its Delta metadata records it.
+
+    Keys and features keep their types and descriptions (column comments); owner, description,
+    notebook link, sources, tags and ttl come from the table properties. A table written by
+    ``featurelake build`` gives back its definition (without the transformation), so writing a
+    DataFrame with it (:func:`featurestore.build.write_table`) checks and keeps the same metadata.
+
+    Example::
+
+        table = read_definition(spark, config, "customer_spend")
+        table.feature_names    # ['spend_7d', ...]
+
+    Raises:
+        NotFoundError: no feature table ``name`` in the warehouse.
+    """
+    info = describe_table(spark, config, name)
+    comments = {f.name: f.metadata.get("comment", "")
+                for f in spark.read.format("delta").load(info.path).schema.fields}
+    if not info.timestamp_key:
+        raise BadInputError(f"feature table {name!r} at {info.path} records no timestamp key")
+    return FeatureTable(
+        name=name,
+        primary_keys=[Field(k, info.key_types.get(k, ""), comments.get(k, "")) for k in info.primary_keys],
+        timestamp_key=info.timestamp_key,
+        features=[Field(f.name, f.type, f.description) for f in info.features],
+        sources=[Source(s.get("name", ""), s.get("path", ""), s.get("format", "parquet")) for s in info.sources],
+        owner=info.owner or "",
+        description=info.description or "",
+        notebook_url=info.notebook_url or "",
+        tags=dict(info.tags),
+        ttl=timedelta(seconds=info.ttl_seconds) if info.ttl_seconds else None,
+        partition_by=list(info.partition_by),
+    )
+
+
+def read_feature_table(spark: SparkSession, config: Config, name: str, version: int | None = None,
+                       timestamp: str | datetime | None = None) -> DataFrame:
+    """Return the rows of feature table ``name``: the latest, or as of a Delta ``version`` or ``timestamp``.
+
+    Example::
+
+        read_feature_table(spark, config, "customer_spend", version=3)
+
+    Raises:
+        NotFoundError: no such feature table, or no such version (or nothing committed at that time).
+        BadInputError: both ``version`` and ``timestamp`` given.
+    """
+    if version is not None and timestamp is not None:
+        raise BadInputError(f"feature table {name!r}: give as_of_version or as_of_timestamp, not both")
+    info = describe_table(spark, config, name)
+    reader = spark.read.format("delta")
+    if version is not None:
+        reader = reader.option("versionAsOf", int(version))
+    elif timestamp is not None:
+        reader = reader.option("timestampAsOf", timestamp.isoformat(sep=" ") if isinstance(timestamp, datetime)
+                               else str(timestamp))
+    try:
+        df = reader.load(info.path)
+        df.schema  # noqa: B018 - fail here for a version or time the table does not have
+    except AnalysisException as exc:
+        when = f"version {version}" if version is not None else f"time {timestamp}"
+        raise NotFoundError(f"feature table {name!r} has no {when}: {str(exc).splitlines()[0]}") from None
+    return df
 
 
 def list_tables(spark: SparkSession, config: Config) -> list[TableInfo]:

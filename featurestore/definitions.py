@@ -33,9 +33,10 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from types import ModuleType
-from typing import Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql.types import StructType
 
 from featurestore.core.errors import BadInputError, NotFoundError
 from featurestore.core.identifiers import validate_identifier
@@ -153,6 +154,50 @@ class FeatureTable:
     def merge_keys(self) -> list[str]:
         """The columns that identify a row: primary keys plus the timestamp key."""
         return [*self.key_names, self.timestamp_key]
+
+
+def table_from_schema(name: str, schema: StructType, primary_keys: Sequence[str], timestamp_key: str, *,
+                      descriptions: Mapping[str, str] | None = None, **settings: Any) -> FeatureTable:
+    """Return the feature table whose columns are those of ``schema`` (a DataFrame's, say).
+
+    Keys and timestamp are named; every other column is a feature. Column types are taken
+    from ``schema``; ``descriptions`` documents columns by name; ``settings`` are the other
+    :class:`FeatureTable` fields (owner, description, notebook_url, sources, tags, ttl, partition_by).
+
+    Example::
+
+        table = table_from_schema("customer_spend", df.schema, ["customer_id"], "day",
+                                  descriptions={"spend_7d": "Spend over the last 7 days"}, ttl=timedelta(days=30))
+
+    Raises:
+        BadInputError: naming the table and the key, timestamp or column at fault.
+    """
+    validate_identifier(name, "table name")
+    keys = [primary_keys] if isinstance(primary_keys, str) else list(primary_keys)
+    types = {f.name: f.dataType.simpleString() for f in schema.fields}
+    notes = dict(descriptions or {})
+    missing = [c for c in [*keys, timestamp_key] if c not in types]
+    if missing:
+        raise BadInputError(f"table {name!r}: key or timestamp column(s) {', '.join(map(repr, missing))} are not in "
+                            f"the schema (columns: {', '.join(types) or 'none'})")
+    if types[timestamp_key] != "timestamp":
+        raise BadInputError(f"table {name!r}: timestamp key {timestamp_key!r} is {types[timestamp_key]}, expected "
+                            "timestamp (cast it, for example F.col(...).cast('timestamp'))")
+    undescribed = [c for c in notes if c not in types]
+    if undescribed:
+        raise BadInputError(f"table {name!r}: descriptions name column(s) {', '.join(map(repr, undescribed))} that "
+                            "are not in the schema")
+    try:
+        return FeatureTable(
+            name=name,
+            primary_keys=[Field(k, types[k], notes.get(k, "")) for k in keys],
+            timestamp_key=timestamp_key,
+            features=[Field(c, t, notes.get(c, "")) for c, t in types.items() if c not in keys and c != timestamp_key],
+            **settings,
+        )
+    except BadInputError as exc:
+        raise BadInputError(f"table {name!r}: {exc}" if not str(exc).startswith(f"table {name!r}") else str(exc)
+                            ) from None
 
 
 def _import_definitions(target: str, base_dir: str | None) -> ModuleType:

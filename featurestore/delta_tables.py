@@ -364,8 +364,13 @@ def _last_commit(spark: SparkSession, path: str) -> tuple[int, dict]:
     return int(last["version"]), dict(last["operationMetrics"] or {})
 
 
+def overwrite_rows(spark: SparkSession, table: FeatureTable, path: str, df: DataFrame) -> None:
+    """Replace every row of the existing table with ``df`` in one commit (properties and comments stay)."""
+    df.select(*[quote_identifier(c.name) for c in table.columns]).write.format("delta").mode("overwrite").save(path)
+
+
 def _write_once(spark: SparkSession, table: FeatureTable, path: str, df: DataFrame, rows: int | None,
-                time_range: TimeRange | None) -> WriteResult:
+                time_range: TimeRange | None, mode: str = "merge") -> WriteResult:
     version_before = current_version(spark, path)
     if version_before is None:
         create_table_with(spark, table, path, df)
@@ -379,7 +384,10 @@ def _write_once(spark: SparkSession, table: FeatureTable, path: str, df: DataFra
         if new_columns:
             add_columns(spark, table, path, new_columns)
         sync_metadata(spark, table, path)
-        if not rows_to_write(spark, table, path, df, time_range):
+        if mode == "overwrite":
+            overwrite_rows(spark, table, path, df)
+            inserted, updated = rows if rows is not None else df.count(), 0
+        elif not rows_to_write(spark, table, path, df, time_range):
             logger.info("table %s: every row is in the table already, with the same values: nothing written",
                         table.name)
             inserted, updated = 0, 0
@@ -452,9 +460,12 @@ def retry_on_conflict(write: Callable[[], T], what: str, path: str, max_attempts
     raise ValueError(f"{what}: max_attempts must be at least 1, got {max_attempts}")
 
 
+WRITE_MODES = ("merge", "overwrite")
+
+
 def write_feature_table(spark: SparkSession, table: FeatureTable, path: str, df: DataFrame,
                         max_attempts: int = MAX_WRITE_ATTEMPTS, rows: int | None = None,
-                        time_range: TimeRange | None = None) -> WriteResult:
+                        time_range: TimeRange | None = None, mode: str = "merge") -> WriteResult:
     """Create the table on first run (one commit), else keep its metadata current and upsert ``df``.
 
     ``df`` must already be validated (:func:`featurestore.validation.validate_feature_frame`,
@@ -464,11 +475,15 @@ def write_feature_table(spark: SparkSession, table: FeatureTable, path: str, df:
     whole table (:func:`source_spans_table`); both leave the same rows and report the same counts.
     When ``df`` would change no row (a rerun on the same sources) nothing is written and no
     version committed (:func:`rows_to_write`): ``version_after`` equals ``version_before``.
-    A concurrent writer's conflicting commit is retried (both writes are idempotent) at most
+    With ``mode="overwrite"`` the rows of ``df`` replace every row of the table instead (one
+    commit; ``rows_inserted`` is then the number of rows written).
+    A concurrent writer's conflicting commit is retried (every write is idempotent) at most
     ``max_attempts`` times in all, then reported as :class:`ConflictError`.
     """
+    if mode not in WRITE_MODES:
+        raise BadInputError(f"table {table.name!r}: write mode must be one of {', '.join(WRITE_MODES)}, got {mode!r}")
     try:
-        result = retry_on_conflict(lambda: _write_once(spark, table, path, df, rows, time_range),
+        result = retry_on_conflict(lambda: _write_once(spark, table, path, df, rows, time_range, mode),
                                    f"table {table.name!r}", path, max_attempts)
     except ConflictError as exc:
         if table_exists(spark, path) or not path_exists(spark, path):

@@ -158,3 +158,30 @@ def register_tables(config: Config, tables: list[FeatureTable]) -> None:
         ) from exc
     logger.info("registered %d feature view(s) in Feast repo %s: %s", len(tables), config.feast.repo_path,
                 ", ".join(t.name for t in tables))
+
+
+def unregister_table(config: Config, name: str) -> bool:
+    """Remove feature table ``name`` from the project's Feast repository: its feature view, its data
+    source, its online-store table, and the entities no other feature view uses.
+
+    Returns False when Feast had no feature view of that name (nothing to remove).
+
+    Example::
+
+        unregister_table(config, "customer_spend")
+    """
+    store = feature_store(config)
+    try:
+        views = {view.name: view for view in store.list_feature_views()}
+        view = views.pop(name, None)
+        if view is None:
+            return False
+        used = {entity for other in views.values() for entity in other.entities}
+        entities = [store.get_entity(entity) for entity in view.entities if entity not in used]
+        store.apply([], objects_to_delete=[view, view.batch_source, *entities], partial=False)
+    except Exception as exc:
+        raise DependencyUnavailableError(
+            f"Feast registry of {config.feast.repo_path}: feature view {name!r} could not be removed: {exc}"
+        ) from exc
+    logger.info("removed feature view %s from Feast repo %s", name, config.feast.repo_path)
+    return True

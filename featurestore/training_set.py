@@ -160,6 +160,15 @@ class TrainingSet:
     df: DataFrame
     spec: TrainingSetSpec
 
+    def load_df(self) -> DataFrame:
+        """Return the joined DataFrame: the input's columns, then each lookup's features (lazy).
+
+        Example::
+
+            pdf = training_set.load_df().toPandas()
+        """
+        return self.df
+
 
 _COMMIT_FILE = re.compile(r"(\d{20})\.json")
 

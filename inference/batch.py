@@ -1,7 +1,8 @@
 """Batch inference: resolve the model once, look up its features, score with spark_udf, write to Delta.
 
+    scored = score_frame(spark, config, entities, "models:/churn_model/Production")   # a DataFrame, nothing written
     result = run_batch_inference(spark, config, "entities", "models:/churn_model/Production",
-                                 batch_id="2026-11-26")
+                                 batch_id="2026-11-26")                              # score_frame + one Delta commit
 
 Every check (model reference, signature, keys, feature tables, types) runs before any data
 is processed; the data then flows once through the join, the UDF and one Delta commit.
@@ -167,11 +168,79 @@ def default_kept_columns(spec: TrainingSetSpec | None, df: DataFrame) -> list[st
     return keys + [timestamp] if keys and timestamp and timestamp in df.columns else keys
 
 
+OUTPUT_COLUMNS = ("prediction", "probability", "model_name", "model_version", "run_id")
+
+
+@dataclass(frozen=True)
+class ScoredFrame:
+    """A DataFrame scored by one model version (lazy: nothing has run or been written yet)."""
+
+    df: DataFrame                # kept input columns, prediction[, probability], model_name, model_version, run_id
+    model: ResolvedModel
+    keys: list[str]              # the input columns kept
+    feature_lookup: bool         # the features were looked up in the feature tables
+    has_probability: bool
+
+
+def score_frame(spark: SparkSession, config: Config, df: DataFrame, model_uri: str, *,
+                keys: list[str] | None = None, keep_input: bool = False,
+                with_probability: bool = True) -> ScoredFrame:
+    """Score ``df`` with the model ``model_uri``: its features are looked up by the keys (and
+    timestamps, point in time) that the model's training-set spec names, unless ``df`` has them.
+
+    The reference is resolved to one version once; the signature, keys, tables and types are
+    all checked before any data is processed. Nothing is written.
+
+    Args:
+        spark: the session.
+        config: the project configuration (warehouse, MLflow).
+        df: the entities (keys, and optionally the spec's timestamp column) or every model input.
+        model_uri: ``models:/NAME/Production`` (or a stage, ``@alias``, version).
+        keys: input columns to keep (default: :func:`default_kept_columns`).
+        keep_input: keep every input column instead.
+        with_probability: add the probability column for classifiers with ``predict_proba``.
+
+    Raises:
+        BadInputError, NotFoundError: as :func:`run_batch_inference`.
+    """
+    resolved = resolve_model(config, model_uri)
+    model = load_scoring_model(resolved, with_probability=with_probability)
+    spec = _load_spec(resolved.run_id, config)
+
+    keys = list(df.columns) if keep_input else list(keys) if keys else default_kept_columns(spec, df)
+    if not keys:
+        raise BadInputError(f"no entity keys: model {resolved.name!r} has no training-set spec; pass the key "
+                            "column(s) to keep in the predictions (--keys)")
+    absent = [k for k in keys if k not in df.columns]
+    if absent:
+        raise BadInputError(f"input lacks key column(s) {', '.join(absent)} (input columns: {', '.join(df.columns)})")
+    clashing = [k for k in keys if k in OUTPUT_COLUMNS]
+    if clashing:
+        raise BadInputError(f"input column(s) {', '.join(clashing)} would clash with the scoring output's "
+                            f"({', '.join(OUTPUT_COLUMNS)}): rename or drop them")
+    # Spread the input, not the joined rows: counting the partitions of a join runs its shuffles,
+    # and the write would run them again. The joined rows keep the default parallelism (measured
+    # from 500 to 1M entities, broadcast and shuffled joins, latest and point-in-time features).
+    df = match_parallelism(spark, df)
+    features, looked_up = lookup_features(spark, config, df, spec, model)
+    features = check_inputs(features, model, "input" if not looked_up else "input joined with the feature tables")
+    scored = score(spark, features, model, keys)
+    if not model.has_probability and with_probability:
+        logger.info("model %s version %d gives no probabilities: prediction only", resolved.name, resolved.version)
+    out = scored.select(
+        "*",
+        F.lit(resolved.name).alias("model_name"),
+        F.lit(resolved.version).cast("bigint").alias("model_version"),
+        F.lit(resolved.run_id).cast("string").alias("run_id"),
+    )
+    return ScoredFrame(out, resolved, keys, looked_up, model.has_probability)
+
+
 def run_batch_inference(spark: SparkSession, config: Config, source: str | DataFrame, model_uri: str, *,
                         output_table: str = DEFAULT_OUTPUT_TABLE, batch_id: str | None = None,
                         keys: list[str] | None = None, with_probability: bool = True,
                         arrow_batch: int = DEFAULT_ARROW_BATCH) -> BatchResult:
-    """Score ``source`` with the model ``model_uri`` and append the batch to ``output_table``.
+    """Score ``source`` with the model ``model_uri`` (:func:`score_frame`) and append the batch to ``output_table``.
 
     Args:
         spark: the session.
@@ -198,47 +267,26 @@ def run_batch_inference(spark: SparkSession, config: Config, source: str | DataF
     validate_identifier(output_table, "output table name")
     output_path = config.table_path(output_table)
 
-    resolved = resolve_model(config, model_uri)
-    model = load_scoring_model(resolved, with_probability=with_probability)
-    spec = _load_spec(resolved.run_id, config)
-
     df = read_input(spark, config, source) if isinstance(source, str) else source
-    keys = list(keys) if keys else default_kept_columns(spec, df)
-    if not keys:
-        raise BadInputError(f"no entity keys: model {resolved.name!r} has no training-set spec; pass the key "
-                            "column(s) to keep in the predictions (--keys)")
-    absent = [k for k in keys if k not in df.columns]
-    if absent:
-        raise BadInputError(f"input lacks key column(s) {', '.join(absent)} (input columns: {', '.join(df.columns)})")
-    # Spread the input, not the joined rows: counting the partitions of a join runs its shuffles,
-    # and the write would run them again. The joined rows keep the default parallelism (measured
-    # from 500 to 1M entities, broadcast and shuffled joins, latest and point-in-time features).
-    df = match_parallelism(spark, df)
-    features, looked_up = lookup_features(spark, config, df, spec, model)
-    features = check_inputs(features, model, "input" if not looked_up else "input joined with the feature tables")
-
+    scored = score_frame(spark, config, df, model_uri, keys=keys, with_probability=with_probability)
+    resolved = scored.model
     if df.isEmpty():
         logger.warning("input is empty: nothing scored, nothing written to %s", output_table)
-        return BatchResult(resolved, batch_id, output_table, output_path, 0, None, looked_up, scored_at,
+        return BatchResult(resolved, batch_id, output_table, output_path, 0, None, scored.feature_lookup, scored_at,
                            time.monotonic() - started)
 
-    scored = score(spark, features, model, keys)
-    if not model.has_probability and with_probability:
-        logger.info("model %s version %d gives no probabilities: prediction only", resolved.name, resolved.version)
-    batch = scored.select(
+    batch = scored.df.select(
         "*",
-        F.lit(resolved.name).alias("model_name"),
-        F.lit(resolved.version).cast("bigint").alias("model_version"),
-        F.lit(resolved.run_id).cast("string").alias("run_id"),
         F.lit(batch_id).alias("batch_id"),
         F.lit(scored_at).cast("timestamp").alias("scored_at"),
         F.lit(scored_at.date()).cast("date").alias("scoring_date"),
     )
     with arrow_batch_size(spark, arrow_batch):
-        written: BatchWrite = write_batch(spark, batch, output_path, output_table, resolved.name, batch_id, keys)
+        written: BatchWrite = write_batch(spark, batch, output_path, output_table, resolved.name, batch_id,
+                                          scored.keys)
     seconds = time.monotonic() - started
     logger.info("model %s version %d scored %d rows in %.1f s -> %s (batch %s, Delta version %d)",
                 resolved.name, resolved.version, written.rows_written, seconds, output_path, batch_id,
                 written.delta_version)
     return BatchResult(resolved, batch_id, output_table, output_path, written.rows_written,
-                       written.delta_version, looked_up, scored_at, seconds)
+                       written.delta_version, scored.feature_lookup, scored_at, seconds)

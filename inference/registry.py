@@ -3,7 +3,8 @@
 Stages (``Staging``, ``Production``) and aliases (``champion``, ``challenger``) are both
 supported: a version loads as ``models:/NAME/Production`` and as ``models:/NAME@champion``.
 Rules MLflow itself does not enforce: a Staging or Production version cannot be deleted,
-and moving a version to a stage archives the version previously in it.
+moving a version to a stage archives the version previously in it, and a feature table that
+a Staging or Production version's training-set spec names cannot be dropped.
 """
 
 from __future__ import annotations
@@ -302,3 +303,54 @@ def delete_version(config: Config, name: str, version: str | int) -> None:
     client = mlflow_client(config)
     mlflow_call(lambda: client.delete_model_version(name, mv.version), f"version {mv.version} of model {name!r}")
     logger.info("deleted model %s version %s", name, mv.version)
+
+
+def versions_reading_table(config: Config, table: str) -> list[str]:
+    """Return the Staging and Production versions whose training-set spec looks features up in ``table``,
+    as ``"NAME version V (STAGE)"``.
+
+    Example::
+
+        versions_reading_table(config, "customer_spend")    # ['churn_model version 3 (Production)']
+    """
+    from inference.tracking import load_spec
+
+    client = mlflow_client(config)
+    models = mlflow_call(lambda: list(client.search_registered_models(max_results=1000)), "registered models")
+    readers = []
+    for model in sorted(models, key=lambda m: m.name):
+        for mv in search_versions(config, model.name):
+            if (mv.current_stage or "None") not in PROTECTED_STAGES or not mv.run_id:
+                continue
+            try:
+                spec = load_spec(mv.run_id)
+            except NotFoundError:  # a version logged without a training set reads no feature table
+                continue
+            if any(lookup.get("table") == table for lookup in spec.lookups):
+                readers.append(f"{model.name} version {mv.version} ({mv.current_stage})")
+    return readers
+
+
+def drop_feature_table(spark: Any, config: Config, name: str) -> None:
+    """Drop feature table ``name`` (Delta table and Feast registration) unless a Staging or
+    Production model version reads it.
+
+    Example::
+
+        drop_feature_table(spark, config, "customer_spend")
+
+    Raises:
+        ConflictError: a Staging or Production version's training-set spec names the table
+            (nothing is changed; archive those versions first).
+        NotFoundError: no feature table ``name``.
+    """
+    from featurestore.build import drop_table
+    from featurestore.catalog import describe_table
+
+    describe_table(spark, config, name)  # an unknown table is not found, before the registry is read
+    readers = versions_reading_table(config, name)
+    if readers:
+        raise ConflictError(f"feature table {name!r} cannot be dropped: the training-set spec of "
+                            f"{', '.join(readers)} looks features up in it; archive those versions first")
+    drop_table(spark, config, name)
+

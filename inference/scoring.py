@@ -25,7 +25,7 @@ from pyspark.sql import types as T
 
 from featurestore.core.errors import BadInputError, DependencyUnavailableError
 from inference.model_reference import ResolvedModel
-from inference.scoring_model import PROBABILITY_METADATA, gives_probability
+from inference.scoring_model import PROBABILITY_METADATA, gives_probability, scoring_flavor
 
 logger = logging.getLogger(__name__)
 
@@ -111,12 +111,14 @@ def _prediction_type(output_type: str) -> str:
 
 
 def _gives_probability(meta: Model, local_path: str) -> bool:
-    """True for an sklearn classifier with ``predict_proba``.
+    """True for a classifier with ``predict_proba``: scikit-learn's, or XGBoost's or LightGBM's
+    scikit-learn API models logged by ``log_model``.
 
-    Models trained by featurelake record this in their MLmodel metadata; any other sklearn
+    Models logged by featurelake record this in their MLmodel metadata; any other sklearn
     model is loaded once here to find out.
     """
-    if "sklearn" not in meta.flavors:
+    flavor = scoring_flavor(meta.flavors, meta.metadata)
+    if flavor == "python_function":
         return False
     recorded = (meta.metadata or {}).get(PROBABILITY_METADATA)
     if recorded is not None:
@@ -151,7 +153,7 @@ def _save_scoring_wrapper(meta: Model, local_path: str, prediction_type: str, wi
         outputs = Schema([ColSpec(output_type, "prediction"), ColSpec("double", "probability")])
     else:
         outputs = meta.get_output_schema()
-    flavor = "sklearn" if "sklearn" in meta.flavors else "python_function"
+    flavor = scoring_flavor(meta.flavors, meta.metadata)
     mlflow.pyfunc.save_model(
         path=target,
         python_model=scoring_model.CachedModel(flavor, with_probability),

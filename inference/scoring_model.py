@@ -17,6 +17,7 @@ argmax of its ``predict_proba``, so with probabilities the forest is evaluated o
 
 from __future__ import annotations
 
+import importlib
 import os
 from collections import OrderedDict
 from typing import Any
@@ -34,16 +35,40 @@ PROBABILITY_METADATA = "featurelake.gives_probability"
 _loaded: OrderedDict[tuple[str, str], Any] = OrderedDict()
 
 
+# Flavours whose own model object may be a classifier with predict_proba (scikit-learn's API).
+PROBABILITY_FLAVORS = ("sklearn", "xgboost", "lightgbm")
+
+
+def scoring_flavor(flavors: Any, metadata: dict | None) -> str:
+    """The flavour to load a logged model with for scoring: ``sklearn`` for a scikit-learn model;
+    ``xgboost`` or ``lightgbm`` for such a model recorded as a classifier with ``predict_proba``
+    (:data:`PROBABILITY_METADATA`, which ``log_model`` records); ``python_function`` for anything
+    else (a Booster, a custom ``PythonModel``...)."""
+    if "sklearn" in flavors:
+        return "sklearn"
+    native = next((f for f in PROBABILITY_FLAVORS if f in flavors), None)
+    if native is not None and (metadata or {}).get(PROBABILITY_METADATA):
+        return native
+    return "python_function"
+
+
+def load_flavor(path: str, flavor: str) -> Any:
+    """Load the model at ``path`` (a folder or URI) as ``flavor`` (``sklearn``, ``xgboost``,
+    ``lightgbm`` or ``python_function``)."""
+    if flavor == "python_function":
+        return mlflow.pyfunc.load_model(path, suppress_warnings=True)
+    if flavor not in PROBABILITY_FLAVORS:
+        raise ValueError(f"unsupported scoring flavour {flavor!r}")
+    return importlib.import_module(f"mlflow.{flavor}").load_model(path)
+
+
 def load_once(path: str, flavor: str) -> Any:
-    """Load the model at ``path`` (``sklearn`` or ``python_function`` flavour) once per process."""
+    """Load the model at ``path`` (see :func:`load_flavor`) once per process."""
     key = (os.path.realpath(path), flavor)
     if key in _loaded:
         _loaded.move_to_end(key)
         return _loaded[key]
-    if flavor == "sklearn":
-        model = mlflow.sklearn.load_model(path)
-    else:
-        model = mlflow.pyfunc.load_model(path, suppress_warnings=True)
+    model = load_flavor(path, flavor)
     _loaded[key] = model
     while len(_loaded) > CACHE_SIZE:
         _loaded.popitem(last=False)

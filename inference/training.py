@@ -10,8 +10,6 @@ of the feature tables it learned from.
 from __future__ import annotations
 
 import logging
-import os
-import sys
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Sequence
@@ -26,19 +24,17 @@ from featurestore.core.errors import BadInputError, DependencyUnavailableError, 
 from featurestore.core.identifiers import validate_identifier
 from featurestore.core.secrets import redact_text, redact_uri
 from inference.estimators import TASKS, build_pipeline, load_estimator, parse_params, simple_params
+from inference.logged_models import (
+    TRAINER_CLI, input_schema, log_flavor_model, register_version, training_run,
+)
 from inference.settings import TRAINING, TrainingSettings, configured_label, configured_model_name
-from inference.tracking import client as mlflow_client
-from inference.tracking import configure_mlflow, ensure_experiment
+from inference.tracking import configure_mlflow
 from featurestore.data_files import read_data_files
-from featurestore.training_set import SPEC_ARTIFACT, FeatureLookup, TrainingSetSpec, create_training_set
+from featurestore.training_set import FeatureLookup, TrainingSetSpec, create_training_set
 
 logger = logging.getLogger(__name__)
 
 MODEL_ARTIFACT = "model"
-TAG_SOURCE = "featurelake.source"
-TAG_TRAINING_SET = "featurelake.training_set"
-TAG_FEATURE_TABLES = "featurelake.feature_tables"
-MAX_TAG_LENGTH = 5000
 _NUMERIC = (T.ByteType, T.ShortType, T.IntegerType, T.LongType, T.FloatType, T.DoubleType, T.DecimalType,
             T.BooleanType)
 
@@ -82,12 +78,6 @@ def read_labels(spark: SparkSession, path: str) -> DataFrame:
     except AnalysisException as exc:  # the table exists: bad input, not "not found"
         raise BadInputError(f"labels at {path} cannot be read: {str(exc).splitlines()[0]}") from None
     return df
-
-
-def default_source() -> str:
-    """Return the script that runs this process (the ``featurelake.source`` tag default)."""
-    main = sys.argv[0] if sys.argv and sys.argv[0] else ""
-    return os.path.abspath(main) if main and main != "-c" else "interactive"
 
 
 def _feature_kinds(df: DataFrame, columns: Sequence[str]) -> tuple[list[str], list[str]]:
@@ -213,7 +203,6 @@ def train_model(spark: SparkSession, config: Config, labels: DataFrame | str | N
     pipeline.fit(train_df[features], train_df[label])
     logger.info("fitted %s on %d rows, %d features", settings.estimator, len(train_df), len(features))
 
-    experiment_id = ensure_experiment(config)
     params = {
         "estimator": settings.estimator,
         **{f"estimator.{k}": v for k, v in simple_params(estimator).items()},
@@ -222,22 +211,14 @@ def train_model(spark: SparkSession, config: Config, labels: DataFrame | str | N
         "drop_missing": settings.drop_missing,
         **{f"delta_version.{x['table']}": x["delta_version"] for x in spec.lookups},
     }
-    tables = ",".join(f"{x['table']}@v{x['delta_version']}" for x in spec.lookups)
-    spec_json = spec.to_json()
     try:
-        with mlflow.start_run(experiment_id=experiment_id, run_name=run_name or f"train-{model_name}") as run:
+        with training_run(config, spec, trainer=TRAINER_CLI, model_name=model_name,
+                          source=source or settings.source_url, run_name=run_name or f"train-{model_name}") as run:
             mlflow.log_params(params)
-            mlflow.set_tags({
-                TAG_SOURCE: source or settings.source_url or default_source(),
-                TAG_TRAINING_SET: spec_json[:MAX_TAG_LENGTH],
-                TAG_FEATURE_TABLES: tables,
-                "featurelake.model_name": model_name,
-            })
-            mlflow.log_text(spec_json, SPEC_ARTIFACT)
-            model_info = _log_model(pipeline, train_df[features])
+            model_info = _log_model(pipeline, train_df[features], training_set.df)
             metrics = _evaluate(model_info.model_uri, test_df[[*features, label]], label, settings.task)
             run_id = run.info.run_id
-    except (BadInputError, NotFoundError):
+    except (BadInputError, NotFoundError, DependencyUnavailableError):
         raise
     except Exception as exc:
         if _looks_unreachable(exc):
@@ -246,7 +227,7 @@ def train_model(spark: SparkSession, config: Config, labels: DataFrame | str | N
         raise
     version = None
     if register:
-        version = register_version(config, model_name, model_info.model_uri, run_id, spec, metrics)
+        version = _register(config, model_name, model_info.model_uri, run_id, spec, metrics)
     logger.info("run %s: %s", run_id, ", ".join(f"{k}={v:.4f}" for k, v in sorted(metrics.items())
                                               if k in ("roc_auc", "accuracy_score", "r2_score",
                                                        "root_mean_squared_error")))
@@ -255,23 +236,21 @@ def train_model(spark: SparkSession, config: Config, labels: DataFrame | str | N
                           metrics=metrics, spec=spec, n_train=len(train_df), n_test=len(test_df), params=params)
 
 
-def _log_model(pipeline: Any, x_train):
+def _log_model(pipeline: Any, x_train, training_df: DataFrame):
     import mlflow
-    from mlflow.models import infer_signature
-
-    import skops.io
+    from mlflow.models import ModelSignature, infer_signature
 
     from inference.scoring_model import PROBABILITY_METADATA, gives_probability
 
     example = x_train.head(5)
-    signature = infer_signature(x_train, pipeline.predict(x_train))
-    # skops (MLflow's default format) only loads types it is told to trust; the pipeline is ours.
-    trusted = skops.io.get_untrusted_types(data=skops.io.dumps(pipeline))
+    # Inputs from the training set's schema (every feature required, so that scoring looks up
+    # each one a key-only input lacks), outputs from the pipeline's predictions.
+    signature = ModelSignature(inputs=input_schema(training_df, list(x_train.columns)),
+                               outputs=infer_signature(x_train, pipeline.predict(x_train)).outputs)
     # Recorded so that batch scoring knows without loading the model on the driver.
     metadata = {PROBABILITY_METADATA: gives_probability(pipeline)}
-    return mlflow.sklearn.log_model(pipeline, name=MODEL_ARTIFACT, signature=signature, input_example=example,
-                                    skops_trusted_types=trusted or None, pip_requirements=pip_requirements(),
-                                    metadata=metadata)
+    return log_flavor_model(pipeline, mlflow.sklearn, MODEL_ARTIFACT, signature=signature, input_example=example,
+                            pip_requirements=pip_requirements(), metadata=metadata)
 
 
 def pip_requirements() -> list[str]:
@@ -305,29 +284,14 @@ def _looks_unreachable(exc: BaseException) -> bool:
     return any(s in text for s in ("connection", "max retries", "timed out", "unable to open database"))
 
 
-def register_version(config: Config, model_name: str, model_uri: str, run_id: str, spec: TrainingSetSpec,
-                     metrics: dict[str, float]) -> str:
-    """Register ``model_uri`` as a new version of ``model_name`` with a description and tags."""
-    import mlflow
-
+def _register(config: Config, model_name: str, model_uri: str, run_id: str, spec: TrainingSetSpec,
+              metrics: dict[str, float]) -> str:
+    """Register ``model_uri`` as a new version of ``model_name``, described by its estimator and test metrics."""
     settings = TRAINING.of(config)
-    client = mlflow_client(config, check=False)  # train_model checked the store before any Spark work
-    if not client.search_registered_models(filter_string=f"name = '{model_name}'"):
-        client.create_registered_model(
-            model_name, tags={"featurelake.label": spec.label or ""},
-            description=settings.description or f"Model trained by featurelake on label {spec.label!r}",
-        )
-    version = mlflow.register_model(model_uri, model_name, tags={
-        **{str(k): str(v) for k, v in settings.tags.items()},
-        TAG_FEATURE_TABLES: ",".join(f"{x['table']}@v{x['delta_version']}" for x in spec.lookups),
-        "featurelake.run_id": run_id,
-    })
     headline = {k: round(v, 4) for k, v in metrics.items() if k in ("roc_auc", "accuracy_score", "r2_score")}
-    client.update_model_version(
-        model_name, version.version,
+    return register_version(
+        config, model_name, model_uri, run_id, spec, tags=settings.tags, model_description=settings.description,
         description=(f"{settings.estimator} on features {', '.join(spec.feature_columns)} "
                      f"from {', '.join(x['table'] + '@v' + str(x['delta_version']) for x in spec.lookups)}; "
                      f"test metrics {headline}"),
     )
-    logger.info("registered %s version %s (run %s)", model_name, version.version, run_id)
-    return str(version.version)

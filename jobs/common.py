@@ -93,16 +93,11 @@ def emit_json(args: argparse.Namespace, document: Any) -> None:
 
 
 def start_spark(config: Config, reads: list[str]) -> SparkSession:
-    """Start (or adopt) the job's Spark session.
+    """Start (or adopt) the job's Spark session (:func:`featurestore.runtime.spark_session.start_spark`,
+    imported here on first use so that a job's ``--help`` stays fast)."""
+    from featurestore.runtime.spark_session import start_spark as start_session
 
-    ``reads`` are the files and folders the job reads. When featurelake starts a local session
-    with ``spark.quick_start: auto`` and they are all local and hold at most 64 MB together, the
-    session starts in quick-start mode (``featurestore.runtime.spark_session``).
-    """
-    from featurestore.runtime.spark_session import get_spark, input_size_matters, local_paths_are_small
-
-    small = input_size_matters(config.spark) and bool(reads) and local_paths_are_small(reads)
-    return get_spark(config, small_input=small)
+    return start_session(config, reads)
 
 
 def setup_logging(level: str = "INFO") -> RedactingFilter:

@@ -1,9 +1,10 @@
-"""The feature-table catalog on the command line: list, describe, history, restore.
+"""The feature-table catalog on the command line: list, describe, history, restore, drop.
 
     featurelake tables list [--json] [--json-out FILE]
     featurelake tables describe NAME [--json] [--json-out FILE]
     featurelake tables history NAME [--limit N] [--json] [--json-out FILE]
     featurelake tables restore NAME --version V
+    featurelake tables drop NAME        # exit 4 while a Staging/Production model reads it
 """
 
 from __future__ import annotations
@@ -32,6 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
     restore = sub.add_parser("restore", help="restore a feature table to an earlier Delta version")
     restore.add_argument("name", help="feature table name")
     restore.add_argument("--version", type=int, required=True, help="Delta version to restore")
+    drop = sub.add_parser("drop", help="drop a feature table: its Delta table and its Feast registration "
+                                       "(refused, exit 4, while a Staging or Production model reads it)")
+    drop.add_argument("name", help="feature table name")
     return parser
 
 
@@ -64,6 +68,11 @@ def _run(args: argparse.Namespace, config: Config) -> None:
         path = describe_table(spark, config, args.name).path
         new_version = restore_table(spark, path, args.version)
         print(f"{args.name}: restored to version {args.version}, now at version {new_version}")
+    elif args.action == "drop":
+        from inference.registry import drop_feature_table
+
+        drop_feature_table(spark, config, args.name)
+        print(f"{args.name}: dropped (Delta table and Feast registration)")
 
 
 def main(argv: list[str] | None = None) -> int:

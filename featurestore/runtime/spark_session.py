@@ -247,3 +247,20 @@ def get_spark(config: Config | None = None, small_input: bool = False,
         resolved_jars.record_resolution(conf, spark.sparkContext.getConf().get("spark.jars", ""))
     spark.sparkContext.setLogLevel("ERROR")
     return spark
+
+
+def start_spark(config: Config, reads: Iterable[str] = ()) -> SparkSession:
+    """Start (or adopt) the Spark session of a job or a notebook client.
+
+    ``reads`` are the files and folders the work reads. When featurelake starts a local session
+    with ``spark.quick_start: auto`` and they are all local and hold at most 64 MB together, the
+    session starts in quick-start mode; an active session (a notebook, Databricks, spark-submit)
+    is adopted as it is (:func:`get_spark`).
+
+    Example::
+
+        spark = start_spark(load_config(), [config.warehouse])
+    """
+    reads = list(reads)
+    small = input_size_matters(config.spark) and bool(reads) and local_paths_are_small(reads)
+    return get_spark(config, small_input=small)

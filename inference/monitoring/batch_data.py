@@ -171,13 +171,17 @@ def entity_features(spark: SparkSession, config: Config, keys: DataFrame, spec: 
 
 
 def load_sklearn_model(config: Config, model_name: str, version: int) -> Any:
-    """Load a registered version as the scikit-learn pipeline it was logged as."""
-    import mlflow.sklearn
+    """Load a registered version as the model it was logged as: a scikit-learn pipeline, an XGBoost or
+    LightGBM classifier (with ``predict_proba``), else its pyfunc model (:func:`inference.scoring_model.scoring_flavor`)."""
+    import mlflow
 
+    from inference.scoring_model import load_flavor, scoring_flavor
     from inference.tracking import configure_mlflow
 
     configure_mlflow(config)
-    return mlflow.sklearn.load_model(f"models:/{model_name}/{version}")
+    uri = f"models:/{model_name}/{version}"
+    info = mlflow.models.get_model_info(uri)
+    return load_flavor(uri, scoring_flavor(info.flavors, info.metadata))
 
 
 def model_outputs(model: Any, features: pd.DataFrame, columns: list[str]) -> pd.DataFrame:

@@ -10,6 +10,8 @@
    checked version on every metric that was out of range and passes the promotion gates
    (:func:`inference.promotion.promote`) goes to Production, and the batch is scored again
    with it (same batch id: its rows are replaced in one commit).
+   A model that ``featurelake train`` did not fit (one logged with ``FeatureStoreClient.log_model``)
+   is not retrained (:func:`not_retrainable`): the loop goes straight to step 3.
 3. Nothing worked: Production is left alone, one row goes to ``model_alerts``, the notifiers
    are told, and :class:`ModelNeedsRetrainingError` (exit code 6) is raised.
 """
@@ -169,6 +171,10 @@ def run_monitoring(spark: SparkSession, config: Config, model_name: str, batch_i
         return result
 
     decisive = check.out_of_range[0]
+    refusal = not_retrainable(config, model_name, batch.model_version)
+    if refusal is not None:
+        logger.warning("%s", refusal)
+        max_attempts = 0
     for number in range(1, max_attempts + 1):
         incumbent = registry.production_version(config, model_name)
         attempt = _try_candidate(spark, config, inputs, thresholds, check, number, run_id, train_model, labels)
@@ -188,10 +194,35 @@ def run_monitoring(spark: SparkSession, config: Config, model_name: str, batch_i
             return result
 
     result.status = "alerted"
-    result.alert = _raise_alert(spark, config, run_id, check, result.attempts, notifiers)
+    result.alert = _raise_alert(spark, config, run_id, check, result.attempts, notifiers, refusal)
     error = ModelNeedsRetrainingError(result.alert.message)
     error.result = result  # type: ignore[attr-defined]
     raise error
+
+
+def not_retrainable(config: Config, model_name: str, version: int) -> str | None:
+    """Why the loop may not retrain ``model_name`` (None: it may).
+
+    Retraining fits the configured estimator (``training`` section) under the model's name,
+    which is only a new version of the same model when ``featurelake train`` fitted the
+    checked version. A model the user fitted and logged (``FeatureStoreClient.log_model``, or
+    MLflow directly) is not replaced by another estimator: the loop alerts instead, and the
+    user retrains it where it was built. Runs logged before ``featurelake.trainer`` existed
+    count as ``featurelake train``'s when they carry its ``estimator`` parameter.
+    """
+    from inference import registry
+    from inference.logged_models import TAG_TRAINER, TRAINER_CLI
+    from inference.tracking import client as mlflow_client
+
+    run_id = registry.get_version(config, model_name, version).run_id
+    run = registry.mlflow_call(lambda: mlflow_client(config).get_run(run_id), f"MLflow run {run_id!r}") \
+        if run_id else None
+    trainer = run.data.tags.get(TAG_TRAINER) if run is not None else None
+    if trainer == TRAINER_CLI or (trainer is None and run is not None and "estimator" in run.data.params):
+        return None
+    return (f"model {model_name!r} version {version} was not trained by `featurelake train` "
+            f"(logged by {trainer or 'MLflow directly'}), so the monitoring loop does not retrain it: retrain it "
+            "where it was built and log a new version with FeatureStoreClient.log_model")
 
 
 def _try_candidate(spark: SparkSession, config: Config, inputs, thresholds, check: CheckResult, number: int,
@@ -228,10 +259,11 @@ def _attempt_row(run_id: str, check: CheckResult, decisive: MetricValue, attempt
 
 
 def _raise_alert(spark: SparkSession, config: Config, run_id: str, check: CheckResult, attempts: list[Attempt],
-                 notifiers: Sequence[Notifier]) -> Alert:
+                 notifiers: Sequence[Notifier], refusal: str | None = None) -> Alert:
     """Notify, then write the one alert row of this run (with how each notifier fared)."""
     decisive = check.out_of_range[0]
-    tried = "; ".join(f"attempt {a.attempt}: {a.outcome} ({a.reason})" for a in attempts) or "no attempt allowed"
+    tried = ("; ".join(f"attempt {a.attempt}: {a.outcome} ({a.reason})" for a in attempts)
+             or refusal or "no attempt allowed")
     message = (f"model {check.model_name} version {check.model_version} is out of range on batch {check.batch_id}: "
                f"{check.summary()}. {len(attempts)} retraining attempt(s) did not fix it [{tried}]. "
                "Production was left unchanged.")
