@@ -21,7 +21,8 @@ Sources are staged as parquet first, so every write reads the same files from di
 table is reset (overwritten with the base rows, untimed) before each timed write. The writes
 compared with each other are timed in rounds (``benchmarks.common.measure_rounds``): an untimed
 full-size warm-up round, then each write once per round in rotating order. A first full-size
-join in a JVM runs before the JIT has compiled it (at 1M rows 9-11 s, then 6-8 s), while every
+join in a JVM runs before the JIT has compiled it (slower than the warm runs: the results keep
+its time as ``first_run_seconds``), while every
 reset already warms the overwrite's code path; timed one after another, the writes would not
 be compared on equal terms.
 

@@ -5,7 +5,8 @@ it exits; later local sessions map it and start several seconds faster
 (:mod:`featurestore.runtime.class_data_archive`). :func:`session_writing_archive` gives a job such a
 session: the demo's, when no archive exists yet, so that the README's first command leaves a
 machine whose later jobs start fast; :func:`create_archive` (``featurelake warmup``) runs a
-tiny build in one. Writing the archive takes the exiting JVM some 20 s on 2 cores.
+tiny build in one. Writing the archive takes the exiting JVM a while, once
+(benchmarks/results/reruns/demo_writes_archive.md).
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ from featurestore.runtime.spark_session import builds_its_own_session, get_spark
 
 logger = logging.getLogger(__name__)
 
-# How long the exiting JVM may take to write the archive (about 20 s on 2 cores).
+# How long the exiting JVM may take to write the archive (its usual time:
+# benchmarks/results/reruns/demo_writes_archive.md).
 ARCHIVE_WRITE_TIMEOUT_SECONDS = 600
 
 

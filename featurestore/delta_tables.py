@@ -271,9 +271,9 @@ def _source_read_twice_if_deterministic(spark: SparkSession, df: DataFrame) -> c
     Delta's MERGE passes over its source twice (find the touched files, then rewrite them).
     By default (``materializeSource=auto``) it first copies any source that is not a plain
     Delta scan, in case a second read differs; for a deterministic source that copy only
-    costs time: at 1M rows it made the full MERGE 11.5 s instead of 8.6 s and a 1% MERGE
-    5.4 s instead of 3.6 s (benchmarks/table_writes.py). A non-deterministic source (rand(),
-    uuid()) keeps the copy, and so does a session whose user set the option (to any value).
+    costs time, both for a full and a 1% MERGE (benchmarks/results/reruns/figures_from_commits.md).
+    A non-deterministic source (rand(), uuid()) keeps the copy, and so does a session whose user
+    set the option (to any value).
     """
     if not df._jdf.queryExecution().analyzed().deterministic():
         return contextlib.nullcontext()
@@ -312,8 +312,8 @@ def rewrite_upsert(spark: SparkSession, table: FeatureTable, path: str, df: Data
     It overwrites the table in one commit (Delta reads the table within the write's own
     transaction, so a concurrent commit is a conflict, retried, never lost). The table's
     properties and column comments stay. The counts are observed during the write, no second pass.
-    At 1M rows, warm: 7.3 s, against 12.2 s for Delta's MERGE and 3.8 s for a plain overwrite of
-    the same rows (benchmarks/results/table_writes_x10.md).
+    It takes less time than Delta's MERGE of the same rows, which joins twice; the figures against
+    the MERGE and a plain overwrite are in benchmarks/results/table_writes_x10.md.
     """
     def side(df: DataFrame, prefix: str, flag: str) -> DataFrame:  # columns renamed prefix + name, and a flag
         return df.select(*[F.col(quote_identifier(c.name)).alias(prefix + c.name) for c in table.columns],

@@ -1,9 +1,9 @@
 """Import Feast without typeguard's import-time instrumentation.
 
 Feast decorates its classes with typeguard's ``@typechecked``, which re-parses and recompiles
-every decorated function while ``import feast`` runs: 7.5-10 s of CPU per process on the
-benchmark machine, against 3.2 s with the decorator made a no-op (``python -X importtime``:
-``feast.on_demand_feature_view`` alone spends 1.9 s in its own module body). On two cores that
+every decorated function while ``import feast`` runs: several times the CPU of the import with
+the decorator made a no-op (``python -X importtime``; figures in
+benchmarks/results/reruns/figures_from_commits.md). On two cores that
 CPU is taken from the Spark job running beside it. The checks only turn a wrongly typed
 argument into ``TypeCheckError``; Feast never relies on them, and featurelake's own calls are
 covered by its tests. The original decorator is put back once Feast is imported, so other

@@ -35,7 +35,8 @@ def repo_config(config: Config) -> dict:
         "spark.ui.enabled": "false",
         # A session Feast starts itself (feast materialize, FeatureStore in a fresh process)
         # gets featurelake's local defaults too: Delta's snapshot in 2 partitions, not 50.
-        # get_historical_features of the demo's 500 labels, fresh processes: 40-48 s without them, 29-33 s with.
+        # get_historical_features of the demo's labels with and without them:
+        # benchmarks/results/reruns/figures_from_commits.md.
         **(LOCAL_DEFAULTS if config.spark.master.startswith("local") else {}),
         **delta_spark_conf(),
     }

@@ -32,8 +32,8 @@ logger = logging.getLogger(__name__)
 ARROW_BATCH_CONF = "spark.sql.execution.arrow.maxRecordsPerBatch"
 # Spark 4.2 hands a pandas UDF whose input comes straight from a parquet or Delta scan the
 # reader's own batches (4096 rows) and ignores maxRecordsPerBatch. Scoring turns that columnar
-# path off so that its batch size holds: from a parquet file, 1M rows took 8.7 s instead of
-# 14.2 s (random forest) and 1.8 s instead of 3.1 s (logistic regression), medians of 3.
+# path off so that its batch size holds, which scores a parquet file faster (random forest and
+# logistic regression: benchmarks/results/reruns/figures_from_commits.md).
 # (Over a cached DataFrame the UDF gets the cache's 10,000-row batches either way.)
 COLUMNAR_INPUT_CONF = "spark.sql.execution.arrow.pythonUDF.columnarInput.enabled"
 DEFAULT_ARROW_BATCH = 100_000

@@ -12,7 +12,7 @@ probabilities it returns a DataFrame ``prediction, probability``, the probabilit
 ``predict_proba`` of the positive class (``classes_[1]``) for a binary classifier and of the
 predicted class otherwise. A random forest's (or extra trees') ``predict`` is by definition the
 argmax of its ``predict_proba``, so with probabilities the forest is evaluated once, not twice
-(the same result at half the cost: benchmarks/results/batch_scoring.md).
+(the same result, one evaluation: benchmarks/results/batch_scoring.md).
 """
 
 from __future__ import annotations

@@ -156,7 +156,8 @@ def exit_process(code: int) -> NoReturn:
     """End a job's process with ``code``, skipping Python's last garbage collection.
 
     A job process holds pyspark, pandas, MLflow and Feast; collecting all of that as the
-    interpreter shuts down took 1.0-1.1 s of a tiny build. The objects are frozen instead
+    interpreter shuts down took a noticeable part of a tiny build
+    (benchmarks/results/reruns/figures_from_commits.md). The objects are frozen instead
     (``gc.freeze``): atexit handlers still run and streams are still flushed; the operating
     system frees the memory.
     """

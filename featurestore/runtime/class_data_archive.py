@@ -5,8 +5,8 @@ before the first job runs. Java 17 can store them, already parsed and verified, 
 archive written by one *training run* (``-XX:ArchiveClassesAtExit``) and map it into every
 later JVM (``-XX:SharedArchiveFile``). :mod:`featurestore.archive_session` runs such training
 runs (the demo's session, ``featurelake warmup``'s tiny build) and installs what they write;
-:func:`featurestore.runtime.spark_session.get_spark` uses the archive when it exists. Measured on the
-benchmark machine: a tiny build 29 s -> 25 s with the archive alone (benchmarks/results/startup.md).
+:func:`featurestore.runtime.spark_session.get_spark` uses the archive when it exists. What it saves:
+benchmarks/results/startup.md and benchmarks/results/reruns/figures_from_commits.md.
 
 The archive is only valid for the exact Java binary and Spark jars that wrote it, so its file
 name carries a hash of both; a JVM that still finds it unusable runs on without it.

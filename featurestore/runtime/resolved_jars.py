@@ -1,7 +1,7 @@
 """Remember where Spark's Ivy resolution put the Delta jars, so later local sessions skip it.
 
 Every local session resolves ``spark.jars.packages`` with Ivy before the driver starts, even
-when all jars are in the local cache (about 0.9 s, benchmarks/results/startup.md). After one
+when all jars are in the local cache (its cost: benchmarks/results/startup.md). After one
 resolution the local jar paths are recorded in featurelake's cache folder, keyed by the
 packages, exclusions and Ivy settings; a later session with the same three values gets them
 as ``spark.jars`` instead, as long as every jar is still on disk.

@@ -22,7 +22,7 @@ DELTA_EXTENSION = "io.delta.sql.DeltaSparkSessionExtension"
 DELTA_CATALOG = "org.apache.spark.sql.delta.catalog.DeltaCatalog"
 
 # Jars that delta-spark's dependencies pull in but that Spark already ships (newer).
-# Excluding them keeps a second, older copy off the classpath and saves ~80 MB of downloads.
+# Excluding them keeps a second, older copy off the classpath and saves their download.
 PROVIDED_BY_SPARK = (
     "org.apache.hadoop:hadoop-client-api",
     "org.apache.hadoop:hadoop-client-runtime",
@@ -53,11 +53,11 @@ PROVIDED_BY_SPARK = (
 # the serial collector and no generated code (neither whole-stage nor per-expression: Spark
 # evaluates expressions interpreted, its fallback path). C2 and G1 run background threads that
 # compete with the job for the cores, and compiling generated code costs more than it saves on
-# small inputs: a tiny build took 20.5-21.5 s without and 15.1-16.0 s with the first three, after
-# `featurelake warmup`; interpreted expressions took it from 15.3 to 14.7 s (medians of 8 runs;
-# benchmarks/results/startup.md). spark.sql.codegen.factoryMode is an internal Spark setting; a
-# Spark that no longer knows it ignores it and generates code again.
-# They make large jobs slower (warm batch scoring ~2x with C1 alone), so a session only gets them
+# small inputs: a tiny build after `featurelake warmup` starts sooner with the first three, and
+# sooner again with interpreted expressions (figures: benchmarks/results/startup.md and
+# benchmarks/results/reruns/figures_from_commits.md). spark.sql.codegen.factoryMode is an
+# internal Spark setting; a Spark that no longer knows it ignores it and generates code again.
+# They make large jobs slower (warm batch scoring with C1 alone), so a session only gets them
 # when ``spark.quick_start`` is ``always``, or ``auto`` (the default) and the job says its input is small.
 QUICK_START_JAVA_OPTIONS = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
 QUICK_START_CONF = {"spark.sql.codegen.wholeStage": "false", "spark.sql.codegen.factoryMode": "NO_CODEGEN"}
