@@ -305,7 +305,7 @@ def test_json_out_file_holds_the_json_alone_under_spark_submit(tmp_path):
     import json
 
     from featurestore.core.config import load_config
-    from inference.model_reference import mlflow_client
+    from inference.tracking import client as mlflow_client
 
     config = tmp_path / "featurelake.yaml"
     config.write_text(yaml.safe_dump({"warehouse": "warehouse", "mlflow": {"tracking_uri": "sqlite:///mlflow.db"}}))

@@ -155,7 +155,7 @@ def test_drop_is_refused_while_a_production_model_reads_the_table(spark, fs, tmp
     from sklearn.linear_model import LogisticRegression
 
     from inference import registry
-    from inference.model_reference import mlflow_client
+    from inference.tracking import client as mlflow_client
     from jobs.tables import main as tables_main
     from tests.inference.inference_support import log_model, training_frame
 

@@ -214,7 +214,7 @@ def test_model_left_without_inputs_is_bad_input(spark, lookup_project):
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
 
-    from inference.model_reference import mlflow_client
+    from inference.tracking import client as mlflow_client
 
     config, labels, _, _ = lookup_project
     X = pd.DataFrame({"a": [np.nan, 1.0, 2.0, 3.0], "b": [0.5, np.nan, 1.5, 2.5]})

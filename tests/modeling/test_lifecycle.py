@@ -94,8 +94,8 @@ def test_train_register_promote_cycle(spark, lifecycle):
     assert json.loads(run.data.tags["featurelake.training_set"])["feature_columns"] == ["score", "visits", "segment"]
     spec = load_spec(result.run_id)
     assert isinstance(spec, TrainingSetSpec) and spec == result.spec
-    assert spec["lookups"][0]["path"] == config.table_path("tl_profile") and spec["label"] == "churned"
-    assert spec["entity_keys"] == ["customer_id"] and spec["timestamp_key"] == "label_time"
+    assert spec.lookups[0]["path"] == config.table_path("tl_profile") and spec.label == "churned"
+    assert spec.entity_keys == ["customer_id"] and spec.timestamp_key == "label_time"
 
     info = mlflow.models.get_model_info("models:/test_churn/1")
     assert [c["name"] for c in info.signature.inputs.to_dict()] == ["score", "visits", "segment"]
