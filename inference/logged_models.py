@@ -27,7 +27,8 @@ from featurestore.core.config import Config
 from featurestore.core.errors import BadInputError
 from featurestore.core.identifiers import validate_identifier
 from featurestore.training_set import SPEC_ARTIFACT, TrainingSet, TrainingSetSpec
-from inference.tracking import ensure_experiment, registry_uri
+from inference.tracking import client as mlflow_client
+from inference.tracking import ensure_experiment
 
 logger = logging.getLogger(__name__)
 
@@ -197,9 +198,8 @@ def register_version(config: Config, model_name: str, model_uri: str, run_id: st
                          description="LightGBM on spend features")
     """
     import mlflow
-    from mlflow.tracking import MlflowClient
 
-    client = MlflowClient(config.mlflow.tracking_uri, registry_uri(config))
+    client = mlflow_client(config, check=False)  # the caller logged the model through the same stores
     if not client.search_registered_models(filter_string=f"name = '{model_name}'"):
         client.create_registered_model(
             model_name, tags={"featurelake.label": spec.label or ""},

@@ -213,10 +213,10 @@ def not_retrainable(config: Config, model_name: str, version: int) -> str | None
     from inference import registry
     from inference.logged_models import TAG_TRAINER, TRAINER_CLI
     from inference.tracking import client as mlflow_client
+    from inference.tracking import mlflow_call
 
     run_id = registry.get_version(config, model_name, version).run_id
-    run = registry.mlflow_call(lambda: mlflow_client(config).get_run(run_id), f"MLflow run {run_id!r}") \
-        if run_id else None
+    run = mlflow_call(lambda: mlflow_client(config).get_run(run_id), f"MLflow run {run_id!r}") if run_id else None
     trainer = run.data.tags.get(TAG_TRAINER) if run is not None else None
     if trainer == TRAINER_CLI or (trainer is None and run is not None and "estimator" in run.data.params):
         return None
