@@ -25,7 +25,7 @@ from featurestore.core.identifiers import validate_identifier
 from featurestore.core.secrets import redact_text, redact_uri
 from inference.estimators import TASKS, build_pipeline, load_estimator, parse_params, simple_params
 from inference.logged_models import (
-    TRAINER_CLI, input_schema, log_flavor_model, register_version, training_run,
+    TRAINER_CLI, log_flavor_model, register_version, training_run,
 )
 from inference.settings import TRAINING, TrainingSettings, configured_label, configured_model_name
 from inference.tracking import configure_mlflow
@@ -215,7 +215,7 @@ def train_model(spark: SparkSession, config: Config, labels: DataFrame | str | N
         with training_run(config, spec, trainer=TRAINER_CLI, model_name=model_name,
                           source=source or settings.source_url, run_name=run_name or f"train-{model_name}") as run:
             mlflow.log_params(params)
-            model_info = _log_model(pipeline, train_df[features], training_set.df)
+            model_info = _log_model(pipeline, train_df[features])
             metrics = _evaluate(model_info.model_uri, test_df[[*features, label]], label, settings.task)
             run_id = run.info.run_id
     except (BadInputError, NotFoundError, DependencyUnavailableError):
@@ -236,17 +236,14 @@ def train_model(spark: SparkSession, config: Config, labels: DataFrame | str | N
                           metrics=metrics, spec=spec, n_train=len(train_df), n_test=len(test_df), params=params)
 
 
-def _log_model(pipeline: Any, x_train, training_df: DataFrame):
+def _log_model(pipeline: Any, x_train):
     import mlflow
-    from mlflow.models import ModelSignature, infer_signature
+    from mlflow.models import infer_signature
 
     from inference.scoring_model import PROBABILITY_METADATA, gives_probability
 
     example = x_train.head(5)
-    # Inputs from the training set's schema (every feature required, so that scoring looks up
-    # each one a key-only input lacks), outputs from the pipeline's predictions.
-    signature = ModelSignature(inputs=input_schema(training_df, list(x_train.columns)),
-                               outputs=infer_signature(x_train, pipeline.predict(x_train)).outputs)
+    signature = infer_signature(x_train, pipeline.predict(x_train))
     # Recorded so that batch scoring knows without loading the model on the driver.
     metadata = {PROBABILITY_METADATA: gives_probability(pipeline)}
     return log_flavor_model(pipeline, mlflow.sklearn, MODEL_ARTIFACT, signature=signature, input_example=example,

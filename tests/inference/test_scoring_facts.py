@@ -48,7 +48,7 @@ def test_the_recorded_fact_is_used_instead_of_loading_the_model(registry, tmp_pa
     assert not _load(registry, "facts_recorded", version, tmp_path).has_probability
 
 
-def test_training_records_whether_the_model_gives_probabilities(spark, registry):
+def test_training_records_whether_the_model_gives_probabilities(registry):
     import mlflow
     from mlflow.models import Model
     from sklearn.linear_model import LinearRegression, LogisticRegression
@@ -60,7 +60,7 @@ def test_training_records_whether_the_model_gives_probabilities(spark, registry)
     recorded = {}
     for estimator, target in ((LogisticRegression(), y), (LinearRegression(), y.astype(float))):
         with mlflow.start_run(experiment_id=mlflow.get_experiment_by_name("inference-tests").experiment_id):
-            info = _log_model(estimator.fit(X, target), X, spark.createDataFrame(X))
+            info = _log_model(estimator.fit(X, target), X)
         meta = Model.load(info.model_uri)
         recorded[type(estimator).__name__] = meta.metadata[PROBABILITY_METADATA]
     assert recorded == {"LogisticRegression": True, "LinearRegression": False}
