@@ -9,8 +9,11 @@ of the feature tables it learned from.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import os
+import re
 import sys
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -302,10 +305,28 @@ def _looks_unreachable(exc: BaseException) -> bool:
     return any(s in text for s in ("connection", "max retries", "timed out", "unable to open database"))
 
 
+# What mlflow.register_model prints (to stderr) on every registration of register_version, whose
+# model always exists by then and whose own log line names the version created.
+_EXPECTED_REGISTRATION_LINES = re.compile(r"Registered model '.*' already exists\. Creating a new version of this "
+                                          r"model\.\.\.|Created version '\d+' of model '.*'\.")
+
+
+def _register_quietly(model_uri: str, model_name: str, tags: dict[str, str]) -> Any:
+    """``mlflow.register_model`` without its expected console lines; anything else it prints is logged as a warning."""
+    import mlflow
+
+    printed = io.StringIO()
+    with contextlib.redirect_stderr(printed):
+        version = mlflow.register_model(model_uri, model_name, tags=tags)
+    for line in printed.getvalue().splitlines():
+        if line.strip() and not _EXPECTED_REGISTRATION_LINES.fullmatch(line.strip()):
+            logger.warning("MLflow: %s", line)
+    return version
+
+
 def register_version(config: Config, model_name: str, model_uri: str, run_id: str, spec: TrainingSetSpec,
                      metrics: dict[str, float]) -> str:
     """Register ``model_uri`` as a new version of ``model_name`` with a description and tags."""
-    import mlflow
     from mlflow.tracking import MlflowClient
 
     settings = config.training
@@ -315,7 +336,7 @@ def register_version(config: Config, model_name: str, model_uri: str, run_id: st
             model_name, tags={"featurelake.label": spec.label or ""},
             description=settings.description or f"Model trained by featurelake on label {spec.label!r}",
         )
-    version = mlflow.register_model(model_uri, model_name, tags={
+    version = _register_quietly(model_uri, model_name, tags={
         **{str(k): str(v) for k, v in settings.tags.items()},
         TAG_FEATURE_TABLES: ",".join(f"{x['table']}@v{x['delta_version']}" for x in spec.lookups),
         "featurelake.run_id": run_id,
