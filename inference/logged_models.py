@@ -13,8 +13,10 @@ the Delta versions of its feature tables. Batch scoring then needs only the enti
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
 import os
+import re
 import sys
 from dataclasses import dataclass
 from types import ModuleType
@@ -187,6 +189,25 @@ def output_schema(model_uri: str, sample) -> Any:  # noqa: ANN001 - pandas in, m
     return infer_signature(sample, predictions).outputs
 
 
+# What mlflow.register_model prints (to stderr) on every registration of register_version, whose
+# model always exists by then and whose own log line names the version created.
+_EXPECTED_REGISTRATION_LINES = re.compile(r"Registered model '.*' already exists\. Creating a new version of this "
+                                          r"model\.\.\.|Created version '\d+' of model '.*'\.")
+
+
+def _register_quietly(model_uri: str, model_name: str, tags: dict[str, str]) -> Any:
+    """``mlflow.register_model`` without its expected console lines; anything else it prints is logged as a warning."""
+    import mlflow
+
+    printed = io.StringIO()
+    with contextlib.redirect_stderr(printed):
+        version = mlflow.register_model(model_uri, model_name, tags=tags)
+    for line in printed.getvalue().splitlines():
+        if line.strip() and not _EXPECTED_REGISTRATION_LINES.fullmatch(line.strip()):
+            logger.warning("MLflow: %s", line)
+    return version
+
+
 def register_version(config: Config, model_name: str, model_uri: str, run_id: str, spec: TrainingSetSpec, *,
                      description: str, tags: dict[str, str] | None = None, model_description: str = "") -> str:
     """Register ``model_uri`` as a new version of ``model_name`` (created if new), tagged with its
@@ -197,15 +218,13 @@ def register_version(config: Config, model_name: str, model_uri: str, run_id: st
         register_version(config, "churn_model", info.model_uri, run.info.run_id, ts.spec,
                          description="LightGBM on spend features")
     """
-    import mlflow
-
     client = mlflow_client(config, check=False)  # the caller logged the model through the same stores
     if not client.search_registered_models(filter_string=f"name = '{model_name}'"):
         client.create_registered_model(
             model_name, tags={"featurelake.label": spec.label or ""},
             description=model_description or f"Model trained by featurelake on label {spec.label!r}",
         )
-    version = mlflow.register_model(model_uri, model_name, tags={
+    version = _register_quietly(model_uri, model_name, tags={
         **{str(k): str(v) for k, v in (tags or {}).items()},
         TAG_FEATURE_TABLES: tables_of(spec),
         "featurelake.run_id": run_id,

@@ -22,6 +22,9 @@ def test_warmup_writes_the_archive_and_a_build_uses_it(tmp_path: Path) -> None:
     archives = list((tmp_path / "cache").glob("spark-classes-*.jsa"))
     assert len(archives) == 1 and archives[0].stat().st_size > 10 * 2**20
     assert "class-data archive written" in warmup.stderr
+    size_mb = archives[0].stat().st_size / 2**20
+    assert warmup.stdout == (f"class-data archive written: {archives[0]} ({size_mb:.0f} MB); "
+                             "later local Spark jobs on this machine map it and start faster\n")
     assert not list((tmp_path / "cache").glob("*.dump"))
 
     # A tiny build with the archive: its JVM is started with it, and (-Xshare:on) refuses to
