@@ -23,7 +23,8 @@ exit code. Conventions for whoever edits the docs:
 ``featurelake`` and ``python3`` in the blocks are this interpreter with this checkout first on
 ``PYTHONPATH``, so the code under test is the one that runs. The fast tests below check what
 needs no Spark: every page is in ``DOCS_ORDER`` and linked from the README, every relative
-link and anchor resolves, and every ``yaml`` block is a configuration the loader accepts.
+link and anchor resolves, every ``yaml`` block is a configuration the loader accepts, and every
+module or function of featurelake the docs name in backticks exists.
 """
 
 from __future__ import annotations
@@ -247,3 +248,33 @@ def test_every_yaml_block_is_a_configuration_the_loader_accepts(tmp_path: Path) 
                 load_config(path, env={})
             except Exception as exc:  # the message names the key at fault
                 pytest.fail(f"{block.where}: the yaml block is refused by the configuration loader: {exc}")
+
+
+def test_every_module_and_function_the_docs_name_exists() -> None:
+    """A dotted name of featurelake's packages in backticks (``inference.batch.run_batch_inference``)
+    imports: renames and moves of modules cannot leave the docs pointing at nothing."""
+    import importlib
+
+    def resolves(name: str) -> bool:
+        parts = name.split(".")
+        for cut in range(len(parts), 0, -1):
+            try:
+                found = importlib.import_module(".".join(parts[:cut]))
+            except ImportError:
+                continue
+            for attribute in parts[cut:]:
+                if not hasattr(found, attribute):
+                    return False
+                found = getattr(found, attribute)
+            return True
+        return False
+
+    missing = []
+    for page in DOCS_ORDER:
+        text = (ROOT / page).read_text(encoding="utf-8")
+        for name in re.findall(r"`((?:featurestore|inference|jobs)(?:\.[A-Za-z_]\w*)+)", text):
+            if name.split(".")[-1].isupper():  # a placeholder such as jobs.JOB
+                continue
+            if not resolves(name):
+                missing.append(f"{page}: {name}")
+    assert missing == []
