@@ -104,6 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="skip the incremental MERGE with deletion vectors enabled")
     parser.add_argument("--days", type=int, default=10,
                         help="days of history in the table of the latest-day case (default 10, one file each)")
+    parser.add_argument("--no-warmup", action="store_true",
+                        help="skip the untimed warm-up round of each group (a smoke test; the figures are then cold)")
     return parser
 
 
@@ -152,7 +154,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                  lambda: upsert(full_validated), n),
                 ("full MERGE (merge_into, all rows changed)", lambda: merge_into(spark, TABLE, path, full), n),
                 ("plain overwrite of the same rows", lambda: overwrite(full, path), n),
-            ], sampler, args.repeat, reset)
+            ], sampler, args.repeat, reset, warmup=not args.no_warmup)
             reset()
             with timed_steps(delta_tables, WRITE_STEPS) as steps:  # the check run, profiled (warm by now)
                 started = time.perf_counter()
@@ -169,7 +171,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 ("incremental write_feature_table (what `featurelake build` runs)",
                  lambda: write_feature_table(spark, TABLE, path, delta), delta_rows),
                 ("rewrite the whole table with the change", lambda: overwrite(rewritten, path), n),
-            ], sampler, args.repeat, reset)
+            ], sampler, args.repeat, reset, warmup=not args.no_warmup)
             reset()
             merge_into(spark, TABLE, path, delta)
             check_merged = spark.read.format("delta").load(path)
@@ -183,7 +185,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 spark.sql(f"ALTER TABLE {quote_path(path)} SET TBLPROPERTIES ('delta.enableDeletionVectors' = 'true')")
                 [m_dv] = measure_rounds([("incremental MERGE, deletion vectors enabled",
                                           lambda: merge_into(spark, TABLE, path, delta), delta_rows)],
-                                        sampler, args.repeat, reset)
+                                        sampler, args.repeat, reset, warmup=not args.no_warmup)
                 metrics.append({"table": "delta.enableDeletionVectors=true", **_files_touched(spark, path)})
                 dv_table = spark.read.format("delta").load(path)
                 equal = equal and dv_table.count() == rewritten.count() and dv_table.exceptAll(rewritten).count() == 0
@@ -279,7 +281,7 @@ def latest_day_case(spark: SparkSession, args: argparse.Namespace, n: int, chang
         ("latest day: rewrite the whole table with the change", lambda: overwrite(rewritten, path), n),
         ("floor: append one row (any Delta commit)",
          lambda: one_row.write.format("delta").mode("append").save(path), 1),
-    ], sampler, args.repeat, reset)
+    ], sampler, args.repeat, reset, warmup=not args.no_warmup)
     reset()
     unpruned()
     unpruned_metrics = {"table": f"{days} days, no time range", **_files_touched(spark, path)}

@@ -37,7 +37,8 @@ def test_training_set_matches_feast(spark, tmp_path: Path) -> None:
 def test_table_writes_merge_equals_rewrite(spark, tmp_path: Path) -> None:
     from benchmarks import table_writes
 
-    args = table_writes.build_parser().parse_args(["--rows", "2000", "--partitions", "2", "--workdir", str(tmp_path)])
+    args = table_writes.build_parser().parse_args(["--rows", "2000", "--partitions", "2", "--days", "2",
+                                                   "--no-warmup", "--workdir", str(tmp_path)])
     result = table_writes.run(args)
     _check_result(result, 12)
     assert result["equal"]
