@@ -141,3 +141,37 @@ def test_search_uses_mlflow_filters_on_name_and_tags(spark, project, capsys):
     assert _cli(path, "search", "tags.team = 'growth-search'") == 0
     assert capsys.readouterr().out.startswith(f"{growth}  tags: team=growth-search, tier=1  versions: -")
     assert _cli(path, "search", "bogus = 1") == 2
+
+
+def test_the_promote_job_files_a_request_in_request_mode_and_approvals_map_to_exit_codes(spark, project, capsys):
+    from jobs import promote as promote_job
+
+    config, path = project
+    model = new_model(config)
+    v1, v2 = new_version(config, model, roc_auc=0.8), new_version(config, model, roc_auc=0.7)
+    common = ["--config", path, "--model-name", model, "--stage", "Production"]
+    assert promote_job.main([*common, "--version", v1, "--mode", "promote", "--comment", "why"]) == 2
+    assert promote_job.main([*common, "--version", v1, "--mode", "request", "--alias", "best"]) == 2
+    assert promote_job.main([*common, "--version", v1, "--mode", "request", "--user", "pipeline", "--json"]) == 0
+    first = json.loads(capsys.readouterr().out)
+    assert (first["status"], first["requested_by"], first["to_stage"]) == ("pending", "pipeline", "Production")
+    assert state(config, model)[1] == {v1: "None", v2: "None"}
+
+    assert _cli(path, "approve", first["request_id"], "--user", "bob", "--comment", "ok") == 0
+    assert f"request {first['request_id']} approved by bob" in capsys.readouterr().out
+    assert _cli(path, "approve", first["request_id"], "--user", "carol") == 4  # decided already
+    assert _cli(path, "request", model, "--version", v2, "--stage", "Production", "--user", "alice", "--json") == 0
+    second = json.loads(capsys.readouterr().out)["request_id"]
+    assert _cli(path, "cancel", second, "--user", "bob") == 4
+    assert _cli(path, "approve", second, "--user", "bob") == 4  # v2 does not beat v1: refused, recorded
+    assert "refused by bob: promotion gates" in capsys.readouterr().out
+    assert _cli(path, "requests", model, "--json") == 0
+    assert [(r["version"], r["status"], r["decided_by"]) for r in json.loads(capsys.readouterr().out)] == [
+        (2, "refused", "bob"), (1, "approved", "bob")]
+    assert _cli(path, "requests", model, "--pending") == 0
+    assert capsys.readouterr().out.strip() == "no requests"
+    assert _cli(path, "approve", "not-an-id") == 2
+    assert _cli(path, "reject", "0123456789ab") == 3
+    assert _cli(path, "requests", "no_such_model") == 3
+    assert promote_job.main([*common, "--version", v2, "--mode", "promote", "--user", "ops"]) == 4  # gates
+    assert state(config, model)[1] == {v1: "Production", v2: "None"}
