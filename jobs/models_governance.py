@@ -109,10 +109,14 @@ def run(args: argparse.Namespace, config: Config) -> int | None:
     if args.action == "search":
         infos = registry.search_models(config, args.filter)
         emit_json(args, [m.to_dict() for m in infos])
-        for m in [] if args.json else infos:
+        if args.json:
+            return None
+        for m in infos:
             tags = ", ".join(f"{k}={v}" for k, v in sorted(m.tags.items()))
             stages = ", ".join(f"v{v.version} {v.stage}" for v in m.versions)
             print(f"{m.name}  tags: {tags or '-'}  versions: {stages or '-'}")
+        if not infos:
+            print("no model matches")
         return None
     if args.action == "compare":
         if len(args.versions) < 2:
