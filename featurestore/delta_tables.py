@@ -14,7 +14,16 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import TypeVar
 
-from delta.exceptions import DeltaConcurrentModificationException
+from delta.exceptions import (
+    ConcurrentAppendException,
+    ConcurrentDeleteDeleteException,
+    ConcurrentDeleteReadException,
+    ConcurrentTransactionException,
+    ConcurrentWriteException,
+    DeltaConcurrentModificationException,
+    MetadataChangedException,
+    ProtocolChangedException,
+)
 from delta.tables import DeltaTable
 from pyspark.sql import Column, DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
@@ -400,12 +409,21 @@ def _write_once(spark: SparkSession, table: FeatureTable, path: str, df: DataFra
     return WriteResult(table.name, path, version_before is None, version_before, version_after, inserted, updated)
 
 
+# Delta's conflict exceptions (in delta-spark 4 they do not derive from DeltaConcurrentModificationException)
+_CONFLICT_TYPES = (DeltaConcurrentModificationException, ConcurrentAppendException, ConcurrentDeleteDeleteException,
+                   ConcurrentDeleteReadException, ConcurrentTransactionException, ConcurrentWriteException,
+                   MetadataChangedException, ProtocolChangedException)
+_CONFLICT_MARKERS = ("DELTA_CONCURRENT", "DELTA_PROTOCOL_CHANGED", "DELTA_METADATA_CHANGED",
+                     "TABLE_OR_VIEW_ALREADY_EXISTS", "DELTA_TABLE_ALREADY_EXISTS")
+
+
 def is_write_conflict(error: BaseException) -> bool:
-    """True for Delta's optimistic-concurrency conflicts (and a lost race to create the table)."""
-    if isinstance(error, DeltaConcurrentModificationException):
+    """True for Delta's optimistic-concurrency conflicts (and a lost race to create the table: two
+    writers creating one table at once get ``DELTA_PROTOCOL_CHANGED`` or ``DELTA_METADATA_CHANGED``)."""
+    if isinstance(error, _CONFLICT_TYPES):
         return True
     text = str(error)
-    return "DELTA_CONCURRENT" in text or "TABLE_OR_VIEW_ALREADY_EXISTS" in text or "DELTA_TABLE_ALREADY_EXISTS" in text
+    return any(marker in text for marker in _CONFLICT_MARKERS)
 
 
 _STORAGE_FAILURES = ("java.io.", "org.apache.hadoop.fs.", "AccessDenied", "Permission denied",

@@ -29,6 +29,8 @@ from featurestore.core.config import Config
 from featurestore.core.errors import BadInputError
 from featurestore.core.identifiers import validate_identifier
 from featurestore.training_set import SPEC_ARTIFACT, TrainingSet, TrainingSetSpec
+from inference.governance import events
+from inference.governance.changes import current_user
 from inference.tracking import client as mlflow_client
 from inference.tracking import ensure_experiment
 
@@ -231,6 +233,9 @@ def register_version(config: Config, model_name: str, model_uri: str, run_id: st
     })
     client.update_model_version(model_name, version.version, description=description)
     logger.info("registered %s version %s (run %s)", model_name, version.version, run_id)
+    events.notify(config, events.RegistryEvent.now(
+        events.VERSION_CREATED, model_name, version.version, current_user(config),
+        f"model {model_name}: version {version.version} registered (run {run_id})"))
     return str(version.version)
 
 

@@ -20,8 +20,10 @@ from pyspark.sql import types as T
 from featurestore.core.config import Config
 from featurestore.core.errors import BadInputError, ConflictError
 from featurestore.core.identifiers import validate_identifier
+from featurestore.delta_tables import retry_on_conflict
 from inference import registry
 from inference.comparison import Threshold, improvement, parse_threshold
+from inference.governance.changes import Actor, recording
 from inference.settings import PROMOTION, PromotionSettings
 from inference.stages import PROTECTED_STAGES, check_stage
 from inference.tracking import client as mlflow_client
@@ -133,12 +135,17 @@ def ensure_events_table(spark: SparkSession, config: Config) -> str:
 
 
 def record_event(spark: SparkSession, config: Config, decision: PromotionDecision) -> None:
-    """Append ``decision`` to the promotion events table (one Delta commit)."""
-    path = ensure_events_table(spark, config)
+    """Append ``decision`` to the promotion events table (one Delta commit; a racing create of the
+    table by another promotion is retried)."""
     row = (decision.model_name, decision.candidate_version, decision.incumbent_version, decision.metric,
            decision.candidate_value, decision.incumbent_value, decision.decision, decision.reason,
            decision.decided_at, decision.stage)
-    spark.createDataFrame([row], EVENTS_SCHEMA).write.format("delta").mode("append").save(path)
+
+    def append() -> None:
+        path = ensure_events_table(spark, config)
+        spark.createDataFrame([row], EVENTS_SCHEMA).write.format("delta").mode("append").save(path)
+
+    retry_on_conflict(append, f"table {PROMOTION.of(config).events_table!r}", _events_table_path(config))
 
 
 def read_events(spark: SparkSession, config: Config, model_name: str | None = None):
@@ -249,7 +256,8 @@ def transition(config: Config, name: str, version: str | int, stage: str, archiv
 
 
 def promote(spark: SparkSession, config: Config, name: str, version: str | int, stage: str = "Production", *,
-            alias: str | None = "default", archive_existing: bool = True) -> PromotionDecision:
+            alias: str | None = "default", archive_existing: bool = True,
+            actor: Actor | None = None) -> PromotionDecision:
     """Promote ``name`` version ``version`` to ``stage`` if it passes the gates; record the decision.
 
     Args:
@@ -263,6 +271,8 @@ def promote(spark: SparkSession, config: Config, name: str, version: str | int, 
             ``champion`` and ``challenger`` are removed from a version this promotion moves out of
             Production or Staging.
         archive_existing: archive the versions previously in ``stage``.
+        actor: who promotes, recorded in ``model_activity`` with the stage changes and alias
+            moves (default: :func:`inference.governance.changes.current_user`, source ``promote``).
 
     Returns:
         The decision; when rejected the registry is unchanged.
@@ -289,7 +299,8 @@ def promote(spark: SparkSession, config: Config, name: str, version: str | int, 
     decision = evaluate_gates(config, name, candidate, stage)
     if decision.promoted:
         chosen = DEFAULT_ALIASES.get(stage) if alias == "default" else alias
-        transition(config, name, candidate.version, stage, archive_existing, alias=chosen)
+        with recording(spark, config, name, actor or Actor.of(config, "promote")):
+            transition(config, name, candidate.version, stage, archive_existing, alias=chosen)
         logger.info("promoted %s version %s to %s: %s", name, candidate.version, stage, decision.reason)
     else:
         logger.warning("rejected %s version %s for %s: %s", name, candidate.version, stage, decision.reason)

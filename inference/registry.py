@@ -354,3 +354,20 @@ def drop_feature_table(spark: Any, config: Config, name: str) -> None:
                             f"{', '.join(readers)} looks features up in it; archive those versions first")
     drop_table(spark, config, name)
 
+
+def search_models(config: Config, filter_string: str = "") -> list[ModelInfo]:
+    """The registered models matching ``filter_string`` in MLflow's search syntax, with their versions.
+
+    >>> [m.name for m in search_models(config, "name LIKE 'churn%' AND tags.team = 'risk'")]  # doctest: +SKIP
+    ['churn_model']
+
+    MLflow's syntax: ``name`` or ``tags.KEY`` compared with ``=``, ``!=``, ``LIKE`` or ``ILIKE``
+    (``%`` matches any text), clauses joined by ``AND`` (no ``OR``).
+
+    Raises:
+        BadInputError: MLflow cannot parse the filter.
+    """
+    client = mlflow_client(config)
+    found = mlflow_call(lambda: list(client.search_registered_models(filter_string=filter_string, max_results=1000)),
+                        f"model search {filter_string!r}")
+    return [info for model in sorted(found, key=lambda m: m.name) for info in list_models(config, model.name)]

@@ -1,4 +1,5 @@
-"""The inference layer's sections of the configuration file: ``training``, ``promotion``, ``monitoring``.
+"""The inference layer's sections of the configuration file: ``training``, ``promotion``, ``monitoring``,
+``governance``.
 
 They live in the same YAML file as the core's sections and take the same environment
 overrides (``FEATURELAKE_TRAINING_SEED``...); the core keeps them for this module, which
@@ -14,6 +15,10 @@ defines and checks them (:class:`featurestore.core.config.Section`)::
       thresholds: {roc_auc: ">= 0.6"}
     monitoring:
       thresholds: {auc: ">= 0.7", prediction_psi: "<= 0.2"}
+    governance:
+      user: alice@example.com       # who requests, approves and comments (default: the OS user)
+      events:                       # registry events -> the notifier (see inference/governance/events.py)
+        - {model: churn_model, events: [transition_requested], webhook_url: https://hooks.example.com/x}
 
 Read a section with ``TRAINING.of(config)``. This module imports nothing heavy: the jobs load
 every section before any Spark session starts, so a bad value fails fast.
@@ -21,10 +26,12 @@ every section before any Spark session starts, so a bad value fails fast.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from featurestore.core.config import Config, Section
 from featurestore.core.errors import BadInputError
+from featurestore.core.identifiers import validate_identifier
 
 
 @dataclass
@@ -80,10 +87,52 @@ class MonitoringSettings:
     predictions_table: str = "predictions"
 
 
+REGISTRY_EVENT_TYPES = ("version_created", "transition_requested", "transition_applied", "comment_added")
+_USER = re.compile(r"^[^\x00-\x1f\x7f]{1,128}$")
+
+
+@dataclass
+class RegistryEventRule:
+    """Where registry events of one model (or of every model, ``*``) go: a webhook, else the log."""
+
+    model: str = "*"
+    events: list[str] = field(default_factory=list)   # empty: every event type
+    webhook_url: str | None = None                    # none: the events are written to the log
+
+    def __post_init__(self) -> None:
+        if self.model != "*":
+            validate_identifier(self.model, "governance.events model")
+        unknown = sorted(set(self.events) - set(REGISTRY_EVENT_TYPES))
+        if unknown:
+            raise BadInputError(f"governance.events of model {self.model!r}: unknown event type(s) "
+                                f"{', '.join(unknown)}; use {', '.join(REGISTRY_EVENT_TYPES)}")
+        if self.webhook_url is not None and not self.webhook_url.startswith(("http://", "https://")):
+            raise BadInputError(f"governance.events of model {self.model!r}: webhook_url is not an http(s) URL "
+                                f"(it starts with {self.webhook_url[:8]!r})")
+
+    def matches(self, model_name: str, event_type: str) -> bool:
+        """True when this rule routes ``event_type`` of ``model_name``."""
+        return self.model in ("*", model_name) and (not self.events or event_type in self.events)
+
+
+@dataclass
+class GovernanceSettings:
+    """Transition requests, comments and registry events (see :mod:`inference.governance`)."""
+
+    # The name recorded as requester, approver or author (default: the OS user). Attribution, not security.
+    user: str | None = None
+    events: list[RegistryEventRule] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.user is not None and not _USER.match(self.user):
+            raise BadInputError(f"governance.user must be 1-128 printable characters, got {self.user!r}")
+
+
 TRAINING = Section("training", TrainingSettings, paths=("labels_path",))
 PROMOTION = Section("promotion", PromotionSettings)
 MONITORING = Section("monitoring", MonitoringSettings)
-SECTIONS = (TRAINING, PROMOTION, MONITORING)
+GOVERNANCE = Section("governance", GovernanceSettings)
+SECTIONS = (TRAINING, PROMOTION, MONITORING, GOVERNANCE)
 
 
 def configured_model_name(config: Config, given: str | None = None, option: str = "--model-name") -> str:

@@ -10,6 +10,8 @@
     featurelake models events [NAME] [--json] [--json-out FILE]      (promotion decisions)
 
 ``transition`` is unconditional; use ``featurelake promote`` for the gated promotion.
+``transition`` and ``alias`` record what they change in ``model_activity``. Requests, approvals,
+the activity log, compare, comments, rename and search: jobs/models_governance.py.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import argparse
 
 from featurestore.core.config import Config
 from inference.stages import STAGES
+from jobs import models_governance
 from jobs.common import add_json_options, emit_json, exit_process, job_parser, run_job, start_spark
 
 
@@ -37,11 +40,13 @@ def build_parser() -> argparse.ArgumentParser:
     trans.add_argument("--version", required=True, help="version number")
     trans.add_argument("--stage", required=True, choices=STAGES)
     trans.add_argument("--no-archive", action="store_true", help="keep the versions already in the stage")
+    trans.add_argument("--user", help=models_governance.USER_HELP)
     alias = sub.add_parser("alias", help="set (or delete) an alias such as champion or challenger")
     alias.add_argument("name", help="registered model name")
     alias.add_argument("--alias", required=True, help="alias name")
     alias.add_argument("--version", help="version the alias points at")
     alias.add_argument("--delete", action="store_true", help="remove the alias")
+    alias.add_argument("--user", help=models_governance.USER_HELP)
     tag = sub.add_parser("tag", help="set a tag on a model or a version")
     tag.add_argument("name", help="registered model name")
     tag.add_argument("key")
@@ -57,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     events = sub.add_parser("events", help="show promotion decisions")
     events.add_argument("name", nargs="?", help="only this model")
     add_json_options(events, "the decisions")
+    models_governance.add_subcommands(sub)
     return parser
 
 
@@ -80,6 +86,8 @@ def _model_or_version(args: argparse.Namespace) -> str:
 def _run(args: argparse.Namespace, config: Config) -> int | None:
     from inference import registry
 
+    if args.action in models_governance.ACTIONS:
+        return models_governance.run(args, config)
     if args.action == "list":
         infos = registry.list_models(config, args.name)
         emit_json(args, [m.to_dict() for m in infos])
@@ -96,22 +104,6 @@ def _run(args: argparse.Namespace, config: Config) -> int | None:
                     print(f"  outputs: {value.get('outputs')}")
                 else:
                     print(f"{key}: {value}")
-    elif args.action == "transition":
-        from inference.promotion import transition
-
-        info = transition(config, args.name, args.version, args.stage, archive_existing=not args.no_archive)
-        print(f"{info.name} version {info.version} is now in {info.stage}")
-    elif args.action == "alias":
-        if args.delete:
-            registry.delete_alias(config, args.name, args.alias)
-            print(f"{args.name}: alias {args.alias} removed")
-        else:
-            if not args.version:
-                from featurestore.core.errors import BadInputError
-
-                raise BadInputError("alias: --version is required unless --delete is given")
-            registry.set_alias(config, args.name, args.alias, args.version)
-            print(f"{args.name}@{args.alias} -> version {args.version}")
     elif args.action == "tag":
         registry.set_tag(config, args.name, args.key, args.value, args.version)
         print(f"{_model_or_version(args)}: tag {args.key}={args.value} set")

@@ -141,6 +141,7 @@ def run_monitoring(spark: SparkSession, config: Config, model_name: str, batch_i
             recorded); its ``result`` attribute holds the :class:`MonitorResult`.
     """
     from inference import registry
+    from inference.governance.changes import Actor
     from inference.promotion import promote
     from inference.training import train_model
 
@@ -179,7 +180,8 @@ def run_monitoring(spark: SparkSession, config: Config, model_name: str, batch_i
         incumbent = registry.production_version(config, model_name)
         attempt = _try_candidate(spark, config, inputs, thresholds, check, number, run_id, train_model, labels)
         if attempt.outcome == "candidate_ok":
-            decision = promote(spark, config, model_name, attempt.candidate_version, "Production")
+            decision = promote(spark, config, model_name, attempt.candidate_version, "Production",
+                               actor=Actor.of(config, "monitor"))
             attempt.outcome = "promoted" if decision.promoted else "rejected"
             attempt.reason = (f"improves on version {check.model_version} and in range; promotion: {decision.reason}"
                               if decision.promoted else f"promotion gates: {decision.reason}")

@@ -75,8 +75,12 @@ class WebhookNotifier:
 
     def send(self, alert: Alert) -> None:
         """POST ``alert``; raise :class:`DependencyUnavailableError` if the endpoint fails."""
-        body = {"text": f"featurelake: model {alert.model_name} needs retraining - {alert.message}",
-                **alert.to_dict()}
+        self.post({"text": f"featurelake: model {alert.model_name} needs retraining - {alert.message}",
+                   **alert.to_dict()})
+
+    def post(self, body: dict) -> None:
+        """POST ``body`` as JSON; raise :class:`DependencyUnavailableError` naming only the URL's origin
+        if the endpoint fails (the path, where incoming webhooks keep their secret, is never shown)."""
         request = urllib.request.Request(self.url, data=json.dumps(body).encode("utf-8"), method="POST",
                                          headers={"Content-Type": "application/json"})
         try:

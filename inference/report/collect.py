@@ -18,12 +18,15 @@ from featurestore.catalog import TableInfo, list_tables
 from featurestore.core.config import Config
 from featurestore.core.errors import FeaturelakeError
 from featurestore.training_set import TrainingSetSpec
+from inference.governance.compare import Comparison
+from inference.governance.tables import ActivityEntry, TransitionRequest
 from inference.monitoring import tables as monitoring_tables
 from inference.settings import PROMOTION
 
 logger = logging.getLogger(__name__)
 
 HISTORY_LIMIT = 50
+COMPARED_VERSIONS = 10  # the compare page shows the newest ones
 
 
 @dataclass
@@ -79,6 +82,14 @@ class ModelView:
     tags: dict[str, str]
     versions: list[ModelVersionView]
     promotion_events: list[dict[str, Any]]
+    pending_requests: list[TransitionRequest] = field(default_factory=list)
+    activity: list[ActivityEntry] = field(default_factory=list)   # newest first
+    comparison: Comparison | None = None
+
+    @property
+    def comments(self) -> list[ActivityEntry]:
+        """The comments on the model's versions, newest first."""
+        return [e for e in self.activity if e.kind == "commented"]
 
 
 @dataclass
@@ -242,6 +253,18 @@ def collect_models(config: Config, events: list[dict[str, Any]] | None) -> list[
     return sorted(models, key=lambda m: m.name)
 
 
+def collect_governance(spark: SparkSession, config: Config, model: ModelView) -> None:
+    """Fill ``model``'s pending requests, activity log (newest first) and comparison of its newest versions."""
+    from inference.governance.activity import read_activity
+    from inference.governance.compare import compare_versions
+    from inference.governance.requests import list_requests
+
+    model.pending_requests = list_requests(spark, config, model.name, pending_only=True)
+    model.activity = list(reversed(read_activity(spark, config, model.name)))
+    if model.versions:
+        model.comparison = compare_versions(config, model.name, [v.version for v in model.versions[:COMPARED_VERSIONS]])
+
+
 def _quote(name: str) -> str:
     return name.replace("'", "\\'")
 
@@ -258,6 +281,13 @@ def collect(spark: SparkSession, config: Config) -> Workspace:
         problems.append(f"The MLflow registry at {config.mlflow.tracking_uri} could not be read: "
                         f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
         models = []
+    for model in models:
+        try:
+            collect_governance(spark, config, model)
+        except Exception as exc:  # the model page still shows its versions
+            logger.warning("model %s: requests, activity or comparison unreadable: %s", model.name, exc)
+            problems.append(f"Requests, activity or comparison of model {model.name} could not be read: "
+                            f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
     by_table: dict[str, list[tuple[str, str]]] = {}
     for model in models:
         for version in model.versions:

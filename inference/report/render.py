@@ -1,5 +1,5 @@
-"""Render the report: one HTML page per feature table and per registered model, a monitoring
-page and an index, written as static files that open from disk."""
+"""Render the report: one HTML page per feature table and per registered model (and a page
+comparing its versions), a monitoring page and an index, written as static files that open from disk."""
 
 from __future__ import annotations
 
@@ -153,8 +153,10 @@ def render_report(ws: Workspace, out_dir: str | Path) -> list[Path]:
     write("index.html", "index.html", "", ws=ws)
     for table in ws.tables:
         write(f"tables/{table.info.name}.html", "table.html", "../", t=table)
+    (out / "models" / "compare").mkdir(exist_ok=True)
     for model in ws.models:
         write(f"models/{model_files[model.name]}", "model.html", "../", m=model)
+        write(f"models/compare/{model_files[model.name]}", "compare.html", "../../", m=model)
     write("monitoring.html", "monitoring.html", "", mon=monitoring_view(ws.monitoring))
     logger.info("report written to %s: %d page(s)", out, len(pages))
     return pages

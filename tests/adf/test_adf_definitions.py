@@ -28,6 +28,7 @@ EXPECTED_JOB_PIPELINES = {
     "pl_featurelake_build_features": "build_features",
     "pl_featurelake_batch_inference": "batch_inference",
     "pl_featurelake_monitor": "monitor",
+    "pl_featurelake_promote": "promote",
 }
 
 
@@ -208,6 +209,21 @@ def test_monitor_pipeline_passes_max_attempts_as_an_integer_argument():
     assert complaint == ""
     assert namespace.max_attempts == 3 and namespace.batch_id == "sample-batchId"
     assert namespace.labels == "sample-labelsPath"
+
+
+@pytest.mark.parametrize("mode", ["request", "promote"])
+def test_promote_pipeline_runs_the_promote_job_in_request_or_promote_mode(mode):
+    model = _pipelines()["pl_featurelake_promote"]
+    assert model.parameters["mode"].default_value == "request"  # a person approves unless told otherwise
+    job = next(a for a in model.activities if isinstance(a, adf.DatabricksSparkPythonActivity))
+    samples = {**sample_values(model.parameters), "mode": mode, "modelVersion": "3"}
+    namespace, complaint = parse_job_arguments("promote", [substitute(a, samples) for a in job.parameters])
+    assert complaint == ""
+    assert (namespace.mode, namespace.model_name, namespace.version, namespace.stage, namespace.user) == (
+        mode, None, "3", "Production", "data-factory")  # the model: training.model_name of the configuration
+    samples["mode"] = "approve"  # not a mode: the job refuses it before doing anything
+    _, complaint = parse_job_arguments("promote", [substitute(a, samples) for a in job.parameters])
+    assert "invalid choice: 'approve'" in complaint
 
 
 def test_execute_pipeline_and_trigger_references_are_checked():

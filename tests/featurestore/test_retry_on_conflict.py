@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from delta.exceptions import DeltaConcurrentModificationException
+from delta.exceptions import DeltaConcurrentModificationException, MetadataChangedException, ProtocolChangedException
 
 from featurestore.delta_tables import retry_on_conflict
 from featurestore.core.errors import BadInputError, ConflictError, DependencyUnavailableError
@@ -30,6 +30,17 @@ def test_a_conflict_is_retried_and_the_write_result_returned():
     write, calls = failing([conflict()])
     assert retry_on_conflict(write, "table 'x'", "/w/x", max_attempts=2) == "done"
     assert len(calls) == 2
+
+
+def test_a_lost_race_to_create_the_table_is_retried():
+    """Two writers creating one table at once: Delta 4 raises these, which do not derive from
+    DeltaConcurrentModificationException."""
+    write, calls = failing([ProtocolChangedException("[DELTA_PROTOCOL_CHANGED] ProtocolChangedException: The "
+                                                     "protocol version of the Delta table has been changed"),
+                            MetadataChangedException("[DELTA_METADATA_CHANGED] MetadataChangedException: The "
+                                                     "metadata of the Delta table has been changed")])
+    assert retry_on_conflict(write, "table 'x'", "/w/x", max_attempts=3) == "done"
+    assert len(calls) == 3
 
 
 def test_a_conflict_on_the_last_attempt_is_a_conflict_error_naming_the_table():

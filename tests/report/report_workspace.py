@@ -1,5 +1,6 @@
 """A small workspace for the report tests: the demo's feature tables (copied), a registered
-model with two versions in a real MLflow SQLite registry, promotion events and monitoring rows."""
+model with two versions in a real MLflow SQLite registry, promotion events, monitoring rows, a
+pending transition request and a comment."""
 
 from __future__ import annotations
 
@@ -116,6 +117,15 @@ def write_monitoring(spark, config: Config) -> None:
          "delivery": "log: sent", "raised_at": T0 + timedelta(days=2, hours=4)}])
 
 
+def write_governance(spark, config: Config) -> None:
+    """A pending request for v1 (alice), a comment on v2 (carol), both with HTML in their text."""
+    from inference.governance.changes import Actor, add_comment
+    from inference.governance.requests import request_transition
+
+    request_transition(spark, config, MODEL, 1, "Staging", Actor("alice", "request"), comment="retry <b>v1</b>")
+    add_comment(spark, config, MODEL, 2, "AUC holds on the <i>March</i> cohort", Actor("carol", "comment"))
+
+
 def build_workspace(spark, demo: Config, root: Path) -> Config:
     """Everything above, under ``root``; returns the project configuration."""
     config = make_project(root)
@@ -124,4 +134,5 @@ def build_workspace(spark, demo: Config, root: Path) -> Config:
     register_models(config)
     write_promotion_events(spark, config)
     write_monitoring(spark, config)
+    write_governance(spark, config)
     return config

@@ -31,7 +31,7 @@ def browser():
 @pytest.mark.slow
 def test_every_page_loads_cleanly_and_links_resolve(report_site, browser):
     pages = sorted(report_site.rglob("*.html"))
-    assert len(pages) == 5  # index, 2 feature tables, 1 model, monitoring
+    assert len(pages) == 6  # index, 2 feature tables, 1 model and its compare page, monitoring
     checked_links = 0
     for page in pages:
         result = browser.load(page.as_uri())

@@ -63,6 +63,33 @@ def test_model_page_shows_versions_stages_aliases_and_promotions(report_site):
     assert "roc_auc improved by 0.07" in page and "no incumbent" in page
 
 
+def test_model_page_shows_pending_requests_comments_and_activity(report_site):
+    page = text_of(report_site / "models" / f"{MODEL}.html")
+    pending = re.search(r'<table id="pending-requests">(.*?)</table>', page, re.S).group(1)
+    assert re.search(r"<code>[0-9a-f]{12}</code></td><td>v1</td><td>Archived → Staging</td>\s*<td>alice</td>", pending)
+    assert "retry &lt;b&gt;v1&lt;/b&gt;" in pending
+    comments = re.search(r'<table id="comments">(.*?)</table>', page, re.S).group(1)
+    assert "<td>v2</td><td>carol</td><td>AUC holds on the &lt;i&gt;March&lt;/i&gt; cohort</td>" in comments
+    activity = re.search(r'<table id="activity">(.*?)</table>', page, re.S).group(1)
+    kinds = re.findall(r"<td>(v\d|model)</td><td>(\w+)</td>", activity)
+    assert kinds[:2] == [("v2", "commented"), ("v1", "requested")]  # newest first
+    assert ("v2", "gates_passed") in kinds and ("v1", "created") in kinds
+
+
+def test_compare_page_is_linked_from_the_model_page_and_marks_differences(report_site):
+    page = text_of(report_site / "models" / f"{MODEL}.html")
+    assert f'<a id="compare-link" href="compare/{MODEL}.html">' in page
+    compare = text_of(report_site / "models" / "compare" / f"{MODEL}.html")
+    assert f'href="../{MODEL}.html"' in compare and 'href="../../index.html#models"' in compare
+    header = re.search(r'<table id="comparison">\s*<tr>(.*?)</tr>', compare, re.S).group(1)
+    assert re.findall(r"<th>v(\d)", header) == ["2", "1"]
+    rows = {key: kind for kind, key in re.findall(
+        r'<tr class="(differs|same)"><td[^>]*>[^<]*</td><td><code>([\w .]+)</code>', compare)}
+    assert rows["roc_auc"] == "differs" and rows["log_loss"] == "same"
+    assert rows["customer_profile Delta version"] == "same"
+    assert "0.78" in compare and "0.71" in compare
+
+
 def test_monitoring_page_has_charts_drift_alerts_attempts(report_site):
     page = text_of(report_site / "monitoring.html")
     charts = re.findall(r'<div class="chart" data-metric="([\w.]+)"><svg', page)
