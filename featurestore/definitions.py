@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import logging
 import sys
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -48,6 +49,8 @@ SUPPORTED_TYPES = (
 SOURCE_FORMATS = ("parquet", "csv", "json", "delta")
 
 Transform = Callable[[SparkSession, Mapping[str, DataFrame]], DataFrame]
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -200,12 +203,21 @@ def table_from_schema(name: str, schema: StructType, primary_keys: Sequence[str]
                             ) from None
 
 
+# Definitions modules of featurelake that moved, by their old name: a configuration written before
+# the move (the demo's says ``definitions: demo.tables``) still builds, with a warning to update it.
+MOVED_DEFINITIONS = {"demo.tables": "jobs.demo.feature_tables"}
+
+
 def _import_definitions(target: str, base_dir: str | None) -> ModuleType:
     """Run the definitions module ``target`` (a module name or a ``.py`` file) and return it."""
     if not target.endswith(".py"):
         try:
             return importlib.import_module(target)
         except ModuleNotFoundError as exc:
+            if exc.name is not None and target.startswith(exc.name) and target in MOVED_DEFINITIONS:
+                logger.warning("definitions module %r is now %r: change 'definitions' in the configuration",
+                               target, MOVED_DEFINITIONS[target])
+                return importlib.import_module(MOVED_DEFINITIONS[target])
             raise NotFoundError(f"definitions module {target!r} cannot be imported: {exc}") from None
     path = Path(target)
     if not path.is_absolute() and base_dir:

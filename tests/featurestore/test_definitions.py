@@ -50,3 +50,20 @@ def test_a_ttl_under_one_second_is_refused():
     for ttl in (timedelta(milliseconds=500), timedelta(0), timedelta(seconds=-5)):
         with pytest.raises(BadInputError, match="'user_activity': ttl must be at least one second"):
             user_table(ttl=ttl)
+
+
+def test_a_configuration_written_before_the_move_still_loads_the_demo_tables(caplog):
+    """Before the three-package layout the demo's configuration said ``definitions: demo.tables``."""
+    from jobs.demo.feature_tables import FEATURE_TABLES
+
+    with caplog.at_level("WARNING", logger="featurestore.definitions"):
+        tables = load_definitions("demo.tables")
+    assert sorted(tables) == sorted(t.name for t in FEATURE_TABLES)
+    assert "'demo.tables' is now 'jobs.demo.feature_tables'" in caplog.text
+
+
+def test_an_unknown_definitions_module_is_not_found():
+    from featurestore.core.errors import NotFoundError
+
+    with pytest.raises(NotFoundError, match="definitions module 'no_such_pkg.tables' cannot be imported"):
+        load_definitions("no_such_pkg.tables")
