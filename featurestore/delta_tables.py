@@ -52,6 +52,9 @@ HASH_JOIN_THRESHOLD = "spark.sql.adaptive.maxShuffledHashJoinLocalMapThreshold"
 _SESSION_OPTION_LOCK = threading.Lock()
 
 MAX_WRITE_ATTEMPTS = 5
+# Delta refuses to read a version older than the table's delta.deletedFileRetentionDuration (a vacuum
+# may have deleted its files); featurelake's vacuum keeps every version a registered model names.
+TIME_TRAVEL_WITHIN_RETENTION = "spark.databricks.delta.vacuum.enforceTimeTravelWithinDeletedFileRetentionDuration"
 
 T = TypeVar("T")
 
@@ -79,6 +82,23 @@ def current_version(spark: SparkSession, path: str) -> int | None:
     if not table_exists(spark, path):
         return None
     return int(DeltaTable.forPath(spark, path).history(1).select("version").first()[0])
+
+
+def read_version(spark: SparkSession, path: str, version: int) -> DataFrame:
+    """Return the rows of the table at ``path`` as of Delta ``version``, however old the version.
+
+    Delta refuses versions older than the table's ``delta.deletedFileRetentionDuration`` (7 days by
+    default), whose files a vacuum may have deleted; a training set logged with a model names
+    such versions, and ``featurelake tables vacuum`` keeps their files
+    (:func:`featurestore.maintenance.vacuum_table`). A version whose files are gone fails when read.
+    The version is resolved here (the schema is read), so the DataFrame keeps it.
+
+    Example: ``read_version(spark, config.table_path("customer_spend"), 3).count()``.
+    """
+    with session_option_unless_set(spark, TIME_TRAVEL_WITHIN_RETENTION, "false"):
+        df = spark.read.format("delta").option("versionAsOf", int(version)).load(path)
+        df.schema  # noqa: B018 - resolve the version while the option holds
+    return df
 
 
 def create_table_with(spark: SparkSession, table: FeatureTable, path: str, df: DataFrame) -> None:
@@ -286,7 +306,7 @@ def _source_read_twice_if_deterministic(spark: SparkSession, df: DataFrame) -> c
     """
     if not df._jdf.queryExecution().analyzed().deterministic():
         return contextlib.nullcontext()
-    return _session_option_unless_set(spark, MATERIALIZE_SOURCE, "none")
+    return session_option_unless_set(spark, MATERIALIZE_SOURCE, "none")
 
 
 def source_spans_table(spark: SparkSession, table: FeatureTable, path: str, rows: int,
@@ -347,24 +367,32 @@ def rewrite_upsert(spark: SparkSession, table: FeatureTable, path: str, df: Data
     rewritten = counted.select(*[
         F.when(take_source, col("s_", c.name)).otherwise(col("t_", c.name)).alias(c.name) for c in table.columns
     ])
-    with _session_option_unless_set(spark, HASH_JOIN_THRESHOLD, "64MB"):
+    with session_option_unless_set(spark, HASH_JOIN_THRESHOLD, "64MB"):
         rewritten.write.format("delta").mode("overwrite").save(path)
     counts = observation.get
     return int(counts["inserted"]), int(counts["updated"])
 
 
-@contextlib.contextmanager
-def _session_option_unless_set(spark: SparkSession, key: str, value: str) -> Iterator[None]:
+def session_option_unless_set(spark: SparkSession, key: str, value: str) -> contextlib.AbstractContextManager:
     """Set the session option ``key`` to ``value`` for the block, unless the user set it already."""
+    return session_options_unless_set(spark, {key: value})
+
+
+@contextlib.contextmanager
+def session_options_unless_set(spark: SparkSession, options: dict[str, str]) -> Iterator[None]:
+    """Set each session option of ``options`` for the block, unless the user set it already.
+
+    Example: ``with session_options_unless_set(spark, {"spark.sql.shuffle.partitions": "4"}): ...``
+    """
     with _SESSION_OPTION_LOCK:
-        if spark.conf.get(key, None) is not None:
-            yield
-            return
-        spark.conf.set(key, value)
+        ours = {k: v for k, v in options.items() if spark.conf.get(k, None) is None}
+        for key, value in ours.items():
+            spark.conf.set(key, value)
         try:
             yield
         finally:
-            spark.conf.unset(key)
+            for key in ours:
+                spark.conf.unset(key)
 
 
 def _last_commit(spark: SparkSession, path: str) -> tuple[int, dict]:

@@ -41,6 +41,7 @@ from pyspark.sql import types as T
 from featurestore.core.config import Config
 from featurestore.core.errors import BadInputError, NotFoundError
 from featurestore.core.identifiers import quote_path, validate_identifier
+from featurestore.delta_tables import read_version
 from featurestore.table_metadata import parse_properties
 
 logger = logging.getLogger(__name__)
@@ -194,8 +195,7 @@ def _table_version(spark: SparkSession, table: str, path: str) -> int:
 
 def _read_version(spark: SparkSession, table: str, path: str, version: int) -> DataFrame:
     try:
-        df = spark.read.format("delta").option("versionAsOf", version).load(path)
-        df.schema  # noqa: B018 - fail here for a version that does not exist
+        df = read_version(spark, path, version)  # fails here for a version that does not exist
     except AnalysisException as exc:
         raise NotFoundError(
             f"feature table {table!r}: Delta version {version} cannot be read: {str(exc).splitlines()[0]}"

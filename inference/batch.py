@@ -58,14 +58,15 @@ class BatchResult:
         return self.delta_version is None
 
 
-def _is_table_name(source: str) -> bool:
+def is_table_name(source: str) -> bool:
+    """True when ``source`` names a table of the warehouse rather than a path (``entities``, not ``data/e.parquet``)."""
     return "/" not in source and "\\" not in source and not source.endswith(".parquet")
 
 
 def input_locations(config: Config, source: str) -> list[str]:
     """What scoring ``source`` reads: the warehouse (feature tables, predictions) and the entities
     when they are a path rather than a warehouse table."""
-    return [config.warehouse] + ([] if _is_table_name(source) else [source])
+    return [config.warehouse] + ([] if is_table_name(source) else [source])
 
 
 def read_input(spark: SparkSession, config: Config, source: str) -> DataFrame:
@@ -81,7 +82,7 @@ def read_input(spark: SparkSession, config: Config, source: str) -> DataFrame:
         NotFoundError: neither a warehouse table nor an existing path or URI.
         BadInputError: the path exists but cannot be read.
     """
-    if _is_table_name(source):
+    if is_table_name(source):
         validate_identifier(source, "input table name")
         path = config.table_path(source)
         if DeltaTable.isDeltaTable(spark, path):

@@ -17,6 +17,7 @@ from typing import Any
 from featurestore.core.config import Config
 from featurestore.core.errors import BadInputError, ConflictError, NotFoundError
 from featurestore.core.identifiers import validate_identifier
+from featurestore.training_set import TrainingSetSpec
 from inference.stages import PROTECTED_STAGES, check_stage
 from inference.tracking import client as mlflow_client
 from inference.tracking import mlflow_call
@@ -305,19 +306,35 @@ def delete_version(config: Config, name: str, version: str | int) -> None:
     logger.info("deleted model %s version %s", name, mv.version)
 
 
-def versions_reading_table(config: Config, table: str) -> list[str]:
-    """Return the Staging and Production versions whose training-set spec looks features up in ``table``,
-    as ``"NAME version V (STAGE)"``.
+@dataclass(frozen=True)
+class ProtectedSpec:
+    """The training-set spec of a Staging or Production model version."""
+
+    model: str
+    version: str
+    stage: str
+    spec: TrainingSetSpec
+
+    @property
+    def label(self) -> str:
+        """``"NAME version V (STAGE)"``."""
+        return f"{self.model} version {self.version} ({self.stage})"
+
+
+def protected_specs(config: Config) -> list[ProtectedSpec]:
+    """Return the training-set specs of every Staging and Production model version, by model and version.
+
+    A version logged without a training set has no spec and is left out.
 
     Example::
 
-        versions_reading_table(config, "customer_spend")    # ['churn_model version 3 (Production)']
+        [p.label for p in protected_specs(config)]    # ['churn_model version 3 (Production)']
     """
     from inference.tracking import load_spec
 
     client = mlflow_client(config)
     models = mlflow_call(lambda: list(client.search_registered_models(max_results=1000)), "registered models")
-    readers = []
+    found = []
     for model in sorted(models, key=lambda m: m.name):
         for mv in search_versions(config, model.name):
             if (mv.current_stage or "None") not in PROTECTED_STAGES or not mv.run_id:
@@ -326,9 +343,20 @@ def versions_reading_table(config: Config, table: str) -> list[str]:
                 spec = load_spec(mv.run_id)
             except NotFoundError:  # a version logged without a training set reads no feature table
                 continue
-            if any(lookup.get("table") == table for lookup in spec.lookups):
-                readers.append(f"{model.name} version {mv.version} ({mv.current_stage})")
-    return readers
+            found.append(ProtectedSpec(model.name, str(mv.version), mv.current_stage, spec))
+    return found
+
+
+def versions_reading_table(config: Config, table: str) -> list[str]:
+    """Return the Staging and Production versions whose training-set spec looks features up in ``table``,
+    as ``"NAME version V (STAGE)"``.
+
+    Example::
+
+        versions_reading_table(config, "customer_spend")    # ['churn_model version 3 (Production)']
+    """
+    return [p.label for p in protected_specs(config)
+            if any(lookup.get("table") == table for lookup in p.spec.lookups)]
 
 
 def drop_feature_table(spark: Any, config: Config, name: str) -> None:

@@ -1,10 +1,13 @@
-"""The feature-table catalog on the command line: list, describe, history, restore, drop.
+"""The feature-table catalog on the command line: list, describe, history, restore, drop, cluster, optimize, vacuum.
 
     featurelake tables list [--json] [--json-out FILE]
     featurelake tables describe NAME [--json] [--json-out FILE]
     featurelake tables history NAME [--limit N] [--json] [--json-out FILE]
     featurelake tables restore NAME --version V
     featurelake tables drop NAME        # exit 4 while a Staging/Production model reads it
+    featurelake tables cluster NAME     # clustered by its timestamp key from now on
+    featurelake tables optimize NAME [--json] [--json-out FILE]
+    featurelake tables vacuum NAME --retain-hours H [--dry-run] [--json] [--json-out FILE]
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import argparse
 from featurestore.catalog import describe_table, format_table_info, list_tables
 from featurestore.core.config import Config
 from featurestore.delta_tables import restore_table, table_history
+from featurestore.maintenance import OptimizeResult, VacuumResult
 from jobs.common import add_json_options, emit_json, exit_process, job_parser, run_job, start_spark
 
 
@@ -36,7 +40,43 @@ def build_parser() -> argparse.ArgumentParser:
     drop = sub.add_parser("drop", help="drop a feature table: its Delta table and its Feast registration "
                                        "(refused, exit 4, while a Staging or Production model reads it)")
     drop.add_argument("name", help="feature table name")
+    cluster = sub.add_parser("cluster", help="switch a feature table to liquid clustering by its timestamp key "
+                                             "(then run optimize to cluster the existing files)")
+    cluster.add_argument("name", help="feature table name")
+    optimize = sub.add_parser("optimize", help="compact a feature table's small files and lay them out by its "
+                                               "timestamp key (Delta OPTIMIZE; one commit)")
+    optimize.add_argument("name", help="feature table name")
+    add_json_options(optimize, "what was done")
+    vacuum = sub.add_parser("vacuum", help="delete files no version younger than --retain-hours reads, keeping "
+                                           "those a Staging or Production model's training set needs (Delta VACUUM)")
+    vacuum.add_argument("name", help="feature table name")
+    vacuum.add_argument("--retain-hours", type=float, required=True,
+                        help="keep the files that versions of the last H hours read (at least the table's "
+                             "delta.deletedFileRetentionDuration, 168 by default)")
+    vacuum.add_argument("--dry-run", action="store_true", help="list what would be deleted; delete nothing")
+    add_json_options(vacuum, "what was (or would be) deleted and kept")
     return parser
+
+
+def _size(count: int, size: int) -> str:
+    return f"{count} files, {size / 1e6:.2f} MB"
+
+
+def _print_optimize(result: OptimizeResult) -> None:
+    print(f"{result.table}: {result.layout}: {_size(result.before.files, result.before.bytes)} -> "
+          f"{_size(result.after.files, result.after.bytes)} ({result.files_removed} files rewritten into "
+          f"{result.files_added}; Delta version {result.delta_version})")
+
+
+def _print_vacuum(result: VacuumResult) -> None:
+    verb = "would delete" if result.dry_run else "deleted"
+    print(f"{result.table}: {verb} {len(result.deleted_files)} files ({result.deleted_bytes / 1e6:.2f} MB) "
+          f"no version of the last {result.retain_hours:g} hours reads; current version: "
+          f"{_size(result.current.files, result.current.bytes)}")
+    for name in result.deleted_files if result.dry_run else []:
+        print(f"  {name}")
+    for note in result.notes:
+        print(f"  {note}")
 
 
 def _run(args: argparse.Namespace, config: Config) -> None:
@@ -73,6 +113,27 @@ def _run(args: argparse.Namespace, config: Config) -> None:
 
         drop_feature_table(spark, config, args.name)
         print(f"{args.name}: dropped (Delta table and Feast registration)")
+    elif args.action == "cluster":
+        from inference.maintenance import cluster_feature_table
+
+        changed = cluster_feature_table(spark, config, args.name)
+        print(f"{args.name}: " + ("clustered by its timestamp key from now on; run `featurelake tables optimize "
+                                  f"{args.name}` to cluster the existing files" if changed
+                                  else "already clustered by its timestamp key"))
+    elif args.action == "optimize":
+        from inference.maintenance import optimize_feature_table
+
+        optimized = optimize_feature_table(spark, config, args.name)
+        emit_json(args, optimized.to_dict())
+        if not args.json:
+            _print_optimize(optimized)
+    elif args.action == "vacuum":
+        from inference.maintenance import vacuum_feature_table
+
+        vacuumed = vacuum_feature_table(spark, config, args.name, args.retain_hours, dry_run=args.dry_run)
+        emit_json(args, vacuumed.to_dict())
+        if not args.json:
+            _print_vacuum(vacuumed)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -239,3 +239,19 @@ def test_execute_pipeline_and_trigger_references_are_checked():
     trigger["properties"]["pipelines"][0]["pipelineReference"]["referenceName"] = "pl_missing"
     _, problems = load_trigger(trigger, pipelines)
     assert problems == ["trigger 'tr_featurelake_daily' pipelines[0]: refers to undefined pipeline 'pl_missing'"]
+
+
+def test_batch_inference_pipeline_has_the_incremental_mode_as_an_option():
+    raw = load_json(next(p for p in definition_files("pipeline") if p.stem == "pl_featurelake_batch_inference"))
+    model, _ = load_pipeline(raw)
+    activity = next(a for a in model.activities if isinstance(a, adf.DatabricksSparkPythonActivity))
+    samples = sample_values(model.parameters)
+    assert samples["incremental"] == "False"                  # off unless the run asks for it
+    for value, incremental in (("False", False), ("True", True)):
+        args, complaint = parse_job_arguments(
+            "batch_inference", [substitute(a, {**samples, "incremental": value}) for a in activity.parameters])
+        assert complaint == "" and args.incremental is incremental
+        assert args.checkpoint == "dbfs:/featurelake/checkpoints/batch_inference"
+    daily = load_json(next(p for p in definition_files("pipeline") if p.stem == "pl_featurelake_daily"))
+    run = next(a for a in daily["properties"]["activities"] if a["name"] == "RunBatchInference")
+    assert run["typeProperties"]["parameters"]["incremental"] == "@pipeline().parameters.incrementalScoring"
