@@ -13,6 +13,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.types import StructField, StructType, _parse_datatype_string
 
 from featurestore.catalog import describe_table
+from featurestore.delta_reader import session_reader
 from featurestore.core.config import Config, is_uri
 from featurestore.data_files import read_data_files
 from featurestore.definitions import FeatureTable, Source, load_definitions, select_tables
@@ -227,7 +228,7 @@ def drop_table(spark: SparkSession, config: Config, name: str) -> None:
     Raises:
         NotFoundError: no feature table ``name`` in the warehouse.
     """
-    path = describe_table(spark, config, name).path
+    path = describe_table(session_reader(spark, config), config, name).path
     unregister_table(config, name)
     remove_folder(spark, path)
     logger.info("dropped feature table %s (%s)", name, path)

@@ -26,6 +26,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.types import DataType, StructType, _parse_datatype_string
 
 from featurestore.catalog import TableInfo, describe_table, list_tables, read_definition, read_feature_table
+from featurestore.delta_reader import session_reader
 from featurestore.core.config import Config, load_config
 from featurestore.core.errors import BadInputError
 from featurestore.definitions import FeatureTable, Source, table_from_schema
@@ -163,7 +164,7 @@ class FeatureStoreClient:
 
             fs.get_table("customer_spend").delta_version
         """
-        return describe_table(self.spark, self.config, name)
+        return describe_table(session_reader(self.spark, self.config), self.config, name)
 
     def list_tables(self) -> list[TableInfo]:
         """Return the catalog entries of every feature table in the warehouse, by name.
@@ -172,7 +173,7 @@ class FeatureStoreClient:
 
             [t.name for t in fs.list_tables()]
         """
-        return list_tables(self.spark, self.config)
+        return list_tables(session_reader(self.spark, self.config), self.config)
 
     def drop_table(self, name: str) -> None:
         """Drop feature table ``name``: its Delta table and its Feast registration (and online values).

@@ -374,8 +374,9 @@ def drop_feature_table(spark: Any, config: Config, name: str) -> None:
     """
     from featurestore.build import drop_table
     from featurestore.catalog import describe_table
+    from featurestore.delta_reader import session_reader
 
-    describe_table(spark, config, name)  # an unknown table is not found, before the registry is read
+    describe_table(session_reader(spark, config), config, name)  # an unknown table is not found, first
     readers = versions_reading_table(config, name)
     if readers:
         raise ConflictError(f"feature table {name!r} cannot be dropped: the training-set spec of "

@@ -21,6 +21,8 @@ from inference.settings import SECTIONS
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
+    from featurestore.delta_reader import DeltaReader
+
 logger = logging.getLogger("featurelake")
 
 EXIT_CODES_HELP = (
@@ -98,6 +100,13 @@ def start_spark(config: Config, reads: list[str]) -> SparkSession:
     from featurestore.runtime.spark_session import start_spark as start_session
 
     return start_session(config, reads)
+
+
+def metadata_reader(config: Config) -> DeltaReader:
+    """Return the reader of Delta metadata and small tables: delta-rs, or Spark (started when needed)."""
+    from featurestore.delta_reader import DeltaReader
+
+    return DeltaReader(lambda: start_spark(config, [config.warehouse]), config.metadata_reader)
 
 
 def setup_logging(level: str = "INFO") -> RedactingFilter:
