@@ -284,12 +284,22 @@ class _RustBackend:
                 for e, ms in zip(entries, times)]
 
     def rows(self, path: str) -> list[dict[str, Any]]:
-        data = self._data_table(path).to_pyarrow_table()
-        converters = {f.name: _spark_converter(f.type, f.name) for f in data.schema}
-        return [{k: converters[k](v) for k, v in row.items()} for row in data.to_pylist()]
+        data = self._query(path, "SELECT * FROM t")
+        columns = {}
+        for name in data.column_names:
+            convert = _spark_converter(data.schema.field(name).type, name)
+            columns[name] = [convert(v) for v in data.column(name).to_pylist()]
+        return [{name: values[i] for name, values in columns.items()} for i in range(data.num_rows)]
 
     def row_count(self, path: str) -> int:
-        return int(self._data_table(path).to_pyarrow_dataset().count_rows())
+        return int(self._query(path, "SELECT count(*) AS n FROM t").column("n").to_pylist()[0])
+
+    def _query(self, path: str, sql: str) -> Any:
+        """Run ``sql`` on the table as ``t`` with delta-rs's own engine: an Arrow table (arro3), no
+        pyarrow.dataset (which imports pandas: seconds of a one-second command)."""
+        from deltalake import QueryBuilder
+
+        return QueryBuilder().register("t", self._data_table(path)).execute(sql).read_all()
 
     def _data_table(self, path: str) -> Any:
         """The table, when delta-rs reads its rows as Spark does; else :class:`DeltaRsCannotRead`."""
@@ -328,29 +338,36 @@ def _monotonic(millis: list[int | None]) -> list[int | None]:
 
 
 def _spark_converter(arrow_type: Any, column: str) -> Callable[[Any], Any]:
-    """How a value of ``arrow_type`` (from ``to_pylist``) becomes the value PySpark's ``Row`` holds.
+    """How a value of ``arrow_type`` (an arro3 type; values from ``to_pylist``) becomes the value
+    PySpark's ``Row`` holds.
 
-    Zoned timestamps become naive local datetimes, binary a bytearray, a map a dict (Arrow
-    gives key-value pairs); structs (PySpark's nested ``Row``) are left to Spark.
+    Zoned timestamps become naive local datetimes, binary a bytearray, a map a dict; structs
+    (PySpark's nested ``Row``) are left to Spark.
     """
-    import pyarrow.types as types
+    from arro3.core import DataType
 
     def keep_none(convert: Callable[[Any], Any]) -> Callable[[Any], Any]:
         return lambda value: None if value is None else convert(value)
 
-    if types.is_timestamp(arrow_type) and arrow_type.tz is not None:
+    if DataType.is_timestamp(arrow_type) and arrow_type.tz:
         return keep_none(lambda value: spark_local_datetime(_micros(value)))
-    if types.is_binary(arrow_type) or types.is_large_binary(arrow_type):
+    if DataType.is_binary(arrow_type) or DataType.is_large_binary(arrow_type) or DataType.is_binary_view(arrow_type):
         return keep_none(bytearray)
-    if types.is_map(arrow_type):
-        key, item = _spark_converter(arrow_type.key_type, column), _spark_converter(arrow_type.item_type, column)
-        return keep_none(lambda pairs: {key(k): item(v) for k, v in pairs})
-    if types.is_list(arrow_type) or types.is_large_list(arrow_type):
+    if DataType.is_struct(arrow_type):
+        raise DeltaRsCannotRead(f"its column {column!r} is a struct (PySpark returns a Row)")
+    if DataType.is_map(arrow_type):
+        return keep_none(_map_to_dict)
+    if DataType.is_list(arrow_type) or DataType.is_large_list(arrow_type):
         element = _spark_converter(arrow_type.value_type, column)
         return keep_none(lambda values: [element(v) for v in values])
-    if types.is_struct(arrow_type):
-        raise DeltaRsCannotRead(f"its column {column!r} is a struct (PySpark returns a Row)")
     return lambda value: value
+
+
+def _map_to_dict(entries: Any) -> dict[Any, Any]:
+    """A map value (key-value pairs, or entries with ``key`` and ``value``) as PySpark's dict."""
+    if isinstance(entries, dict):
+        return entries
+    return dict((e["key"], e["value"]) if isinstance(e, dict) else tuple(e) for e in entries)
 
 
 class _SparkBackend:

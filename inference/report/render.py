@@ -15,8 +15,6 @@ from typing import TYPE_CHECKING, Any
 from jinja2 import Environment, PackageLoader, Undefined
 
 from featurestore.catalog import readable_duration
-from inference.monitoring.metrics import FEATURE_PSI_PREFIX
-from inference.report.charts import drift_chart, metric_chart
 from inference.report.collect import MonitoringData, Workspace
 
 if TYPE_CHECKING:
@@ -101,6 +99,10 @@ def monitoring_view(mon: MonitoringData) -> dict[str, Any]:
             by_model[str(row.get("model_name"))].append(row)
     models = []
     for name in sorted(by_model):
+        # matplotlib and pandas: imported only for a workspace with monitoring rows
+        from inference.monitoring.metrics import FEATURE_PSI_PREFIX
+        from inference.report.charts import drift_chart, metric_chart
+
         rows = by_model[name]
         batches = _batch_order(rows)
         metrics: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
