@@ -23,6 +23,7 @@ from featurestore.delta_tables import (
 )
 from featurestore.core.errors import BadInputError, ConflictError, NotFoundError
 from featurestore.feast_repo import check_registry, register_tables, unregister_table
+from featurestore.runtime.progress import progress
 from featurestore.runtime.spark_session import SMALL_INPUT_BYTES, local_paths_are_small
 from featurestore.runtime.storage import remove_folder
 from featurestore.validation import ValidatedFrame, validate_feature_frame
@@ -108,7 +109,8 @@ def build_tables(spark: SparkSession, config: Config, tables: list[FeatureTable]
         computed = []
         for table in tables:
             started = time.monotonic()
-            computed.append(ComputedTable(table, compute_table(spark, config, table), time.monotonic() - started))
+            with progress(spark, f"computing {table.name}"):
+                computed.append(ComputedTable(table, compute_table(spark, config, table), time.monotonic() - started))
         registry_checked.result()  # raises the registry's error before the first write
     return write_validated(spark, config, computed)
 
@@ -133,8 +135,9 @@ def write_validated(spark: SparkSession, config: Config, computed: list[Computed
     for item in computed:
         started = time.monotonic()
         try:
-            result = write_feature_table(spark, item.table, config.table_path(item.table.name), item.frame.df,
-                                         rows=item.frame.rows, time_range=item.frame.time_range, mode=mode)
+            with progress(spark, f"writing {item.table.name}"):
+                result = write_feature_table(spark, item.table, config.table_path(item.table.name), item.frame.df,
+                                             rows=item.frame.rows, time_range=item.frame.time_range, mode=mode)
         except Exception:
             written = [c.table for c in computed[:len(results)]]
             logger.error("table %s: the write failed; tables written before it: %s", item.table.name,

@@ -248,8 +248,8 @@ def _drop_stale_aliases(config: Config, name: str, left: Mapping[str, str], keep
         version = str(aliases.get(alias))
         if alias != keep and version in left:
             registry.delete_alias(config, name, alias)
-            logger.info("model %s: alias %s removed from version %s (no longer in %s)", name, alias, version,
-                        left[version])
+            logger.debug("model %s: alias %s removed from version %s (no longer in %s)", name, alias, version,
+                         left[version])
 
 
 def transition(config: Config, name: str, version: str | int, stage: str, archive_existing: bool = True,
@@ -317,7 +317,7 @@ def promote(spark: SparkSession, config: Config, name: str, version: str | int, 
         chosen = DEFAULT_ALIASES.get(stage) if alias == "default" else alias
         with recording(spark, config, name, actor or Actor.of(config, "promote")):
             transition(config, name, candidate.version, stage, archive_existing, alias=chosen)
-        logger.info("promoted %s version %s to %s: %s", name, candidate.version, stage, decision.reason)
+        logger.debug("promoted %s version %s to %s: %s", name, candidate.version, stage, decision.reason)
     else:
         logger.warning("rejected %s version %s for %s: %s", name, candidate.version, stage, decision.reason)
     record_event(spark, config, decision)

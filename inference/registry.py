@@ -231,8 +231,8 @@ def transition(config: Config, name: str, version: str | int, stage: str, archiv
                                                           archive_existing_versions=archive),
             f"transition of model {name!r} version {mv.version} to {stage}",
         )
-    logger.info("model %s version %s: %s -> %s%s", name, mv.version, mv.current_stage, stage,
-                " (previous versions archived)" if archive else "")
+    logger.debug("model %s version %s: %s -> %s%s", name, mv.version, mv.current_stage, stage,
+                 " (previous versions archived)" if archive else "")
     if archive:
         keep_one_in_stage(config, name, stage, str(mv.version))
     return _version_info(updated)
@@ -276,7 +276,7 @@ def set_alias(config: Config, name: str, alias: str, version: str | int) -> None
     client = mlflow_client(config)
     mlflow_call(lambda: client.set_registered_model_alias(name, alias, mv.version),
                 f"alias {alias!r} of model {name!r}")
-    logger.info("model %s: alias %s -> version %s", name, alias, mv.version)
+    logger.debug("model %s: alias %s -> version %s", name, alias, mv.version)
 
 
 def delete_alias(config: Config, name: str, alias: str) -> None:

@@ -191,8 +191,8 @@ def load_scoring_model(resolved: ResolvedModel, *, with_probability: bool = True
     has_probability = with_probability and _gives_probability(meta, local_path)
     udf_path = _save_scoring_wrapper(meta, local_path, prediction_type, has_probability,
                                      os.path.join(work_dir, "scoring_wrapper"))
-    logger.info("model %s version %d: %d inputs, prediction %s%s", resolved.name, resolved.version,
-                len(inputs), prediction_type, " + probability" if has_probability else "")
+    logger.debug("model %s version %d: %d inputs, prediction %s%s", resolved.name, resolved.version,
+                 len(inputs), prediction_type, " + probability" if has_probability else "")
     return ScoringModel(resolved, local_path, inputs, prediction_type, udf_path, has_probability, output_type)
 
 
@@ -269,8 +269,8 @@ def match_parallelism(spark: SparkSession, df: DataFrame) -> DataFrame:
     parallelism = spark.sparkContext.defaultParallelism
     partitions = df.rdd.getNumPartitions()
     if partitions < parallelism:
-        logger.info("repartitioning the input from %d to %d partitions (the session's default parallelism)",
-                    partitions, parallelism)
+        logger.debug("repartitioning the input from %d to %d partitions (the session's default parallelism)",
+                     partitions, parallelism)
         return df.repartition(parallelism)
     return df
 

@@ -15,6 +15,7 @@ from pyspark.sql import SparkSession
 from jobs.demo.pipeline import CONFIG_FILE, REPORT_DIR, run_demo
 from featurestore.archive_session import session_writing_archive
 from featurestore.core.config import Config
+from featurestore.runtime import console
 from featurestore.runtime.spark_session import get_spark
 from jobs.common import exit_process, job_parser, run_job
 
@@ -42,6 +43,8 @@ SMALL_DEMO_CUSTOMERS = 50_000
 
 
 def _run(args: argparse.Namespace, config: Config) -> None:
+    # The demo's workspace is its work directory: its log file goes there.
+    console.move_log_file(Path(args.workdir).resolve() / console.LOG_FILE)
     small = args.customers <= SMALL_DEMO_CUSTOMERS
     if args.no_warmup:
         _demo(args, get_spark(config, small_input=small))

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import sys
 from importlib import resources
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterable
 
 from pyspark.sql import SparkSession
 
-from featurestore.runtime import class_data_archive, resolved_jars
+from featurestore.runtime import class_data_archive, console, resolved_jars
 from featurestore.runtime.cache_folder import cache_dir
 from featurestore.core.config import Config, SparkSettings
 
@@ -110,21 +109,6 @@ def delta_spark_conf() -> dict[str, str]:
         "spark.jars.excludes": ",".join(PROVIDED_BY_SPARK),
         "spark.jars.ivySettings": ivy_settings_path(),
     }
-
-
-@contextlib.contextmanager
-def _jvm_output_to_stderr() -> Iterator[None]:
-    """Start the JVM with its stdout on our stderr, so Ivy and Spark chatter never mix with a
-    command's output (``featurelake tables list --json``)."""
-    sys.stdout.flush()
-    saved = os.dup(1)
-    try:
-        os.dup2(2, 1)
-        yield
-    finally:
-        sys.stdout.flush()
-        os.dup2(saved, 1)
-        os.close(saved)
 
 
 def running_under_spark_submit() -> bool:
@@ -238,11 +222,13 @@ def get_spark(config: Config | None = None, small_input: bool = False,
     launch_conf = resolved_jars.use_recorded_jars(conf)
     for key, value in launch_conf.items():
         builder = builder.config(key, value)
-    logger.info("starting Spark session: master=%s, Delta package %s (%s), JVM options %r", settings.master,
-                delta_package(), "jars recorded earlier" if launch_conf is not conf else "resolved now",
-                conf.get("spark.driver.extraJavaOptions", ""))
-    with _jvm_output_to_stderr():
+    logger.info("starting Spark session (master %s)", settings.master)
+    logger.debug("Spark session: Delta package %s (%s), JVM options %r", delta_package(),
+                 "jars recorded earlier" if launch_conf is not conf else "resolved now",
+                 conf.get("spark.driver.extraJavaOptions", ""))
+    with console.jvm_output():  # its chatter: to the workspace log file, or stderr with --log-level DEBUG
         spark = builder.getOrCreate()
+    console.quiet_pyspark_context_loggers()
     if launch_conf is conf:
         resolved_jars.record_resolution(conf, spark.sparkContext.getConf().get("spark.jars", ""))
     spark.sparkContext.setLogLevel("ERROR")
