@@ -55,9 +55,9 @@ def _run(args: argparse.Namespace, config: Config) -> None:
     def action(w: WriteResult) -> str:
         return "created" if w.created else "unchanged" if w.version_after == w.version_before else "merged"
 
-    log_summary(f"built {len(writes)} table(s): {sum(w.rows_inserted for w in writes)} rows inserted, "
-                f"{sum(w.rows_updated for w in writes)} updated ("
-                + ", ".join(f"{w.table} v{w.version_after} {action(w)}" for w in writes) + ")")
+    log_summary(f"built {len(writes)} table(s): " + "; ".join(
+        f"{w.table}: {action(w)}, {w.rows_inserted} inserted, {w.rows_updated} updated, Delta version {w.version_after}"
+        for w in writes))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,7 +12,6 @@ everything shows on the terminal as before, and the JVM's output stays on stderr
 from __future__ import annotations
 
 import contextlib
-import io
 import logging
 import os
 import sys
@@ -142,33 +141,3 @@ def quiet_pyspark_context_loggers() -> None:
 
     for name in PYSPARK_CONTEXT_LOGGERS:
         PySparkLogger.getLogger(name).setLevel(logging.CRITICAL + 1)
-
-
-class _LinesToLog(io.TextIOBase):
-    """A text stream whose complete lines become records of ``logger`` at ``level``."""
-
-    def __init__(self, logger: logging.Logger, level: int) -> None:
-        self._logger, self._level, self._pending = logger, level, ""
-
-    def write(self, text: str) -> int:
-        self._pending += text
-        *lines, self._pending = self._pending.split("\n")
-        for line in lines:
-            if line.strip():
-                self._logger.log(self._level, "%s", line)
-        return len(text)
-
-    def flush(self) -> None:
-        if self._pending.strip():
-            self._logger.log(self._level, "%s", self._pending)
-        self._pending = ""
-
-
-@contextlib.contextmanager
-def library_prints(library: str) -> Iterator[None]:
-    """Turn what a library prints to stderr during the block (MLflow's "Created version '3'
-    of model ...") into INFO records of its logger, kept off the terminal like its other records."""
-    stream = _LinesToLog(logging.getLogger(library), logging.INFO)
-    with contextlib.redirect_stderr(stream):
-        yield
-    stream.flush()
