@@ -34,6 +34,7 @@ from featurestore.delta_tables import WriteResult
 from featurestore.runtime.spark_session import start_spark
 from featurestore.training_set import FeatureLookup, TrainingSet, create_training_set
 from inference.tracking import configure_mlflow
+from inference.worker_daemon import WORKER_DAEMON_MODULE
 
 if TYPE_CHECKING:
     from inference.logged_models import LoggedModel
@@ -65,7 +66,8 @@ class FeatureStoreClient:
     def __init__(self, config: str | os.PathLike[str] | Config | None = None,
                  spark: SparkSession | None = None) -> None:
         self.config: Config = config if isinstance(config, Config) else load_config(config)
-        self.spark: SparkSession = spark if spark is not None else start_spark(self.config, [self.config.warehouse])
+        self.spark: SparkSession = spark if spark is not None else start_spark(self.config, [self.config.warehouse],
+                                                                                     python_daemon_module=WORKER_DAEMON_MODULE)
         configure_mlflow(self.config, check=False)  # mlflow.start_run() and MlflowClient() use the project's stores
 
     # --- feature tables -------------------------------------------------------------------

@@ -96,12 +96,12 @@ def emit_json(args: argparse.Namespace, document: Any) -> None:
         logger.info("wrote the JSON result to %s", args.json_out)
 
 
-def start_spark(config: Config, reads: list[str]) -> SparkSession:
+def start_spark(config: Config, reads: list[str], python_daemon_module: str | None = None) -> SparkSession:
     """Start (or adopt) the job's Spark session (:func:`featurestore.runtime.spark_session.start_spark`,
     imported here on first use so that a job's ``--help`` stays fast)."""
     from featurestore.runtime.spark_session import start_spark as start_session
 
-    return start_session(config, reads)
+    return start_session(config, reads, python_daemon_module)
 
 
 def metadata_reader(config: Config) -> DeltaReader:

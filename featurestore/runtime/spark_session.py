@@ -61,6 +61,8 @@ PROVIDED_BY_SPARK = (
 QUICK_START_JAVA_OPTIONS = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
 QUICK_START_CONF = {"spark.sql.codegen.wholeStage": "false", "spark.sql.codegen.factoryMode": "NO_CODEGEN"}
 
+PYTHON_DAEMON_MODULE_CONF = "spark.python.daemon.module"
+
 # Local-mode defaults; configuration (spark.conf) overrides any of them.
 LOCAL_DEFAULTS = {
     "spark.sql.shuffle.partitions": "4",
@@ -166,18 +168,21 @@ def input_size_matters(settings: SparkSettings) -> bool:
 
 
 def session_conf(settings: SparkSettings, small_input: bool = False,
-                 write_archive_to: Path | None = None) -> dict[str, str]:
+                 write_archive_to: Path | None = None, python_daemon_module: str | None = None) -> dict[str, str]:
     """Return the configuration of a local session: defaults, Delta, quick start, then the user's.
 
     The defaults put Spark's warehouse folder in featurelake's cache (:func:`spark_warehouse_dir`).
+    ``python_daemon_module`` becomes ``spark.python.daemon.module``: the module that forks the
+    session's Python workers (for example one that imports the scoring stack first).
 
     The driver's JVM options join ours (class-data archive, quick start) with the user's,
     which come last and so win where they disagree. With ``write_archive_to`` the JVM writes
     a class-data archive there as it exits, instead of mapping the existing one.
     """
     quick = wants_quick_start(settings, small_input)
+    daemon = {PYTHON_DAEMON_MODULE_CONF: python_daemon_module} if python_daemon_module else {}
     conf = {**LOCAL_DEFAULTS, "spark.sql.warehouse.dir": spark_warehouse_dir(), **delta_spark_conf(),
-            **(QUICK_START_CONF if quick else {}), **settings.conf}
+            **(QUICK_START_CONF if quick else {}), **daemon, **settings.conf}
     user_options = settings.conf.get("spark.driver.extraJavaOptions", "")
     archive = (class_data_archive.dump_options(write_archive_to) if write_archive_to is not None
                else class_data_archive.java_options(user_options))
@@ -189,7 +194,7 @@ def session_conf(settings: SparkSettings, small_input: bool = False,
 
 
 def get_spark(config: Config | None = None, small_input: bool = False,
-              write_archive_to: Path | None = None) -> SparkSession:
+              write_archive_to: Path | None = None, python_daemon_module: str | None = None) -> SparkSession:
     """Return the Spark session the jobs use.
 
     If a session is already active (a notebook, Databricks, a test fixture) or the process
@@ -202,6 +207,8 @@ def get_spark(config: Config | None = None, small_input: bool = False,
         small_input: the job knows its input is small (then ``spark.quick_start: auto`` applies).
         write_archive_to: a session started here writes the class-data archive there as its
             JVM exits (see :mod:`featurestore.archive_session`).
+        python_daemon_module: a session started here forks its Python workers from this module
+            (``spark.python.daemon.module``; the user's ``spark.conf`` wins).
 
     Returns:
         A Delta-capable :class:`SparkSession`.
@@ -218,7 +225,7 @@ def get_spark(config: Config | None = None, small_input: bool = False,
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
     builder = SparkSession.builder.master(settings.master).appName(settings.app_name)
-    conf = session_conf(settings, small_input, write_archive_to)
+    conf = session_conf(settings, small_input, write_archive_to, python_daemon_module)
     launch_conf = resolved_jars.use_recorded_jars(conf)
     for key, value in launch_conf.items():
         builder = builder.config(key, value)
@@ -235,13 +242,13 @@ def get_spark(config: Config | None = None, small_input: bool = False,
     return spark
 
 
-def start_spark(config: Config, reads: Iterable[str] = ()) -> SparkSession:
+def start_spark(config: Config, reads: Iterable[str] = (), python_daemon_module: str | None = None) -> SparkSession:
     """Start (or adopt) the Spark session of a job or a notebook client.
 
     ``reads`` are the files and folders the work reads. When featurelake starts a local session
     with ``spark.quick_start: auto`` and they are all local and hold at most 64 MB together, the
     session starts in quick-start mode; an active session (a notebook, Databricks, spark-submit)
-    is adopted as it is (:func:`get_spark`).
+    is adopted as it is (:func:`get_spark`). ``python_daemon_module``: see :func:`get_spark`.
 
     Example::
 
@@ -249,4 +256,4 @@ def start_spark(config: Config, reads: Iterable[str] = ()) -> SparkSession:
     """
     reads = list(reads)
     small = input_size_matters(config.spark) and bool(reads) and local_paths_are_small(reads)
-    return get_spark(config, small_input=small)
+    return get_spark(config, small_input=small, python_daemon_module=python_daemon_module)
