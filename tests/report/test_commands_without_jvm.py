@@ -33,6 +33,8 @@ COMMANDS = [
     ["models", "events"],
     ["models", "events", "--json"],
     ["models", "events", MODEL, "--json"],
+    ["models", "activity", MODEL, "--json"],
+    ["models", "requests", "--json"],
 ]
 
 
@@ -73,7 +75,7 @@ def test_the_report_is_the_same_with_delta_rs_as_with_spark(spark, report_worksp
         code, printed, _ = run_command(report_workspace, ["report", "--out", str(out)], capfd, monkeypatch, reader)
         assert code == 0 and "report written" in printed
         pages[reader] = {p.relative_to(out): _without_generation_time(p.read_text()) for p in out.rglob("*.html")}
-    assert sorted(pages["auto"]) == sorted(pages["spark"]) and len(pages["auto"]) == 5
+    assert sorted(pages["auto"]) == sorted(pages["spark"]) and len(pages["auto"]) == 6  # with the compare page
     for page in pages["auto"]:
         assert pages["auto"][page] == pages["spark"][page], page
     assert "promoted" in pages["auto"][Path("models") / f"{MODEL}.html"]
@@ -116,7 +118,7 @@ with open(sys.argv[1], "w") as f:
 
 @pytest.mark.parametrize("args", [
     ["tables", "list"], ["tables", "describe", "customer_profile", "--json"], ["tables", "history", "customer_profile"],
-    ["models", "events", MODEL], ["report", "--out", "{tmp}/site"],
+    ["models", "events", MODEL], ["models", "activity", MODEL], ["report", "--out", "{tmp}/site"],
 ], ids=" ".join)
 def test_metadata_commands_start_no_jvm(report_workspace, args, tmp_path):
     result = tmp_path / "result.json"
