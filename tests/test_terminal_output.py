@@ -113,7 +113,9 @@ def test_on_a_terminal_a_long_step_draws_a_bar_of_its_tasks(spark, capfd):
     assert "writing customer_profile" in drawn and re.search(r"\d+/\d+ \[", drawn), drawn
 
 
-def test_a_short_step_shows_nothing(spark, capfd, caplog):
+def test_a_short_step_shows_nothing(spark, capfd, caplog, monkeypatch):
+    # "short": shorter than the heartbeat; a count of 3 rows took over 10 s at load 20 on 2 cores
+    monkeypatch.setattr("featurestore.runtime.progress.HEARTBEAT_SECONDS", 120.0)
     with caplog.at_level(logging.INFO), progress(spark, "quick", on_terminal=False):
         spark.range(3).count()
     assert "quick" not in caplog.text
