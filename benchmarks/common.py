@@ -330,7 +330,7 @@ def table_markdown(rows: list[dict[str, Any]], columns: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-MEASUREMENT_COLUMNS = ["name", "rows", "seconds", "all_seconds", "first_run_seconds", "rows_per_second",
+MEASUREMENT_COLUMNS = ["name", "rows", "seconds", "all_seconds", "cpu_seconds", "first_run_seconds", "rows_per_second",
                        "peak_driver_rss_mib", "peak_jvm_rss_mib", "peak_python_rss_mib", "load_before"]
 
 

@@ -39,8 +39,8 @@ def starts_its_own_jvm() -> bool:
 
 
 @contextlib.contextmanager
-def session_writing_archive(config: Config, small_input: bool = False,
-                            replace: bool = False) -> Iterator[SparkSession]:
+def session_writing_archive(config: Config, small_input: bool = False, replace: bool = False,
+                            python_daemon_module: str | None = None) -> Iterator[SparkSession]:
     """Yield the jobs' Spark session (:func:`get_spark`); if it writes the class-data archive, install it on exit.
 
     The session writes one when this process launches its JVM and no archive exists yet (or
@@ -48,10 +48,11 @@ def session_writing_archive(config: Config, small_input: bool = False,
     the archive, which is then moved into place; a failed write is logged as a warning, or
     raised as :class:`DependencyUnavailableError` with ``replace`` (``featurelake warmup``,
     whose only purpose it is). When the body fails, the JVM is killed: it writes nothing.
+    ``python_daemon_module``: see :func:`get_spark`.
     """
     user_options = config.spark.conf.get("spark.driver.extraJavaOptions", "")
     dump_to = class_data_archive.dump_path(user_options, replace) if starts_its_own_jvm() else None
-    spark = get_spark(config, small_input, write_archive_to=dump_to)
+    spark = get_spark(config, small_input, write_archive_to=dump_to, python_daemon_module=python_daemon_module)
     if dump_to is None:
         yield spark
         return

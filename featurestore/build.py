@@ -13,6 +13,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.types import StructField, StructType, _parse_datatype_string
 
 from featurestore.catalog import describe_table
+from featurestore.delta_reader import session_reader
 from featurestore.core.config import Config, is_uri
 from featurestore.data_files import read_data_files
 from featurestore.definitions import FeatureTable, Source, load_definitions, select_tables
@@ -22,6 +23,7 @@ from featurestore.delta_tables import (
 )
 from featurestore.core.errors import BadInputError, ConflictError, NotFoundError
 from featurestore.feast_repo import check_registry, register_tables, unregister_table
+from featurestore.runtime.progress import progress
 from featurestore.runtime.spark_session import SMALL_INPUT_BYTES, local_paths_are_small
 from featurestore.runtime.storage import remove_folder
 from featurestore.validation import ValidatedFrame, validate_feature_frame
@@ -107,7 +109,8 @@ def build_tables(spark: SparkSession, config: Config, tables: list[FeatureTable]
         computed = []
         for table in tables:
             started = time.monotonic()
-            computed.append(ComputedTable(table, compute_table(spark, config, table), time.monotonic() - started))
+            with progress(spark, f"computing {table.name}"):
+                computed.append(ComputedTable(table, compute_table(spark, config, table), time.monotonic() - started))
         registry_checked.result()  # raises the registry's error before the first write
     return write_validated(spark, config, computed)
 
@@ -132,8 +135,9 @@ def write_validated(spark: SparkSession, config: Config, computed: list[Computed
     for item in computed:
         started = time.monotonic()
         try:
-            result = write_feature_table(spark, item.table, config.table_path(item.table.name), item.frame.df,
-                                         rows=item.frame.rows, time_range=item.frame.time_range, mode=mode)
+            with progress(spark, f"writing {item.table.name}"):
+                result = write_feature_table(spark, item.table, config.table_path(item.table.name), item.frame.df,
+                                             rows=item.frame.rows, time_range=item.frame.time_range, mode=mode)
         except Exception:
             written = [c.table for c in computed[:len(results)]]
             logger.error("table %s: the write failed; tables written before it: %s", item.table.name,
@@ -227,7 +231,7 @@ def drop_table(spark: SparkSession, config: Config, name: str) -> None:
     Raises:
         NotFoundError: no feature table ``name`` in the warehouse.
     """
-    path = describe_table(spark, config, name).path
+    path = describe_table(session_reader(spark, config), config, name).path
     unregister_table(config, name)
     remove_folder(spark, path)
     logger.info("dropped feature table %s (%s)", name, path)

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
-
-from delta.tables import DeltaTable
-from pyspark.errors import AnalysisException
-from pyspark.sql import DataFrame, Row, SparkSession
+from typing import TYPE_CHECKING, Any
 
 from featurestore.core.config import Config, join_location
 from featurestore.core.errors import BadInputError, NotFoundError
-from featurestore.definitions import FeatureTable, Field, Source
-from featurestore.core.identifiers import quote_path, validate_identifier
-from featurestore.runtime.storage import hadoop_file_system
+from featurestore.core.identifiers import validate_identifier
+from featurestore.delta_reader import DeltaReader, TableDetail, session_reader
 from featurestore.table_metadata import KIND_FEATURE_TABLE, parse_properties
+
+if TYPE_CHECKING:  # Spark and the definitions (which import it) only for the functions that return Spark data
+    from pyspark.sql import DataFrame, SparkSession
+
+    from featurestore.definitions import FeatureTable
 
 
 @dataclass
@@ -57,56 +57,45 @@ class TableInfo:
         return data
 
 
-def _list_children(spark: SparkSession, root: str) -> list[str]:
-    """List the sub-folders of ``root`` through Hadoop's FileSystem (local disk or cloud storage)."""
-    fs, hadoop_path = hadoop_file_system(spark, root)
-    if not fs.exists(hadoop_path):
-        return []
-    return sorted(s.getPath().getName() for s in fs.listStatus(hadoop_path) if s.isDirectory())
-
-
-def _feature_table_detail(spark: SparkSession, path: str) -> Row | None:
-    """Return DESCRIBE DETAIL of the Delta table at ``path`` when it is a feature table, else None."""
-    if not DeltaTable.isDeltaTable(spark, path):
+def _feature_table_detail(reader: DeltaReader, path: str) -> TableDetail | None:
+    """Return the detail of the Delta table at ``path`` when it is a feature table, else None."""
+    if not reader.is_delta_table(path):
         return None
-    detail = spark.sql(f"DESCRIBE DETAIL {quote_path(path)}").first()
-    return detail if (detail["properties"] or {}).get("featurelake.kind") == KIND_FEATURE_TABLE else None
+    detail = reader.detail(path)
+    return detail if detail.properties.get("featurelake.kind") == KIND_FEATURE_TABLE else None
 
 
-def read_table_info(spark: SparkSession, name: str, path: str, detail: Row) -> TableInfo:
-    """Read the catalog entry of the feature table at ``path``, whose DESCRIBE DETAIL is ``detail``."""
-    meta = parse_properties(detail["properties"] or {})
-    version = DeltaTable.forPath(spark, path).history(1).select("version").first()[0]
+def read_table_info(reader: DeltaReader, name: str, detail: TableDetail) -> TableInfo:
+    """Read the catalog entry of feature table ``name``, whose Delta detail is ``detail``."""
+    meta = parse_properties(detail.properties)
     key_set = set(meta["primary_keys"]) | {meta["timestamp_key"]}
-    schema = spark.read.format("delta").load(path).schema
-    features = [
-        FeatureInfo(f.name, f.dataType.simpleString(), f.metadata.get("comment", ""))
-        for f in schema.fields if f.name not in key_set
-    ]
-    key_types = {f.name: f.dataType.simpleString() for f in schema.fields if f.name in key_set}
+    columns = reader.columns(detail.path)
     return TableInfo(
         name=name,
-        path=path,
-        created=detail["createdAt"],
-        last_updated=detail["lastModified"],
-        delta_version=int(version),
+        path=detail.path,
+        created=detail.created,
+        last_updated=detail.last_modified,
+        delta_version=detail.version,
         primary_keys=meta["primary_keys"],
         timestamp_key=meta["timestamp_key"],
         created_by=meta["created_by"],
         owner=meta["owner"],
-        description=meta["description"] or detail["description"],
+        description=meta["description"] or detail.description,
         notebook_url=meta["notebook_url"],
         sources=meta["sources"],
         tags=meta["tags"],
         ttl_seconds=meta["ttl_seconds"],
-        features=features,
-        key_types=key_types,
-        partition_by=list(detail["partitionColumns"] or []),
+        features=[FeatureInfo(c.name, c.type, c.comment) for c in columns if c.name not in key_set],
+        key_types={c.name: c.type for c in columns if c.name in key_set},
+        partition_by=list(detail.partition_by),
     )
 
 
-def describe_table(spark: SparkSession, config: Config, name: str) -> TableInfo:
+def describe_table(reader: DeltaReader, config: Config, name: str) -> TableInfo:
     """Return the catalog entry of feature table ``name``.
+
+    >>> describe_table(DeltaReader(lambda: get_spark(config)), config, "customer_profile").delta_version
+    0
 
     Raises:
         NotFoundError: when no feature table of that name is in the warehouse (a Delta table
@@ -114,10 +103,10 @@ def describe_table(spark: SparkSession, config: Config, name: str) -> TableInfo:
     """
     validate_identifier(name, "table name")
     path = config.table_path(name)
-    detail = _feature_table_detail(spark, path)
+    detail = _feature_table_detail(reader, path)
     if detail is None:
         raise NotFoundError(f"feature table {name!r} not found in warehouse {config.warehouse}")
-    return read_table_info(spark, name, path, detail)
+    return read_table_info(reader, name, detail)
 
 
 def read_definition(spark: SparkSession, config: Config, name: str) -> FeatureTable:
@@ -136,9 +125,11 @@ def read_definition(spark: SparkSession, config: Config, name: str) -> FeatureTa
     Raises:
         NotFoundError: no feature table ``name`` in the warehouse.
     """
-    info = describe_table(spark, config, name)
-    comments = {f.name: f.metadata.get("comment", "")
-                for f in spark.read.format("delta").load(info.path).schema.fields}
+    from featurestore.definitions import FeatureTable, Field, Source
+
+    reader = session_reader(spark, config)
+    info = describe_table(reader, config, name)
+    comments = {c.name: c.comment for c in reader.columns(info.path)}
     if not info.timestamp_key:
         raise BadInputError(f"feature table {name!r} at {info.path} records no timestamp key")
     return FeatureTable(
@@ -170,7 +161,9 @@ def read_feature_table(spark: SparkSession, config: Config, name: str, version: 
     """
     if version is not None and timestamp is not None:
         raise BadInputError(f"feature table {name!r}: give as_of_version or as_of_timestamp, not both")
-    info = describe_table(spark, config, name)
+    from pyspark.errors import AnalysisException
+
+    info = describe_table(session_reader(spark, config), config, name)
     reader = spark.read.format("delta")
     if version is not None:
         reader = reader.option("versionAsOf", int(version))
@@ -186,14 +179,13 @@ def read_feature_table(spark: SparkSession, config: Config, name: str, version: 
     return df
 
 
-def list_tables(spark: SparkSession, config: Config) -> list[TableInfo]:
+def list_tables(reader: DeltaReader, config: Config) -> list[TableInfo]:
     """Return the catalog entries of every feature table in the warehouse, by name."""
     infos = []
-    for name in _list_children(spark, config.warehouse):
-        path = join_location(config.warehouse, name)
-        detail = _feature_table_detail(spark, path)
+    for name in reader.folders(config.warehouse):
+        detail = _feature_table_detail(reader, join_location(config.warehouse, name))
         if detail is not None:
-            infos.append(read_table_info(spark, name, path, detail))
+            infos.append(read_table_info(reader, name, detail))
     return infos
 
 

@@ -131,7 +131,7 @@ def create_table_with(spark: SparkSession, table: FeatureTable, path: str, df: D
         if not folder_existed and not is_write_conflict(exc) and not table_exists(spark, path):
             remove_folder(spark, path)
         raise
-    logger.info("created Delta table %s at %s", table.name, path)
+    logger.debug("created Delta table %s at %s", table.name, path)
 
 
 def create_empty_table(spark: SparkSession, path: str, schema: StructType, comment: str, properties: dict[str, str],

@@ -7,9 +7,10 @@ comment and each feature's description is its column comment.
 from __future__ import annotations
 
 import json
-from typing import Mapping
+from typing import TYPE_CHECKING, Mapping
 
-from featurestore.definitions import FeatureTable
+if TYPE_CHECKING:
+    from featurestore.definitions import FeatureTable
 
 PREFIX = "featurelake."
 KIND_FEATURE_TABLE = "feature_table"

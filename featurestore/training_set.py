@@ -427,11 +427,11 @@ def join_features(spark: SparkSession, config: Config, df: DataFrame, lookups: S
         else:
             groups.setdefault(_group_key(resolved, data), []).append((index, resolved, data))
         resolved_all.append(resolved)
-        logger.info("lookup %s: %d feature(s) at Delta version %d (%s)", resolved.table, len(resolved.features),
-                    resolved.delta_version,
-                    f"point in time on {resolved.timestamp_lookup_key}, ttl "
-                    + (f"{resolved.ttl_seconds}s" if resolved.ttl_seconds else "none")
-                    if resolved.timestamp_lookup_key else "latest values")
+        logger.debug("lookup %s: %d feature(s) at Delta version %d (%s)", resolved.table, len(resolved.features),
+                     resolved.delta_version,
+                     f"point in time on {resolved.timestamp_lookup_key}, ttl "
+                     + (f"{resolved.ttl_seconds}s" if resolved.ttl_seconds else "none")
+                     if resolved.timestamp_lookup_key else "latest values")
     result = df
     found: dict[int, Column] = {}
     for number, group in enumerate(groups.values()):

@@ -24,6 +24,7 @@ from featurestore.core.config import Config, is_uri
 from featurestore.core.errors import BadInputError, NotFoundError
 from featurestore.core.identifiers import validate_identifier
 from featurestore.data_files import read_data_files
+from featurestore.runtime.progress import progress
 from featurestore.training_set import FeatureLookup, TrainingSetSpec, join_features
 from inference.model_reference import ResolvedModel, resolve_model
 from inference.predictions import BatchWrite, validate_batch_id, write_batch
@@ -282,7 +283,7 @@ def run_batch_inference(spark: SparkSession, config: Config, source: str | DataF
         F.lit(scored_at).cast("timestamp").alias("scored_at"),
         F.lit(scored_at.date()).cast("date").alias("scoring_date"),
     )
-    with arrow_batch_size(spark, arrow_batch):
+    with arrow_batch_size(spark, arrow_batch), progress(spark, f"scoring batch {batch_id}"):
         written: BatchWrite = write_batch(spark, batch, output_path, output_table, resolved.name, batch_id,
                                           scored.keys)
     seconds = time.monotonic() - started

@@ -26,6 +26,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.types import DataType, StructType, _parse_datatype_string
 
 from featurestore.catalog import TableInfo, describe_table, list_tables, read_definition, read_feature_table
+from featurestore.delta_reader import session_reader
 from featurestore.core.config import Config, load_config
 from featurestore.core.errors import BadInputError
 from featurestore.definitions import FeatureTable, Source, table_from_schema
@@ -33,6 +34,7 @@ from featurestore.delta_tables import WriteResult
 from featurestore.runtime.spark_session import start_spark
 from featurestore.training_set import FeatureLookup, TrainingSet, create_training_set
 from inference.tracking import configure_mlflow
+from inference.worker_daemon import WORKER_DAEMON_MODULE
 
 if TYPE_CHECKING:
     from inference.logged_models import LoggedModel
@@ -64,7 +66,8 @@ class FeatureStoreClient:
     def __init__(self, config: str | os.PathLike[str] | Config | None = None,
                  spark: SparkSession | None = None) -> None:
         self.config: Config = config if isinstance(config, Config) else load_config(config)
-        self.spark: SparkSession = spark if spark is not None else start_spark(self.config, [self.config.warehouse])
+        self.spark: SparkSession = spark if spark is not None else start_spark(self.config, [self.config.warehouse],
+                                                                                     python_daemon_module=WORKER_DAEMON_MODULE)
         configure_mlflow(self.config, check=False)  # mlflow.start_run() and MlflowClient() use the project's stores
 
     # --- feature tables -------------------------------------------------------------------
@@ -163,7 +166,7 @@ class FeatureStoreClient:
 
             fs.get_table("customer_spend").delta_version
         """
-        return describe_table(self.spark, self.config, name)
+        return describe_table(session_reader(self.spark, self.config), self.config, name)
 
     def list_tables(self) -> list[TableInfo]:
         """Return the catalog entries of every feature table in the warehouse, by name.
@@ -172,7 +175,7 @@ class FeatureStoreClient:
 
             [t.name for t in fs.list_tables()]
         """
-        return list_tables(self.spark, self.config)
+        return list_tables(session_reader(self.spark, self.config), self.config)
 
     def drop_table(self, name: str) -> None:
         """Drop feature table ``name``: its Delta table and its Feast registration (and online values).

@@ -232,7 +232,7 @@ def register_version(config: Config, model_name: str, model_uri: str, run_id: st
         "featurelake.run_id": run_id,
     })
     client.update_model_version(model_name, version.version, description=description)
-    logger.info("registered %s version %s (run %s)", model_name, version.version, run_id)
+    logger.debug("registered %s version %s (run %s)", model_name, version.version, run_id)
     events.notify(config, events.RegistryEvent.now(
         events.VERSION_CREATED, model_name, version.version, current_user(config),
         f"model {model_name}: version {version.version} registered (run {run_id})"))

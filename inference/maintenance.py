@@ -17,6 +17,7 @@ from pyspark.sql import SparkSession
 
 from featurestore.catalog import describe_table
 from featurestore.core.config import Config
+from featurestore.delta_reader import session_reader
 from featurestore.maintenance import (
     KeptVersion, OptimizeResult, VacuumResult, cluster_by_time, optimize_table, vacuum_table,
 )
@@ -60,7 +61,7 @@ def vacuum_feature_table(spark: SparkSession, config: Config, name: str, retain_
         BadInputError: ``retain_hours`` negative or below the table's ``delta.deletedFileRetentionDuration``.
         DependencyUnavailableError: the model registry cannot be read (nothing deleted).
     """
-    info = describe_table(spark, config, name)
+    info = describe_table(session_reader(spark, config), config, name)
     keep = versions_models_need(config, name)
     return vacuum_table(spark, name, info.path, retain_hours, keep, dry_run)
 
@@ -74,7 +75,7 @@ def optimize_feature_table(spark: SparkSession, config: Config, name: str) -> Op
         NotFoundError: no feature table ``name``.
         ConflictError: concurrent writers kept conflicting.
     """
-    info = describe_table(spark, config, name)
+    info = describe_table(session_reader(spark, config), config, name)
     return optimize_table(spark, name, info.path, info.timestamp_key)
 
 
@@ -88,5 +89,5 @@ def cluster_feature_table(spark: SparkSession, config: Config, name: str) -> boo
         NotFoundError: no feature table ``name``.
         BadInputError: the table is partitioned.
     """
-    info = describe_table(spark, config, name)
+    info = describe_table(session_reader(spark, config), config, name)
     return cluster_by_time(spark, name, info.path, info.timestamp_key)

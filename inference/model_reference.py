@@ -130,5 +130,5 @@ def resolve_model(config: Config, reference: str | ModelReference) -> ResolvedMo
         stage=mv.current_stage,
         aliases=tuple(getattr(mv, "aliases", []) or []),
     )
-    logger.info("model reference %s resolved to version %d (run %s)", ref, resolved.version, resolved.run_id)
+    logger.debug("model reference %s resolved to version %d (run %s)", ref, resolved.version, resolved.run_id)
     return resolved

@@ -171,6 +171,6 @@ def write_batch(spark: SparkSession, df: DataFrame, path: str, table_name: str, 
     version, metrics = _commit_of(spark, path, marker)
     rows = int(metrics.get("numOutputRows", 0))
     replaced = int(metrics.get("numDeletedRows", 0) or 0)
-    logger.info("batch %s of model %s: %d rows written to %s (Delta version %d, %d previous rows replaced)",
-                batch_id, model_name, rows, path, version, replaced)
+    logger.debug("batch %s of model %s: %d rows written to %s (Delta version %d, %d previous rows replaced)",
+                 batch_id, model_name, rows, path, version, replaced)
     return BatchWrite(path, model_name, batch_id, rows, replaced, version, created)

@@ -10,12 +10,9 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from datetime import datetime, timezone
-from typing import Any, Mapping
-
-from pyspark.sql import SparkSession
-from pyspark.sql import types as T
+from typing import TYPE_CHECKING, Any, Mapping
 
 from featurestore.core.config import Config
 from featurestore.core.errors import BadInputError, ConflictError
@@ -29,22 +26,36 @@ from inference.stages import PROTECTED_STAGES, check_stage
 from inference.tracking import client as mlflow_client
 from inference.tracking import mlflow_call
 
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+    from pyspark.sql import types as T
+
+    from featurestore.delta_reader import DeltaReader
+
 logger = logging.getLogger(__name__)
 
 KIND_PROMOTION_EVENTS = "promotion_events"
 EVENTS_DESCRIPTION = "Model promotion decisions: candidate, incumbent, gate metric values, decision and reason"
-EVENTS_SCHEMA = T.StructType([
-    T.StructField("model_name", T.StringType(), False),
-    T.StructField("candidate_version", T.LongType(), False),
-    T.StructField("incumbent_version", T.LongType(), True),
-    T.StructField("metric", T.StringType(), True),
-    T.StructField("candidate_value", T.DoubleType(), True),
-    T.StructField("incumbent_value", T.DoubleType(), True),
-    T.StructField("decision", T.StringType(), False),
-    T.StructField("reason", T.StringType(), False),
-    T.StructField("decided_at", T.TimestampType(), False),
-    T.StructField("stage", T.StringType(), False),
-])
+
+
+def events_schema() -> T.StructType:
+    """The Spark schema of the promotion events table (the fields of :class:`PromotionDecision`)."""
+    from pyspark.sql import types as T
+
+    return T.StructType([
+        T.StructField("model_name", T.StringType(), False),
+        T.StructField("candidate_version", T.LongType(), False),
+        T.StructField("incumbent_version", T.LongType(), True),
+        T.StructField("metric", T.StringType(), True),
+        T.StructField("candidate_value", T.DoubleType(), True),
+        T.StructField("incumbent_value", T.DoubleType(), True),
+        T.StructField("decision", T.StringType(), False),
+        T.StructField("reason", T.StringType(), False),
+        T.StructField("decided_at", T.TimestampType(), False),
+        T.StructField("stage", T.StringType(), False),
+    ])
+
+
 DEFAULT_ALIASES = {"Production": "champion", "Staging": "challenger"}
 
 
@@ -126,7 +137,7 @@ def ensure_events_table(spark: SparkSession, config: Config) -> str:
     path = _events_table_path(config)
     if not DeltaTable.isDeltaTable(spark, path):
         builder = DeltaTable.createIfNotExists(spark).location(path).comment(EVENTS_DESCRIPTION)
-        for f in EVENTS_SCHEMA.fields:
+        for f in events_schema().fields:
             builder = builder.addColumn(f.name, f.dataType, nullable=f.nullable)
         builder = builder.property("featurelake.kind", KIND_PROMOTION_EVENTS)
         builder = builder.property("featurelake.description", EVENTS_DESCRIPTION)
@@ -143,19 +154,24 @@ def record_event(spark: SparkSession, config: Config, decision: PromotionDecisio
 
     def append() -> None:
         path = ensure_events_table(spark, config)
-        spark.createDataFrame([row], EVENTS_SCHEMA).write.format("delta").mode("append").save(path)
+        spark.createDataFrame([row], events_schema()).write.format("delta").mode("append").save(path)
 
     retry_on_conflict(append, f"table {PROMOTION.of(config).events_table!r}", _events_table_path(config))
 
 
-def read_events(spark: SparkSession, config: Config, model_name: str | None = None):
-    """Return the promotion events (of ``model_name`` when given) as a DataFrame, newest first."""
-    from pyspark.sql import functions as F
+def read_events(reader: DeltaReader, config: Config, model_name: str | None = None) -> list[PromotionDecision]:
+    """Return the promotion events (of ``model_name`` when given), newest first; none before the first.
 
-    df = spark.read.format("delta").load(ensure_events_table(spark, config))
-    if model_name is not None:
-        df = df.filter(F.col("model_name") == model_name)
-    return df.orderBy(F.col("decided_at").desc())
+    >>> [e.decision for e in read_events(reader, config, "churn_model")]
+    ['promoted', 'rejected']
+    """
+    path = _events_table_path(config)
+    if not reader.is_delta_table(path):
+        return []
+    names = [f.name for f in fields(PromotionDecision)]
+    events = [PromotionDecision(**{n: row.get(n) for n in names}) for row in reader.rows(path)
+              if model_name is None or row.get("model_name") == model_name]
+    return sorted(events, key=lambda e: e.decided_at or datetime.min, reverse=True)
 
 
 def _compare(settings: PromotionSettings, stage: str, cand_value: float, incumbent: Any,
@@ -232,8 +248,8 @@ def _drop_stale_aliases(config: Config, name: str, left: Mapping[str, str], keep
         version = str(aliases.get(alias))
         if alias != keep and version in left:
             registry.delete_alias(config, name, alias)
-            logger.info("model %s: alias %s removed from version %s (no longer in %s)", name, alias, version,
-                        left[version])
+            logger.debug("model %s: alias %s removed from version %s (no longer in %s)", name, alias, version,
+                         left[version])
 
 
 def transition(config: Config, name: str, version: str | int, stage: str, archive_existing: bool = True,
@@ -301,7 +317,7 @@ def promote(spark: SparkSession, config: Config, name: str, version: str | int, 
         chosen = DEFAULT_ALIASES.get(stage) if alias == "default" else alias
         with recording(spark, config, name, actor or Actor.of(config, "promote")):
             transition(config, name, candidate.version, stage, archive_existing, alias=chosen)
-        logger.info("promoted %s version %s to %s: %s", name, candidate.version, stage, decision.reason)
+        logger.debug("promoted %s version %s to %s: %s", name, candidate.version, stage, decision.reason)
     else:
         logger.warning("rejected %s version %s for %s: %s", name, candidate.version, stage, decision.reason)
     record_event(spark, config, decision)

@@ -231,8 +231,8 @@ def transition(config: Config, name: str, version: str | int, stage: str, archiv
                                                           archive_existing_versions=archive),
             f"transition of model {name!r} version {mv.version} to {stage}",
         )
-    logger.info("model %s version %s: %s -> %s%s", name, mv.version, mv.current_stage, stage,
-                " (previous versions archived)" if archive else "")
+    logger.debug("model %s version %s: %s -> %s%s", name, mv.version, mv.current_stage, stage,
+                 " (previous versions archived)" if archive else "")
     if archive:
         keep_one_in_stage(config, name, stage, str(mv.version))
     return _version_info(updated)
@@ -276,7 +276,7 @@ def set_alias(config: Config, name: str, alias: str, version: str | int) -> None
     client = mlflow_client(config)
     mlflow_call(lambda: client.set_registered_model_alias(name, alias, mv.version),
                 f"alias {alias!r} of model {name!r}")
-    logger.info("model %s: alias %s -> version %s", name, alias, mv.version)
+    logger.debug("model %s: alias %s -> version %s", name, alias, mv.version)
 
 
 def delete_alias(config: Config, name: str, alias: str) -> None:
@@ -374,8 +374,9 @@ def drop_feature_table(spark: Any, config: Config, name: str) -> None:
     """
     from featurestore.build import drop_table
     from featurestore.catalog import describe_table
+    from featurestore.delta_reader import session_reader
 
-    describe_table(spark, config, name)  # an unknown table is not found, before the registry is read
+    describe_table(session_reader(spark, config), config, name)  # an unknown table is not found, first
     readers = versions_reading_table(config, name)
     if readers:
         raise ConflictError(f"feature table {name!r} cannot be dropped: the training-set spec of "

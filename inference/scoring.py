@@ -162,6 +162,10 @@ def _save_scoring_wrapper(meta: Model, local_path: str, prediction_type: str, wi
         code_paths=[_package_folder(scoring_model, Path(target).with_name(Path(target).name + "-code"))],
         pip_requirements=["mlflow", "scikit-learn", "pandas"],
     )
+    # The wrapper is scored by this very interpreter (spark_udf's env_manager="local"). Checking its
+    # requirements against the environment only cost every Python worker (and spark_udf in the
+    # driver) a scan of all installed distributions, 1.5-5 s (MLflow's packages_distributions).
+    (Path(target) / "requirements.txt").unlink()
     return target
 
 
@@ -191,8 +195,8 @@ def load_scoring_model(resolved: ResolvedModel, *, with_probability: bool = True
     has_probability = with_probability and _gives_probability(meta, local_path)
     udf_path = _save_scoring_wrapper(meta, local_path, prediction_type, has_probability,
                                      os.path.join(work_dir, "scoring_wrapper"))
-    logger.info("model %s version %d: %d inputs, prediction %s%s", resolved.name, resolved.version,
-                len(inputs), prediction_type, " + probability" if has_probability else "")
+    logger.debug("model %s version %d: %d inputs, prediction %s%s", resolved.name, resolved.version,
+                 len(inputs), prediction_type, " + probability" if has_probability else "")
     return ScoringModel(resolved, local_path, inputs, prediction_type, udf_path, has_probability, output_type)
 
 
@@ -269,8 +273,8 @@ def match_parallelism(spark: SparkSession, df: DataFrame) -> DataFrame:
     parallelism = spark.sparkContext.defaultParallelism
     partitions = df.rdd.getNumPartitions()
     if partitions < parallelism:
-        logger.info("repartitioning the input from %d to %d partitions (the session's default parallelism)",
-                    partitions, parallelism)
+        logger.debug("repartitioning the input from %d to %d partitions (the session's default parallelism)",
+                     partitions, parallelism)
         return df.repartition(parallelism)
     return df
 

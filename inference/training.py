@@ -23,6 +23,7 @@ from featurestore.core.config import Config
 from featurestore.core.errors import BadInputError, DependencyUnavailableError, NotFoundError
 from featurestore.core.identifiers import validate_identifier
 from featurestore.core.secrets import redact_text, redact_uri
+from featurestore.runtime.progress import progress
 from inference.estimators import TASKS, build_pipeline, load_estimator, parse_params, simple_params
 from inference.logged_models import (
     TRAINER_CLI, log_flavor_model, register_version, training_run,
@@ -184,7 +185,8 @@ def train_model(spark: SparkSession, config: Config, labels: DataFrame | str | N
     spec = training_set.spec
     numeric, categorical = _feature_kinds(training_set.df, spec.feature_columns)
     keys = [*spec.entity_keys, *([spec.timestamp_key] if spec.timestamp_key else [])]
-    pdf = _to_pandas(training_set.df, numeric, categorical, label, keys)
+    with progress(spark, "joining the training set"):
+        pdf = _to_pandas(training_set.df, numeric, categorical, label, keys)
     missing_keys = {k: int(pdf[k].isna().sum()) for k in keys if pdf[k].isna().any()}
     if missing_keys:  # such a row can be joined to no feature: its features would all be null
         raise BadInputError("labels: null values in key column(s) "
@@ -201,7 +203,7 @@ def train_model(spark: SparkSession, config: Config, labels: DataFrame | str | N
     features = spec.feature_columns
     pipeline = build_pipeline(estimator, numeric, categorical)
     pipeline.fit(train_df[features], train_df[label])
-    logger.info("fitted %s on %d rows, %d features", settings.estimator, len(train_df), len(features))
+    logger.debug("fitted %s on %d rows, %d features", settings.estimator, len(train_df), len(features))
 
     params = {
         "estimator": settings.estimator,
@@ -228,9 +230,9 @@ def train_model(spark: SparkSession, config: Config, labels: DataFrame | str | N
     version = None
     if register:
         version = _register(config, model_name, model_info.model_uri, run_id, spec, metrics)
-    logger.info("run %s: %s", run_id, ", ".join(f"{k}={v:.4f}" for k, v in sorted(metrics.items())
-                                              if k in ("roc_auc", "accuracy_score", "r2_score",
-                                                       "root_mean_squared_error")))
+    logger.debug("run %s: %s", run_id, ", ".join(f"{k}={v:.4f}" for k, v in sorted(metrics.items())
+                                               if k in ("roc_auc", "accuracy_score", "r2_score",
+                                                        "root_mean_squared_error")))
     return TrainingResult(run_id=run_id, model_name=model_name, model_version=version,
                           model_uri=f"models:/{model_name}/{version}" if version else model_info.model_uri,
                           metrics=metrics, spec=spec, n_train=len(train_df), n_test=len(test_df), params=params)

@@ -29,6 +29,7 @@ from featurestore.core.errors import BadInputError
 from inference.batch import DEFAULT_MODEL_URI_TEMPLATE, DEFAULT_OUTPUT_TABLE, input_locations, run_batch_inference
 from inference.scoring import DEFAULT_ARROW_BATCH
 from inference.settings import configured_model_name
+from inference.worker_daemon import WORKER_DAEMON_MODULE
 from jobs.common import exit_process, job_parser, run_job, start_spark
 
 logger = logging.getLogger("featurelake.predict")
@@ -101,7 +102,7 @@ def check_mode(args: argparse.Namespace) -> None:
 def _run_incremental(args: argparse.Namespace, config: Config, uri: str) -> None:
     from inference.incremental import run_incremental_inference
 
-    spark = start_spark(config, input_locations(config, args.input))
+    spark = start_spark(config, input_locations(config, args.input), python_daemon_module=WORKER_DAEMON_MODULE)
     result = run_incremental_inference(spark, config, args.input, uri, args.checkpoint,
                                        output_table=args.output_table, batch_prefix=args.batch_id, keys=args.keys,
                                        with_probability=not args.no_probability, arrow_batch=args.arrow_batch,
@@ -123,7 +124,7 @@ def _run(args: argparse.Namespace, config: Config) -> None:
     if args.incremental:
         _run_incremental(args, config, uri)
         return
-    spark = start_spark(config, input_locations(config, args.input))
+    spark = start_spark(config, input_locations(config, args.input), python_daemon_module=WORKER_DAEMON_MODULE)
     result = run_batch_inference(spark, config, args.input, uri, output_table=args.output_table,
                                  batch_id=args.batch_id, keys=args.keys,
                                  with_probability=not args.no_probability, arrow_batch=args.arrow_batch)

@@ -17,8 +17,9 @@ from pyspark.errors import PySparkException
 from featurestore.build import build_tables, load_project_tables, sources_are_small
 from featurestore.core.config import Config
 from featurestore.definitions import FeatureTable, select_tables
+from featurestore.delta_tables import WriteResult
 from featurestore.runtime.spark_session import get_spark, input_size_matters
-from jobs.common import exit_process, job_parser, run_job
+from jobs.common import exit_process, job_parser, log_summary, run_job
 
 logger = logging.getLogger("featurelake.build")
 
@@ -49,11 +50,14 @@ def _run(args: argparse.Namespace, config: Config) -> None:
     spark = get_spark(config, small_input=tables is not None and sources_are_small(config, tables))
     if tables is None:
         tables = select_tables(load_project_tables(config), args.tables)
-    for result in build_tables(spark, config, tables):
-        w = result.write
-        action = "created" if w.created else "unchanged" if w.version_after == w.version_before else "merged"
-        logger.info("%s: %s, %d inserted, %d updated, Delta version %d, %.1f s", w.table, action,
-                    w.rows_inserted, w.rows_updated, w.version_after, result.seconds)
+    writes = [result.write for result in build_tables(spark, config, tables)]
+
+    def action(w: WriteResult) -> str:
+        return "created" if w.created else "unchanged" if w.version_after == w.version_before else "merged"
+
+    log_summary(f"built {len(writes)} table(s): " + "; ".join(
+        f"{w.table}: {action(w)}, {w.rows_inserted} inserted, {w.rows_updated} updated, Delta version {w.version_after}"
+        for w in writes))
 
 
 def main(argv: list[str] | None = None) -> int:

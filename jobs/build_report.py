@@ -13,7 +13,7 @@ import logging
 from pathlib import Path
 
 from featurestore.core.config import Config
-from jobs.common import exit_process, job_parser, run_job, start_spark
+from jobs.common import exit_process, job_parser, metadata_reader, run_job
 from inference.report.render import generate_report
 
 logger = logging.getLogger("featurelake.report")
@@ -40,8 +40,7 @@ def serve(folder: Path, port: int) -> None:
 
 
 def _run(args: argparse.Namespace, config: Config) -> None:
-    spark = start_spark(config, [config.warehouse])
-    pages = generate_report(spark, config, args.out)
+    pages = generate_report(metadata_reader(config), config, args.out)
     print(f"report written: {pages[0].resolve()} ({len(pages)} pages)")
     if args.serve:
         serve(Path(args.out).resolve(), args.port)

@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import sys
+import time
 import traceback
 import uuid
 from pathlib import Path
@@ -16,10 +17,13 @@ from typing import TYPE_CHECKING, Any, Callable, NoReturn
 from featurestore.core.config import Config, load_config
 from featurestore.core.errors import EXIT_OK, BadInputError, FeaturelakeError, exit_code_for
 from featurestore.core.secrets import RedactingFilter, redact_text, secret_values
+from featurestore.runtime import console
 from inference.settings import SECTIONS
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
+
+    from featurestore.delta_reader import DeltaReader
 
 logger = logging.getLogger("featurelake")
 
@@ -92,26 +96,35 @@ def emit_json(args: argparse.Namespace, document: Any) -> None:
         logger.info("wrote the JSON result to %s", args.json_out)
 
 
-def start_spark(config: Config, reads: list[str]) -> SparkSession:
+def start_spark(config: Config, reads: list[str], python_daemon_module: str | None = None) -> SparkSession:
     """Start (or adopt) the job's Spark session (:func:`featurestore.runtime.spark_session.start_spark`,
     imported here on first use so that a job's ``--help`` stays fast)."""
     from featurestore.runtime.spark_session import start_spark as start_session
 
-    return start_session(config, reads)
+    return start_session(config, reads, python_daemon_module)
+
+
+def metadata_reader(config: Config) -> DeltaReader:
+    """Return the reader of Delta metadata and small tables: delta-rs, or Spark (started when needed)."""
+    from featurestore.delta_reader import DeltaReader
+
+    return DeltaReader(lambda: start_spark(config, [config.warehouse]), config.metadata_reader)
 
 
 def setup_logging(level: str = "INFO") -> RedactingFilter:
     """Send log records to stderr with a timestamp; keep chatty libraries quiet (MLflow's download
-    progress bars too, unless ``MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR`` is set).
+    progress bars too, unless ``MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR`` is set). Below DEBUG, library
+    records under ERROR and Python warnings stay off the terminal (:mod:`featurestore.runtime.console`).
 
     Returns the filter that masks credentials (and secret-looking environment values) in
     every record the handler writes; add more secrets to its ``secrets`` list.
     """
-    logging.basicConfig(level=level, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
+    logging.basicConfig(level=level, stream=sys.stderr, format=console.FORMAT, force=True)
     redacting = RedactingFilter(secret_values(os.environ))
     for handler in logging.getLogger().handlers:
         handler.addFilter(redacting)
+    if level != "DEBUG":
+        console.quiet_terminal(logging.getLogger().handlers)
     for noisy in ("py4j", "urllib3", "alembic", "feast", "mlflow", "git", "matplotlib"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
     # MLflow draws a progress bar on stderr for every model it downloads (six in the demo), which
@@ -129,18 +142,36 @@ def run_job(body: Callable[[argparse.Namespace, Config], int | None], args: argp
         check_json_out(args)
         config = load_config(args.config, sections=SECTIONS)
         redacting.secrets = secret_values(os.environ, config.spark.conf, config.feast.online_store)
+        console.use_log_file(Path(config.base_dir) / console.LOG_FILE, args.log_level == "DEBUG", [redacting])
         return body(args, config)
 
     return _exit_code_of(with_config, redacting)
 
 
 def run_job_without_config(body: Callable[[argparse.Namespace], int | None], args: argparse.Namespace) -> int:
-    """Run ``body`` (a job that reads no configuration) and map its failure to a documented exit code."""
-    return _exit_code_of(lambda: body(args), setup_logging(args.log_level))
+    """Run ``body`` (a job that reads no configuration) and map its failure to a documented exit code.
+
+    What the terminal leaves out goes to ``featurelake.log`` in featurelake's cache folder.
+    """
+    from featurestore.runtime.cache_folder import cache_dir
+
+    redacting = setup_logging(args.log_level)
+    console.use_log_file(cache_dir() / console.LOG_FILE.name, args.log_level == "DEBUG", [redacting])
+    return _exit_code_of(lambda: body(args), redacting)
+
+
+_job_started = time.monotonic()
+
+
+def log_summary(text: str) -> None:
+    """Log the one line that ends a command: what it did (rows, versions, metrics) and its time."""
+    logger.info("%s in %.1f s", text, time.monotonic() - _job_started)
 
 
 def _exit_code_of(call: Callable[[], int | None], redacting: RedactingFilter) -> int:
     """Run ``call``; return its exit code (0 for None), or the code its failure maps to, logged redacted."""
+    global _job_started
+    _job_started = time.monotonic()
     try:
         code = call()
         return EXIT_OK if code is None else code

@@ -16,7 +16,7 @@ import argparse
 
 from featurestore.core.config import Config
 from featurestore.online import materialize, parse_timestamp
-from jobs.common import add_json_options, emit_json, exit_process, job_parser, run_job, start_spark
+from jobs.common import add_json_options, emit_json, exit_process, job_parser, log_summary, run_job, start_spark
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -39,11 +39,10 @@ def _run(args: argparse.Namespace, config: Config) -> None:
     spark = start_spark(config, [config.warehouse])
     results = materialize(spark, config, args.tables, end, full=args.full)
     emit_json(args, [r.to_dict() for r in results])
-    if args.json:
-        return
-    for r in results:
+    for r in [] if args.json else results:
         print(f"{r.table}: {'incremental' if r.incremental else 'full'} {r.start.isoformat()} -> "
               f"{r.end.isoformat()}, {r.rows_in_window} rows / {r.keys_in_window} keys in window")
+    log_summary(f"materialized {len(results)} table(s): {sum(r.keys_in_window for r in results)} keys")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,11 +17,12 @@ the activity log, compare, comments, rename and search: jobs/models_governance.p
 from __future__ import annotations
 
 import argparse
+from dataclasses import asdict
 
 from featurestore.core.config import Config
 from inference.stages import STAGES
 from jobs import models_governance
-from jobs.common import add_json_options, emit_json, exit_process, job_parser, run_job, start_spark
+from jobs.common import add_json_options, emit_json, exit_process, job_parser, metadata_reader, run_job
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -118,12 +119,11 @@ def _run(args: argparse.Namespace, config: Config) -> int | None:
 
         if args.name is not None:
             registry.get_registered_model(config, args.name)  # an unknown model is NotFoundError (exit 3)
-        rows = [r.asDict() for r in read_events(start_spark(config, [config.warehouse]), config, args.name).collect()]
-        emit_json(args, rows)
+        events = read_events(metadata_reader(config), config, args.name)
+        emit_json(args, [asdict(e) for e in events])
         if not args.json:
-            for r in rows:
-                print(f"{r['decided_at']}  {r['model_name']} v{r['candidate_version']} -> {r['stage']}: "
-                      f"{r['decision']} ({r['reason']})")
+            for e in events:
+                print(f"{e.decided_at}  {e.model_name} v{e.candidate_version} -> {e.stage}: {e.decision} ({e.reason})")
     return None
 
 

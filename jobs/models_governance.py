@@ -19,7 +19,7 @@ from typing import Any
 
 from featurestore.core.config import Config
 from featurestore.core.errors import BadInputError, ConflictError
-from jobs.common import add_json_options, emit_json, start_spark
+from jobs.common import add_json_options, emit_json, metadata_reader, start_spark
 
 USER_HELP = ("who is acting, as recorded (default: governance.user, else the OS user); attribution, "
              "not security: anyone who can run featurelake can name any user")
@@ -127,6 +127,20 @@ def run(args: argparse.Namespace, config: Config) -> int | None:
             print(compare.format_comparison(result, args.differences))
             print(f"{len(result.differences)} of {len(result.rows)} rows differ (marked *)")
         return None
+    if args.action == "requests":  # reads with delta-rs: no JVM
+        if args.name is not None:
+            registry.get_registered_model(config, args.name)  # an unknown model is NotFoundError (exit 3)
+        found = requests.list_requests(metadata_reader(config), config, args.name, pending_only=args.pending)
+        emit_json(args, [r.to_dict() for r in found])
+        if not args.json:
+            print("\n".join(_request_line(r) for r in found) or "no requests")
+        return None
+    if args.action == "activity":  # reads with delta-rs: no JVM
+        entries = activity.read_activity(metadata_reader(config), config, args.name, args.version)
+        emit_json(args, [e.to_dict() for e in entries])
+        if not args.json:
+            print("\n".join(activity.describe(e) for e in entries) or "no activity")
+        return None
     if args.action == "alias" and not args.delete and not args.version:
         raise BadInputError("alias: --version is required unless --delete is given")
     spark = start_spark(config, [config.warehouse])
@@ -139,18 +153,6 @@ def run(args: argparse.Namespace, config: Config) -> int | None:
         if not args.json:
             print(f"request {r.request_id}: {r.model_name} version {r.version} {r.from_stage} -> {r.to_stage}, "
                   f"by {r.requested_by} (pending)")
-    elif args.action == "requests":
-        if args.name is not None:
-            registry.get_registered_model(config, args.name)  # an unknown model is NotFoundError (exit 3)
-        found = requests.list_requests(spark, config, args.name, pending_only=args.pending)
-        emit_json(args, [r.to_dict() for r in found])
-        if not args.json:
-            print("\n".join(_request_line(r) for r in found) or "no requests")
-    elif args.action == "activity":
-        entries = activity.read_activity(spark, config, args.name, args.version)
-        emit_json(args, [e.to_dict() for e in entries])
-        if not args.json:
-            print("\n".join(activity.describe(e) for e in entries) or "no activity")
     elif args.action == "comment":
         entry = changes.add_comment(spark, config, args.name, args.version, args.text,
                                     Actor.of(config, "comment", args.user))

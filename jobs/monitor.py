@@ -21,6 +21,7 @@ import argparse
 import logging
 
 from featurestore.core.config import Config
+from inference.worker_daemon import WORKER_DAEMON_MODULE
 from jobs.common import exit_process, job_parser, run_job, start_spark
 
 logger = logging.getLogger("featurelake.monitor")
@@ -48,7 +49,7 @@ def _run(args: argparse.Namespace, config: Config) -> int:
     model_name = configured_model_name(config, args.model_name)
     labels = args.labels or TRAINING.of(config).labels_path
     reads = input_locations(config, args.input) if args.input else [config.warehouse]
-    spark = start_spark(config, reads + ([labels] if labels else []))
+    spark = start_spark(config, reads + ([labels] if labels else []), python_daemon_module=WORKER_DAEMON_MODULE)
     result = run_monitoring(spark, config, model_name, args.batch_id, args.labels, max_attempts=args.max_attempts,
                             input_source=args.input)
     print(f"model {result.model_name} version {result.checked_version}, batch {result.batch_id}: "

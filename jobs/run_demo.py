@@ -15,7 +15,9 @@ from pyspark.sql import SparkSession
 from jobs.demo.pipeline import CONFIG_FILE, REPORT_DIR, run_demo
 from featurestore.archive_session import session_writing_archive
 from featurestore.core.config import Config
+from featurestore.runtime import console
 from featurestore.runtime.spark_session import get_spark
+from inference.worker_daemon import WORKER_DAEMON_MODULE
 from jobs.common import exit_process, job_parser, run_job
 
 logger = logging.getLogger("featurelake.demo")
@@ -42,12 +44,14 @@ SMALL_DEMO_CUSTOMERS = 50_000
 
 
 def _run(args: argparse.Namespace, config: Config) -> None:
+    # The demo's workspace is its work directory: its log file goes there.
+    console.move_log_file(Path(args.workdir).resolve() / console.LOG_FILE)
     small = args.customers <= SMALL_DEMO_CUSTOMERS
     if args.no_warmup:
-        _demo(args, get_spark(config, small_input=small))
+        _demo(args, get_spark(config, small_input=small, python_daemon_module=WORKER_DAEMON_MODULE))
         return
     # The first demo on a machine leaves the class-data archive behind (its JVM writes it on exit).
-    with session_writing_archive(config, small_input=small) as spark:
+    with session_writing_archive(config, small_input=small, python_daemon_module=WORKER_DAEMON_MODULE) as spark:
         _demo(args, spark)
 
 

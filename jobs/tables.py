@@ -13,12 +13,14 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from featurestore.catalog import describe_table, format_table_info, list_tables
 from featurestore.core.config import Config
-from featurestore.delta_tables import restore_table, table_history
-from featurestore.maintenance import OptimizeResult, VacuumResult
-from jobs.common import add_json_options, emit_json, exit_process, job_parser, run_job, start_spark
+from jobs.common import add_json_options, emit_json, exit_process, job_parser, metadata_reader, run_job, start_spark
+
+if TYPE_CHECKING:  # the maintenance module imports pyspark: not for the catalog commands
+    from featurestore.maintenance import OptimizeResult, VacuumResult
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -80,9 +82,9 @@ def _print_vacuum(result: VacuumResult) -> None:
 
 
 def _run(args: argparse.Namespace, config: Config) -> None:
-    spark = start_spark(config, [config.warehouse])
+    reader = metadata_reader(config)  # delta-rs: no JVM unless a table needs Spark
     if args.action == "list":
-        infos = list_tables(spark, config)
+        infos = list_tables(reader, config)
         emit_json(args, [i.to_dict() for i in infos])
         if args.json:
             return
@@ -92,45 +94,46 @@ def _run(args: argparse.Namespace, config: Config) -> None:
             print(f"{info.name:<32} v{info.delta_version:<4} keys={','.join(info.primary_keys):<20} "
                   f"updated={info.last_updated}  {info.description or ''}")
     elif args.action == "describe":
-        info = describe_table(spark, config, args.name)
+        info = describe_table(reader, config, args.name)
         emit_json(args, info.to_dict())
         if not args.json:
             print(format_table_info(info))
     elif args.action == "history":
-        path = describe_table(spark, config, args.name).path
-        entries = table_history(spark, path, args.limit)
-        emit_json(args, entries)
-        for entry in [] if args.json else entries:
-            metrics = entry["operationMetrics"] or {}
-            rows = metrics.get("numOutputRows") or metrics.get("numTargetRowsInserted") or "-"
-            print(f"v{entry['version']:<5} {entry['timestamp']}  {entry['operation']:<24} rows={rows}")
+        commits = reader.history(describe_table(reader, config, args.name).path, args.limit)
+        emit_json(args, [c.to_dict() for c in commits])
+        for commit in [] if args.json else commits:
+            rows = commit.metrics.get("numOutputRows") or commit.metrics.get("numTargetRowsInserted") or "-"
+            print(f"v{commit.version:<5} {commit.timestamp}  {commit.operation:<24} rows={rows}")
     elif args.action == "restore":
-        path = describe_table(spark, config, args.name).path
-        new_version = restore_table(spark, path, args.version)
+        from featurestore.delta_tables import restore_table
+
+        path = describe_table(reader, config, args.name).path
+        new_version = restore_table(start_spark(config, [config.warehouse]), path, args.version)
         print(f"{args.name}: restored to version {args.version}, now at version {new_version}")
     elif args.action == "drop":
         from inference.registry import drop_feature_table
 
-        drop_feature_table(spark, config, args.name)
+        drop_feature_table(start_spark(config, [config.warehouse]), config, args.name)
         print(f"{args.name}: dropped (Delta table and Feast registration)")
     elif args.action == "cluster":
         from inference.maintenance import cluster_feature_table
 
-        changed = cluster_feature_table(spark, config, args.name)
+        changed = cluster_feature_table(start_spark(config, [config.warehouse]), config, args.name)
         print(f"{args.name}: " + ("clustered by its timestamp key from now on; run `featurelake tables optimize "
                                   f"{args.name}` to cluster the existing files" if changed
                                   else "already clustered by its timestamp key"))
     elif args.action == "optimize":
         from inference.maintenance import optimize_feature_table
 
-        optimized = optimize_feature_table(spark, config, args.name)
+        optimized = optimize_feature_table(start_spark(config, [config.warehouse]), config, args.name)
         emit_json(args, optimized.to_dict())
         if not args.json:
             _print_optimize(optimized)
     elif args.action == "vacuum":
         from inference.maintenance import vacuum_feature_table
 
-        vacuumed = vacuum_feature_table(spark, config, args.name, args.retain_hours, dry_run=args.dry_run)
+        vacuumed = vacuum_feature_table(start_spark(config, [config.warehouse]), config, args.name, args.retain_hours,
+                                        dry_run=args.dry_run)
         emit_json(args, vacuumed.to_dict())
         if not args.json:
             _print_vacuum(vacuumed)

@@ -15,9 +15,11 @@ import logging
 import os
 
 from featurestore.core.config import Config
-from jobs.common import add_json_options, emit_json, exit_process, job_parser, run_job, start_spark
+from jobs.common import add_json_options, emit_json, exit_process, job_parser, log_summary, run_job, start_spark
 
 logger = logging.getLogger("featurelake.train")
+
+HEADLINE_METRICS = ("roc_auc", "accuracy_score", "r2_score", "root_mean_squared_error")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -50,11 +52,13 @@ def _run(args: argparse.Namespace, config: Config) -> None:
                "model_uri": result.model_uri, "n_train": result.n_train, "n_test": result.n_test,
                "feature_columns": result.spec.feature_columns, "metrics": result.metrics}
     emit_json(args, summary)
-    if args.json:
-        return
-    print(f"run {result.run_id}: model {result.model_name} version {result.model_version or '(not registered)'}")
-    for key in sorted(result.metrics):
-        print(f"  {key:<28} {result.metrics[key]:.4f}")
+    if not args.json:
+        print(f"run {result.run_id}: model {result.model_name} version {result.model_version or '(not registered)'}")
+        for key in sorted(result.metrics):
+            print(f"  {key:<28} {result.metrics[key]:.4f}")
+    headline = ", ".join(f"{k}={v:.4f}" for k, v in sorted(result.metrics.items()) if k in HEADLINE_METRICS)
+    log_summary(f"trained {result.model_name} version {result.model_version or '(not registered)'} on "
+                f"{result.n_train} rows: {headline or 'no headline metric'}")
 
 
 def main(argv: list[str] | None = None) -> int:

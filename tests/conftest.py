@@ -10,6 +10,7 @@ import pytest
 
 from featurestore.core.config import Config, resolve_paths
 from featurestore.runtime.spark_session import get_spark
+from inference.worker_daemon import WORKER_DAEMON_MODULE
 
 # Python workers must run this interpreter (with pandas, mlflow, the package under test).
 os.environ["PYSPARK_PYTHON"] = sys.executable
@@ -24,7 +25,7 @@ def spark():
     config.spark.app_name = "featurelake-tests"
     config.spark.quick_start = "always"  # many tiny queries: quick-start options cost less CPU
     config.spark.conf = {"spark.sql.shuffle.partitions": "2", "spark.default.parallelism": "2"}
-    session = get_spark(config)
+    session = get_spark(config, python_daemon_module=WORKER_DAEMON_MODULE)  # as predict's: workers start warm
     yield session
     session.stop()
 

@@ -5,6 +5,7 @@ A configuration file looks like this (every key is optional)::
     warehouse: warehouse            # folder (or URI) holding the Delta tables
     source_root: .                  # relative source paths are resolved against it
     definitions: jobs.demo.feature_tables        # module (or .py file) that defines FEATURE_TABLES
+    metadata_reader: auto           # auto (delta-rs, no JVM, where it can read) | spark
     spark:
       master: local[*]
       app_name: featurelake
@@ -44,6 +45,7 @@ ENV_PREFIX = "FEATURELAKE_"
 CONFIG_ENV_VAR = "FEATURELAKE_CONFIG"
 DEFAULT_CONFIG_NAME = "featurelake.yaml"
 QUICK_START_CHOICES = ("auto", "always", "never")
+METADATA_READER_CHOICES = ("auto", "spark")
 
 
 @dataclass
@@ -94,6 +96,8 @@ class Config:
     warehouse: str = "warehouse"
     source_root: str = "."
     definitions: str | None = None
+    # auto: Delta metadata and small tables are read with delta-rs where it can (no JVM); spark: always Spark
+    metadata_reader: str = "auto"
     spark: SparkSettings = field(default_factory=SparkSettings)
     mlflow: MlflowSettings = field(default_factory=MlflowSettings)
     feast: FeastSettings = field(default_factory=FeastSettings)
@@ -103,6 +107,11 @@ class Config:
     sections: dict[str, Any] = field(default_factory=dict, metadata={"internal": True})
     # The FEATURELAKE_* environment variables at load time: the overrides of those sections.
     environment: dict[str, str] = field(default_factory=dict, repr=False, metadata={"internal": True})
+
+    def __post_init__(self) -> None:
+        if self.metadata_reader not in METADATA_READER_CHOICES:
+            raise BadInputError(f"metadata_reader must be one of {', '.join(METADATA_READER_CHOICES)}, "
+                                f"not {self.metadata_reader!r}")
 
     def table_path(self, table_name: str) -> str:
         """Return the storage location of the Delta table ``table_name``."""

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import sys
 from importlib import resources
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterable
 
 from pyspark.sql import SparkSession
 
-from featurestore.runtime import class_data_archive, resolved_jars
+from featurestore.runtime import class_data_archive, console, resolved_jars
 from featurestore.runtime.cache_folder import cache_dir
 from featurestore.core.config import Config, SparkSettings
 
@@ -62,6 +61,8 @@ PROVIDED_BY_SPARK = (
 QUICK_START_JAVA_OPTIONS = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
 QUICK_START_CONF = {"spark.sql.codegen.wholeStage": "false", "spark.sql.codegen.factoryMode": "NO_CODEGEN"}
 
+PYTHON_DAEMON_MODULE_CONF = "spark.python.daemon.module"
+
 # Local-mode defaults; configuration (spark.conf) overrides any of them.
 LOCAL_DEFAULTS = {
     "spark.sql.shuffle.partitions": "4",
@@ -110,21 +111,6 @@ def delta_spark_conf() -> dict[str, str]:
         "spark.jars.excludes": ",".join(PROVIDED_BY_SPARK),
         "spark.jars.ivySettings": ivy_settings_path(),
     }
-
-
-@contextlib.contextmanager
-def _jvm_output_to_stderr() -> Iterator[None]:
-    """Start the JVM with its stdout on our stderr, so Ivy and Spark chatter never mix with a
-    command's output (``featurelake tables list --json``)."""
-    sys.stdout.flush()
-    saved = os.dup(1)
-    try:
-        os.dup2(2, 1)
-        yield
-    finally:
-        sys.stdout.flush()
-        os.dup2(saved, 1)
-        os.close(saved)
 
 
 def running_under_spark_submit() -> bool:
@@ -182,18 +168,21 @@ def input_size_matters(settings: SparkSettings) -> bool:
 
 
 def session_conf(settings: SparkSettings, small_input: bool = False,
-                 write_archive_to: Path | None = None) -> dict[str, str]:
+                 write_archive_to: Path | None = None, python_daemon_module: str | None = None) -> dict[str, str]:
     """Return the configuration of a local session: defaults, Delta, quick start, then the user's.
 
     The defaults put Spark's warehouse folder in featurelake's cache (:func:`spark_warehouse_dir`).
+    ``python_daemon_module`` becomes ``spark.python.daemon.module``: the module that forks the
+    session's Python workers (for example one that imports the scoring stack first).
 
     The driver's JVM options join ours (class-data archive, quick start) with the user's,
     which come last and so win where they disagree. With ``write_archive_to`` the JVM writes
     a class-data archive there as it exits, instead of mapping the existing one.
     """
     quick = wants_quick_start(settings, small_input)
+    daemon = {PYTHON_DAEMON_MODULE_CONF: python_daemon_module} if python_daemon_module else {}
     conf = {**LOCAL_DEFAULTS, "spark.sql.warehouse.dir": spark_warehouse_dir(), **delta_spark_conf(),
-            **(QUICK_START_CONF if quick else {}), **settings.conf}
+            **(QUICK_START_CONF if quick else {}), **daemon, **settings.conf}
     user_options = settings.conf.get("spark.driver.extraJavaOptions", "")
     archive = (class_data_archive.dump_options(write_archive_to) if write_archive_to is not None
                else class_data_archive.java_options(user_options))
@@ -205,7 +194,7 @@ def session_conf(settings: SparkSettings, small_input: bool = False,
 
 
 def get_spark(config: Config | None = None, small_input: bool = False,
-              write_archive_to: Path | None = None) -> SparkSession:
+              write_archive_to: Path | None = None, python_daemon_module: str | None = None) -> SparkSession:
     """Return the Spark session the jobs use.
 
     If a session is already active (a notebook, Databricks, a test fixture) or the process
@@ -218,6 +207,8 @@ def get_spark(config: Config | None = None, small_input: bool = False,
         small_input: the job knows its input is small (then ``spark.quick_start: auto`` applies).
         write_archive_to: a session started here writes the class-data archive there as its
             JVM exits (see :mod:`featurestore.archive_session`).
+        python_daemon_module: a session started here forks its Python workers from this module
+            (``spark.python.daemon.module``; the user's ``spark.conf`` wins).
 
     Returns:
         A Delta-capable :class:`SparkSession`.
@@ -234,28 +225,30 @@ def get_spark(config: Config | None = None, small_input: bool = False,
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
     builder = SparkSession.builder.master(settings.master).appName(settings.app_name)
-    conf = session_conf(settings, small_input, write_archive_to)
+    conf = session_conf(settings, small_input, write_archive_to, python_daemon_module)
     launch_conf = resolved_jars.use_recorded_jars(conf)
     for key, value in launch_conf.items():
         builder = builder.config(key, value)
-    logger.info("starting Spark session: master=%s, Delta package %s (%s), JVM options %r", settings.master,
-                delta_package(), "jars recorded earlier" if launch_conf is not conf else "resolved now",
-                conf.get("spark.driver.extraJavaOptions", ""))
-    with _jvm_output_to_stderr():
+    logger.info("starting Spark session (master %s)", settings.master)
+    logger.debug("Spark session: Delta package %s (%s), JVM options %r", delta_package(),
+                 "jars recorded earlier" if launch_conf is not conf else "resolved now",
+                 conf.get("spark.driver.extraJavaOptions", ""))
+    with console.jvm_output():  # its chatter: to the workspace log file, or stderr with --log-level DEBUG
         spark = builder.getOrCreate()
+    console.quiet_pyspark_context_loggers()
     if launch_conf is conf:
         resolved_jars.record_resolution(conf, spark.sparkContext.getConf().get("spark.jars", ""))
     spark.sparkContext.setLogLevel("ERROR")
     return spark
 
 
-def start_spark(config: Config, reads: Iterable[str] = ()) -> SparkSession:
+def start_spark(config: Config, reads: Iterable[str] = (), python_daemon_module: str | None = None) -> SparkSession:
     """Start (or adopt) the Spark session of a job or a notebook client.
 
     ``reads`` are the files and folders the work reads. When featurelake starts a local session
     with ``spark.quick_start: auto`` and they are all local and hold at most 64 MB together, the
     session starts in quick-start mode; an active session (a notebook, Databricks, spark-submit)
-    is adopted as it is (:func:`get_spark`).
+    is adopted as it is (:func:`get_spark`). ``python_daemon_module``: see :func:`get_spark`.
 
     Example::
 
@@ -263,4 +256,4 @@ def start_spark(config: Config, reads: Iterable[str] = ()) -> SparkSession:
     """
     reads = list(reads)
     small = input_size_matters(config.spark) and bool(reads) and local_paths_are_small(reads)
-    return get_spark(config, small_input=small)
+    return get_spark(config, small_input=small, python_daemon_module=python_daemon_module)

@@ -14,7 +14,7 @@ the MLflow registry    ``created`` (each version, at its creation time)
                        ``alias_set``, ``alias_removed``, ``commented``, ``renamed``
 =====================  ==================================================================
 
-    for entry in read_activity(spark, config, "churn_model", version=2):
+    for entry in read_activity(metadata_reader, config, "churn_model", version=2):
         print(entry.at, entry.kind, entry.user, entry.text)
 """
 
@@ -23,9 +23,8 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any, Iterable
 
-from pyspark.sql import SparkSession
-
 from featurestore.core.config import Config
+from featurestore.delta_reader import DeltaReader
 from inference import registry
 from inference.governance import tables
 from inference.governance.tables import ActivityEntry, TransitionRequest, utc
@@ -63,7 +62,7 @@ def _request_entries(request: TransitionRequest) -> list[ActivityEntry]:
     return entries
 
 
-def read_activity(spark: SparkSession, config: Config, name: str, version: int | str | None = None,
+def read_activity(reader: DeltaReader, config: Config, name: str, version: int | str | None = None,
                   versions: list[Any] | None = None) -> list[ActivityEntry]:
     """The activity log of model ``name`` (of one ``version`` if given), oldest first.
 
@@ -77,10 +76,10 @@ def read_activity(spark: SparkSession, config: Config, name: str, version: int |
     if versions is None:
         versions = registry.search_versions(config, name)
     entries = _created(name, versions)
-    entries += _gates(tables.read(spark, config, PROMOTION.of(config).events_table, model_name=name))
-    for row in tables.read(spark, config, tables.MODEL_REQUESTS.name, model_name=name):
+    entries += _gates(tables.read(reader, config, PROMOTION.of(config).events_table, model_name=name))
+    for row in tables.read(reader, config, tables.MODEL_REQUESTS.name, model_name=name):
         entries += _request_entries(TransitionRequest.from_row(row))
-    entries += [ActivityEntry.from_row(r) for r in tables.read(spark, config, tables.MODEL_ACTIVITY.name,
+    entries += [ActivityEntry.from_row(r) for r in tables.read(reader, config, tables.MODEL_ACTIVITY.name,
                                                                 model_name=name)]
     if version is not None:
         entries = [e for e in entries if e.version == version]

@@ -31,6 +31,7 @@ from pyspark.sql import SparkSession
 
 from featurestore.core.config import Config
 from featurestore.core.errors import BadInputError, ConflictError, NotFoundError
+from featurestore.delta_reader import DeltaReader, session_reader
 from inference import promotion, registry
 from inference.governance import events, tables
 from inference.governance.changes import MAX_COMMENT_LENGTH, Actor
@@ -89,7 +90,7 @@ def request_transition(spark: SparkSession, config: Config, name: str, version: 
     if current == "Production":
         raise ConflictError(f"model {name!r} version {mv.version} is in Production: a request does not demote it; "
                             "use 'featurelake models transition'")
-    for other in list_requests(spark, config, name, pending_only=True):
+    for other in list_requests(session_reader(spark, config), config, name, pending_only=True):
         if other.version == int(mv.version) and other.to_stage == stage:
             raise ConflictError(f"model {name!r} version {mv.version}: request {other.request_id} for {stage} by "
                                 f"{other.requested_by} is already pending")
@@ -109,7 +110,7 @@ def request_transition(spark: SparkSession, config: Config, name: str, version: 
     return request
 
 
-def get_request(spark: SparkSession, config: Config, request_id: str) -> TransitionRequest:
+def get_request(reader: DeltaReader, config: Config, request_id: str) -> TransitionRequest:
     """Return request ``request_id``.
 
     Raises:
@@ -118,19 +119,19 @@ def get_request(spark: SparkSession, config: Config, request_id: str) -> Transit
     """
     if not isinstance(request_id, str) or not _REQUEST_ID.match(request_id):
         raise BadInputError(f"invalid request id {request_id!r}: a request id is 12 hex characters")
-    rows = tables.read(spark, config, tables.MODEL_REQUESTS.name, request_id=request_id)
+    rows = tables.read(reader, config, tables.MODEL_REQUESTS.name, request_id=request_id)
     if not rows:
         raise NotFoundError(f"transition request {request_id} does not exist")
     return TransitionRequest.from_row(rows[0])
 
 
-def list_requests(spark: SparkSession, config: Config, name: str | None = None,
+def list_requests(reader: DeltaReader, config: Config, name: str | None = None,
                   pending_only: bool = False) -> list[TransitionRequest]:
     """The requests (of model ``name``; only pending ones with ``pending_only``), newest first."""
     equal = {"model_name": name} if name is not None else {}
     if pending_only:
         equal["status"] = PENDING
-    requests = [TransitionRequest.from_row(r) for r in tables.read(spark, config, tables.MODEL_REQUESTS.name, **equal)]
+    requests = [TransitionRequest.from_row(r) for r in tables.read(reader, config, tables.MODEL_REQUESTS.name, **equal)]
     return sorted(requests, key=lambda r: r.requested_at, reverse=True)
 
 
@@ -150,7 +151,8 @@ def _decide(spark: SparkSession, config: Config, request: TransitionRequest, sta
     values = {k: getattr(decided, k) for k in ("status", "decided_by", "decided_at", "decision_comment", "reason")}
     if not tables.update_if(spark, config, tables.MODEL_REQUESTS, {"request_id": request.request_id},
                             {"status": PENDING}, values):
-        _require_pending(get_request(spark, config, request.request_id))  # raises: decided concurrently
+        # raises: decided concurrently
+        _require_pending(get_request(session_reader(spark, config), config, request.request_id))
         raise ConflictError(f"transition request {request.request_id} changed while it was being decided")
     logger.info("request %s %s by %s%s", request.request_id, status, actor.user, f": {reason}" if reason else "")
     return decided
@@ -193,7 +195,7 @@ def approve(spark: SparkSession, config: Config, request_id: str, actor: Actor,
             request is then ``failed``, with the error as its reason).
     """
     comment = _check_comment(comment)
-    request = get_request(spark, config, request_id)
+    request = get_request(session_reader(spark, config), config, request_id)
     _require_pending(request)
     name = request.model_name
     moved = moved_since(config, request)
@@ -223,7 +225,7 @@ def reject(spark: SparkSession, config: Config, request_id: str, actor: Actor, c
         ConflictError: the request is not pending (or was decided concurrently).
     """
     comment = _check_comment(comment)
-    request = get_request(spark, config, request_id)
+    request = get_request(session_reader(spark, config), config, request_id)
     _require_pending(request)
     return Decision(_decide(spark, config, request, "rejected", actor, comment, None))
 
@@ -236,7 +238,7 @@ def cancel(spark: SparkSession, config: Config, request_id: str, actor: Actor, c
         ConflictError: the request is not pending, or ``actor`` is not its requester.
     """
     comment = _check_comment(comment)
-    request = get_request(spark, config, request_id)
+    request = get_request(session_reader(spark, config), config, request_id)
     _require_pending(request)
     if actor.user != request.requested_by:
         raise ConflictError(f"transition request {request_id} was made by {request.requested_by}: only they can "

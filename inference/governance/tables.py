@@ -28,6 +28,7 @@ from pyspark.sql import functions as F
 
 from featurestore.core.config import Config
 from featurestore.core.identifiers import quote_path, validate_identifier
+from featurestore.delta_reader import DeltaReader
 from featurestore.delta_tables import retry_on_conflict, table_exists
 from inference.monitoring.tables import MonitoringTable, ensure_table, to_frame, write_rows
 
@@ -156,18 +157,20 @@ def append(spark: SparkSession, config: Config, table: MonitoringTable, rows: li
                           config.table_path(table.name))
 
 
-def read(spark: SparkSession, config: Config, table_name: str, **equal: Any) -> list[dict[str, Any]]:
+def read(reader: DeltaReader, config: Config, table_name: str, **equal: Any) -> list[dict[str, Any]]:
     """The rows of the warehouse table ``table_name`` whose columns equal ``equal`` (none when there is no table).
 
-    Only for the small event tables (requests, activity, promotion events).
+    Only for the small event tables (requests, activity, promotion events): read whole, with
+    delta-rs where it can (no JVM: ``featurelake models requests``, the report), else Spark.
+
+        pending = read(session_reader(spark, config), config, "model_requests", status="pending")
     """
+    for column in equal:
+        validate_identifier(column, "column")
     path = config.table_path(table_name)
-    if not table_exists(spark, path):
+    if not reader.is_delta_table(path):
         return []
-    df = spark.read.format("delta").load(path)
-    for column, value in equal.items():
-        df = df.filter(F.col(validate_identifier(column, "column")) == F.lit(value))
-    return [row.asDict() for row in df.collect()]
+    return [row for row in reader.rows(path) if all(row.get(c) == v for c, v in equal.items())]
 
 
 def update_if(spark: SparkSession, config: Config, table: MonitoringTable, key: Mapping[str, Any],

@@ -12,21 +12,19 @@ from __future__ import annotations
 import getpass
 import logging
 from dataclasses import dataclass
-from typing import Any, Sequence
-
-from delta.tables import DeltaTable
-from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql import types as T
+from typing import TYPE_CHECKING, Any, Sequence
 
 from featurestore.core.config import Config
-from featurestore.delta_tables import create_empty_table
 from featurestore.core.identifiers import quote_identifier
 from featurestore.table_metadata import PREFIX
 
-logger = logging.getLogger(__name__)
+if TYPE_CHECKING:  # Spark is imported when a table is written: the report reads them without it
+    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql import types as T
 
-_TYPES = {"string": T.StringType(), "bigint": T.LongType(), "int": T.IntegerType(), "double": T.DoubleType(),
-          "boolean": T.BooleanType(), "timestamp": T.TimestampType()}
+    from featurestore.delta_reader import DeltaReader
+
+logger = logging.getLogger(__name__)
 
 _COMMON = (
     ("monitor_run_id", "string", "Monitoring run that wrote the row (rows of one run share it)"),
@@ -52,7 +50,11 @@ class MonitoringTable:
     @property
     def schema(self) -> T.StructType:
         """The Spark schema of the table."""
-        return T.StructType([T.StructField(n, _TYPES[t], True) for n, t, _ in self.columns])
+        from pyspark.sql import types as T
+
+        types = {"string": T.StringType(), "bigint": T.LongType(), "int": T.IntegerType(), "double": T.DoubleType(),
+                 "boolean": T.BooleanType(), "timestamp": T.TimestampType()}
+        return T.StructType([T.StructField(n, types[t], True) for n, t, _ in self.columns])
 
 
 MODEL_METRICS = MonitoringTable(
@@ -92,8 +94,10 @@ RETRAIN_ATTEMPTS = MonitoringTable(
 
 def ensure_table(spark: SparkSession, config: Config, table: MonitoringTable) -> str:
     """Create ``table`` (with comments and ``featurelake.*`` properties) if missing; return its path."""
+    from featurestore.delta_tables import create_empty_table, table_exists
+
     path = config.table_path(table.name)
-    if DeltaTable.isDeltaTable(spark, path):
+    if table_exists(spark, path):
         return path
     properties = {
         f"{PREFIX}kind": table.name,
@@ -124,6 +128,8 @@ def write_rows(spark: SparkSession, config: Config, table: MonitoringTable, rows
     """
     if not rows:
         return None
+    from delta.tables import DeltaTable
+
     path = ensure_table(spark, config, table)
     df = to_frame(spark, table, rows)
     if table.merge_keys:
@@ -139,7 +145,22 @@ def write_rows(spark: SparkSession, config: Config, table: MonitoringTable, rows
 
 def read_table(spark: SparkSession, config: Config, table: MonitoringTable) -> DataFrame | None:
     """The table as a DataFrame, or None when it does not exist yet."""
+    from featurestore.delta_tables import table_exists
+
     path = config.table_path(table.name)
-    if not DeltaTable.isDeltaTable(spark, path):
+    if not table_exists(spark, path):
         return None
     return spark.read.format("delta").load(path)
+
+
+def read_rows(reader: DeltaReader, config: Config, table: MonitoringTable) -> list[dict[str, Any]] | None:
+    """Every row of ``table`` as a dict (it is small: one row per check, alert or attempt), or None
+    when it does not exist yet. Read with delta-rs where it can: no JVM for the report.
+
+    >>> [r["metric"] for r in read_rows(reader, config, MODEL_METRICS)][:2]
+    ['auc', 'prediction_psi']
+    """
+    path = config.table_path(table.name)
+    if not reader.is_delta_table(path):
+        return None
+    return reader.rows(path)

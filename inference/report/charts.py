@@ -33,8 +33,10 @@ def stored_threshold(metric: str, text: str | None) -> Threshold | None:
 
 
 def _to_svg(fig) -> str:
+    """The figure as SVG; the same chart gives the same text (no date, element ids from a fixed salt)."""
     buffer = io.StringIO()
-    fig.savefig(buffer, format="svg", bbox_inches="tight")
+    with matplotlib.rc_context({"svg.hashsalt": "featurelake"}):
+        fig.savefig(buffer, format="svg", bbox_inches="tight", metadata={"Date": None})
     plt.close(fig)
     return _PROLOG.sub("", buffer.getvalue(), count=1)
 

@@ -1,6 +1,7 @@
 """Gather what the report shows, from Delta (feature tables and the model/monitoring tables)
 and the MLflow registry. Anything missing (a table not written yet, MLflow never used) is
-left empty, never an error: the report shows what exists."""
+left empty, never an error: the report shows what exists. Delta is read through a
+:class:`~featurestore.delta_reader.DeltaReader` (delta-rs: no JVM for a local warehouse)."""
 
 from __future__ import annotations
 
@@ -8,20 +9,20 @@ import logging
 import os
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
-
-from delta.tables import DeltaTable
-from pyspark.sql import DataFrame, SparkSession
 
 from featurestore.catalog import TableInfo, list_tables
 from featurestore.core.config import Config
 from featurestore.core.errors import FeaturelakeError
-from featurestore.training_set import TrainingSetSpec
+from featurestore.delta_reader import DeltaReader
 from inference.governance.compare import Comparison
 from inference.governance.tables import ActivityEntry, TransitionRequest
-from inference.monitoring import tables as monitoring_tables
-from inference.settings import PROMOTION
+from inference.monitoring.tables import MODEL_ALERTS, MODEL_METRICS, RETRAIN_ATTEMPTS, read_rows
+from inference.promotion import PromotionDecision, read_events
+
+if TYPE_CHECKING:
+    from featurestore.training_set import TrainingSetSpec
 
 logger = logging.getLogger(__name__)
 
@@ -81,7 +82,7 @@ class ModelView:
     updated: datetime | None
     tags: dict[str, str]
     versions: list[ModelVersionView]
-    promotion_events: list[dict[str, Any]]
+    promotion_events: list[PromotionDecision]
     pending_requests: list[TransitionRequest] = field(default_factory=list)
     activity: list[ActivityEntry] = field(default_factory=list)   # newest first
     comparison: Comparison | None = None
@@ -137,41 +138,24 @@ def _rows_text(operation: str, metrics: dict[str, str] | None) -> str:
     return ", ".join(parts) if parts else ""
 
 
-def table_history(spark: SparkSession, path: str, limit: int = HISTORY_LIMIT) -> list[HistoryEntry]:
+def table_history(reader: DeltaReader, path: str, limit: int = HISTORY_LIMIT) -> list[HistoryEntry]:
     """Return the newest ``limit`` commits of the Delta table at ``path``, newest first."""
-    rows = (DeltaTable.forPath(spark, path).history(limit)
-            .select("version", "timestamp", "operation", "userName", "operationMetrics").collect())
-    return [HistoryEntry(int(r["version"]), r["timestamp"], r["operation"], r["userName"],
-                         _rows_text(r["operation"], r["operationMetrics"])) for r in rows]
+    return [HistoryEntry(c.version, c.timestamp, c.operation, c.user, _rows_text(c.operation, c.metrics))
+            for c in reader.history(path, limit)]
 
 
-def _row_count(spark: SparkSession, path: str) -> int | None:
+def _row_count(reader: DeltaReader, path: str) -> int | None:
     try:
-        return spark.read.format("delta").load(path).count()
+        return reader.row_count(path)
     except Exception as exc:  # a table being rewritten by another job: show no count
         logger.warning("row count of %s failed: %s", path, exc)
         return None
 
 
-def collect_tables(spark: SparkSession, config: Config) -> list[TableView]:
+def collect_tables(reader: DeltaReader, config: Config) -> list[TableView]:
     """Every feature table of the warehouse with its history, by name."""
-    return [TableView(info, table_history(spark, info.path), _row_count(spark, info.path))
-            for info in list_tables(spark, config)]
-
-
-def read_delta_rows(spark: SparkSession, config: Config, name: str) -> list[dict[str, Any]] | None:
-    """All rows of the Delta table ``name`` in the warehouse as dicts, or None when it does not exist.
-
-    Only for the small event tables (promotion events, monitoring), never for feature tables.
-    """
-    path = config.table_path(name)
-    if not DeltaTable.isDeltaTable(spark, path):
-        return None
-    return _rows(spark.read.format("delta").load(path))
-
-
-def _rows(frame: DataFrame | None) -> list[dict[str, Any]] | None:
-    return None if frame is None else [r.asDict() for r in frame.collect()]
+    return [TableView(info, table_history(reader, info.path), _row_count(reader, info.path))
+            for info in list_tables(reader, config)]
 
 
 def _mlflow_in_use(config: Config) -> bool:
@@ -210,7 +194,7 @@ def _load_spec(run_id: str) -> TrainingSetSpec | None:
         return None
 
 
-def collect_models(config: Config, events: list[dict[str, Any]] | None) -> list[ModelView]:
+def collect_models(config: Config, events: list[PromotionDecision]) -> list[ModelView]:
     """Every registered model with its versions, metrics, training tables and promotion events."""
     if not _mlflow_in_use(config):
         return []
@@ -243,8 +227,7 @@ def collect_models(config: Config, events: list[dict[str, Any]] | None) -> list[
                 description=mv.description or None, run_id=mv.run_id or None, run_link=link,
                 metrics=metrics, spec=spec,
             ))
-        model_events = sorted((e for e in events or [] if e.get("model_name") == rm.name),
-                              key=lambda e: e.get("decided_at") or datetime.min, reverse=True)
+        model_events = [e for e in events if e.model_name == rm.name]  # newest first
         models.append(ModelView(
             name=rm.name, description=rm.description or None, created=_ms_to_datetime(rm.creation_timestamp),
             updated=_ms_to_datetime(rm.last_updated_timestamp), tags=dict(rm.tags or {}),
@@ -253,14 +236,14 @@ def collect_models(config: Config, events: list[dict[str, Any]] | None) -> list[
     return sorted(models, key=lambda m: m.name)
 
 
-def collect_governance(spark: SparkSession, config: Config, model: ModelView) -> None:
+def collect_governance(reader: DeltaReader, config: Config, model: ModelView) -> None:
     """Fill ``model``'s pending requests, activity log (newest first) and comparison of its newest versions."""
     from inference.governance.activity import read_activity
     from inference.governance.compare import compare_versions
     from inference.governance.requests import list_requests
 
-    model.pending_requests = list_requests(spark, config, model.name, pending_only=True)
-    model.activity = list(reversed(read_activity(spark, config, model.name)))
+    model.pending_requests = list_requests(reader, config, model.name, pending_only=True)
+    model.activity = list(reversed(read_activity(reader, config, model.name)))
     if model.versions:
         model.comparison = compare_versions(config, model.name, [v.version for v in model.versions[:COMPARED_VERSIONS]])
 
@@ -269,11 +252,11 @@ def _quote(name: str) -> str:
     return name.replace("'", "\\'")
 
 
-def collect(spark: SparkSession, config: Config) -> Workspace:
+def collect(reader: DeltaReader, config: Config) -> Workspace:
     """Gather the whole workspace for the report."""
     problems: list[str] = []
-    tables = collect_tables(spark, config)
-    events = read_delta_rows(spark, config, PROMOTION.of(config).events_table)
+    tables = collect_tables(reader, config)
+    events = read_events(reader, config)
     try:
         models = collect_models(config, events)
     except Exception as exc:  # the report still shows tables and monitoring
@@ -283,7 +266,7 @@ def collect(spark: SparkSession, config: Config) -> Workspace:
         models = []
     for model in models:
         try:
-            collect_governance(spark, config, model)
+            collect_governance(reader, config, model)
         except Exception as exc:  # the model page still shows its versions
             logger.warning("model %s: requests, activity or comparison unreadable: %s", model.name, exc)
             problems.append(f"Requests, activity or comparison of model {model.name} could not be read: "
@@ -295,9 +278,9 @@ def collect(spark: SparkSession, config: Config) -> Workspace:
                 by_table.setdefault(str(lookup.get("table")), []).append((model.name, version.version))
     for table in tables:
         table.used_by = by_table.get(table.info.name, [])
-    monitoring = MonitoringData(  # the monitoring tables, read by the module that writes them
-        metrics=_rows(monitoring_tables.read_table(spark, config, monitoring_tables.MODEL_METRICS)),
-        alerts=_rows(monitoring_tables.read_table(spark, config, monitoring_tables.MODEL_ALERTS)),
-        attempts=_rows(monitoring_tables.read_table(spark, config, monitoring_tables.RETRAIN_ATTEMPTS)),
+    monitoring = MonitoringData(
+        metrics=read_rows(reader, config, MODEL_METRICS),
+        alerts=read_rows(reader, config, MODEL_ALERTS),
+        attempts=read_rows(reader, config, RETRAIN_ATTEMPTS),
     )
     return Workspace(datetime.now(timezone.utc), config.warehouse, tables, models, monitoring, problems)

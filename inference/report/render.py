@@ -10,14 +10,16 @@ import re
 from collections import defaultdict
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jinja2 import Environment, PackageLoader, Undefined
 
 from featurestore.catalog import readable_duration
-from inference.monitoring.metrics import FEATURE_PSI_PREFIX
-from inference.report.charts import drift_chart, metric_chart
 from inference.report.collect import MonitoringData, Workspace
+
+if TYPE_CHECKING:
+    from featurestore.core.config import Config
+    from featurestore.delta_reader import DeltaReader
 
 logger = logging.getLogger(__name__)
 
@@ -97,6 +99,10 @@ def monitoring_view(mon: MonitoringData) -> dict[str, Any]:
             by_model[str(row.get("model_name"))].append(row)
     models = []
     for name in sorted(by_model):
+        # matplotlib and pandas: imported only for a workspace with monitoring rows
+        from inference.monitoring.metrics import FEATURE_PSI_PREFIX
+        from inference.report.charts import drift_chart, metric_chart
+
         rows = by_model[name]
         batches = _batch_order(rows)
         metrics: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
@@ -162,8 +168,12 @@ def render_report(ws: Workspace, out_dir: str | Path) -> list[Path]:
     return pages
 
 
-def generate_report(spark, config, out_dir: str | Path) -> list[Path]:
-    """Collect the workspace of ``config`` and write its report under ``out_dir``."""
+def generate_report(reader: DeltaReader, config: Config, out_dir: str | Path) -> list[Path]:
+    """Collect the workspace of ``config`` and write its report under ``out_dir``.
+
+    >>> generate_report(DeltaReader(lambda: get_spark(config)), config, "site")[0]
+    PosixPath('site/index.html')
+    """
     from inference.report.collect import collect
 
-    return render_report(collect(spark, config), out_dir)
+    return render_report(collect(reader, config), out_dir)

@@ -22,8 +22,8 @@ from jobs.demo.lifecycle import configure_training, train_and_promote
 from jobs.demo.scoring import score_demo_customers
 from jobs.demo.monitoring_step import configure_monitoring, run_monitoring_demo
 from featurestore.build import build_features
-from featurestore.catalog import list_tables
 from featurestore.core.config import Config, load_config, write_config
+from featurestore.delta_reader import DeltaReader
 from featurestore.online import materialize
 from inference.report.render import generate_report
 from inference.settings import SECTIONS
@@ -64,14 +64,11 @@ def run_demo(spark: SparkSession, workdir: str | Path, n_customers: int = 500, m
     config = prepare_workdir(workdir, n_customers)
     logger.info("demo data written under %s", workdir)
     build_features(spark, config)
-    for info in list_tables(spark, config):
-        logger.info("feature table %s: Delta version %d, %d features", info.name, info.delta_version,
-                    len(info.features))
     train_and_promote(spark, config)
     score_demo_customers(spark, config)
     if monitor:
         run_monitoring_demo(spark, config)
     if online:
         materialize(spark, config)
-    generate_report(spark, config, Path(config.base_dir) / REPORT_DIR)
+    generate_report(DeltaReader(lambda: spark, config.metadata_reader), config, Path(config.base_dir) / REPORT_DIR)
     return config

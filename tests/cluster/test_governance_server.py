@@ -12,6 +12,7 @@ import pytest
 from cluster_services import MlflowServer
 from featurestore.core.config import Config, resolve_paths
 from featurestore.core.errors import ConflictError
+from featurestore.delta_reader import session_reader
 from inference import registry
 from inference.governance.changes import Actor
 from inference.governance.rename import rename_model
@@ -70,8 +71,8 @@ def test_requests_on_the_server_registry(spark, server_project):
         thread.join()
     winners = [u for u, o in outcomes.items() if not isinstance(o, Exception)]
     assert len(winners) == 1, outcomes
-    assert get_request(spark, config, request.request_id).decided_by == winners[0]
-    assert sorted(e.candidate_version for e in read_events(spark, config, model).collect()) == [1, 2]
+    assert get_request(session_reader(spark, config), config, request.request_id).decided_by == winners[0]
+    assert sorted(e.candidate_version for e in read_events(session_reader(spark, config), config, model)) == [1, 2]
     assert _stages(config, model) == {v1: "Archived", v2: "Production", v3: "None", v4: "None"}
 
     # another version promoted meanwhile: refused, recorded, registry unchanged

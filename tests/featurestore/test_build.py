@@ -12,10 +12,12 @@ from pyspark.sql import functions as F
 from featurestore.build import build_features, build_table, build_tables, read_sources, source_location
 from featurestore.catalog import describe_table, list_tables
 from featurestore.definitions import Field, Source
+from featurestore.delta_reader import DeltaReader
 from featurestore.delta_tables import current_version, table_history
 from featurestore.core.errors import BadInputError, NotFoundError
 from featurestore.feast_repo import feature_store, register_tables
 from tests.featurestore.sample_tables import ROWS, T0, fails_on_user_2, passthrough, user_table, write_source
+
 
 def test_metadata_round_trip_to_delta_catalog_and_feast(spark, project):
     write_source(Path(project.source_root), ROWS)
@@ -31,7 +33,7 @@ def test_metadata_round_trip_to_delta_catalog_and_feast(spark, project):
                 .load(project.table_path(table.name)).schema.fields}
     assert comments["spend"] == "Spend in the hour"
 
-    info = describe_table(spark, project, table.name)
+    info = describe_table(DeltaReader(lambda: spark), project, table.name)
     assert info.primary_keys == ["user_id"]
     assert info.timestamp_key == "ts"
     assert info.created_by
@@ -41,7 +43,7 @@ def test_metadata_round_trip_to_delta_catalog_and_feast(spark, project):
         ("clicks", "bigint", "Clicks in the hour"), ("spend", "double", "Spend in the hour")]
     assert info.delta_version == result.write.version_after
     assert info.created is not None and info.last_updated is not None
-    assert [i.name for i in list_tables(spark, project)] == [table.name]
+    assert [i.name for i in list_tables(DeltaReader(lambda: spark), project)] == [table.name]
 
     register_tables(project, [table])
     view = feature_store(project).get_feature_view(table.name)  # read back with Feast's own API
@@ -238,14 +240,15 @@ def test_unknown_table_name_is_refused(spark, project, tmp_path):
     with pytest.raises(BadInputError, match="invalid table name"):
         build_features(spark, project, ["x`; DROP TABLE y"])
     with pytest.raises(NotFoundError, match="feature table 'nope' not found"):
-        describe_table(spark, project, "nope")
+        describe_table(DeltaReader(lambda: spark), project, "nope")
 
 
 def test_a_delta_table_that_is_no_feature_table_is_neither_described_nor_listed(spark, project):
     spark.range(3).write.format("delta").save(project.table_path("predictions"))  # no featurelake.kind
+    reader = DeltaReader(lambda: spark)
     with pytest.raises(NotFoundError, match="feature table 'predictions' not found"):
-        describe_table(spark, project, "predictions")  # tables history and restore look it up the same way
-    assert list_tables(spark, project) == []
+        describe_table(reader, project, "predictions")  # tables history and restore look it up the same way
+    assert list_tables(reader, project) == []
 
 
 def test_changed_definition_is_refused_without_evolution(spark, project):
@@ -267,7 +270,7 @@ def test_metadata_change_is_synced(spark, project):
     build_table(spark, project, user_table(description="Hourly activity, v2", owner="new@example.com",
                                            features=[Field("clicks", "bigint", "Clicks (new text)"),
                                                      Field("spend", "double", "Spend in the hour")]))
-    info = describe_table(spark, project, "user_activity")
+    info = describe_table(DeltaReader(lambda: spark), project, "user_activity")
     assert info.description == "Hourly activity, v2"
     assert info.owner == "new@example.com"
     assert info.features[0].description == "Clicks (new text)"

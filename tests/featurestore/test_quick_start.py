@@ -11,7 +11,9 @@ from featurestore.build import sources_are_small
 from featurestore.core.config import Config, SparkSettings, resolve_paths
 from featurestore.definitions import FeatureTable, Field, Source
 from featurestore.core.errors import BadInputError
-from featurestore.runtime.spark_session import QUICK_START_CONF, QUICK_START_JAVA_OPTIONS, session_conf
+from featurestore.runtime.spark_session import (
+    PYTHON_DAEMON_MODULE_CONF, QUICK_START_CONF, QUICK_START_JAVA_OPTIONS, session_conf,
+)
 
 
 @pytest.fixture
@@ -186,3 +188,12 @@ def test_a_job_leaves_no_spark_warehouse_folder_in_the_working_directory(tmp_pat
     assert build.returncode == 0, build.stderr[-3000:]
     assert list(work.iterdir()) == []  # Spark's default was ./spark-warehouse, left empty by every job
     assert (tmp_path / "cache" / "spark-warehouse").is_dir()
+
+
+def test_a_session_that_scores_names_its_python_worker_daemon_and_the_user_conf_wins(cache: Path) -> None:
+    settings = SparkSettings(master="local[2]")
+    assert PYTHON_DAEMON_MODULE_CONF not in session_conf(settings)  # PySpark's own daemon
+    warm = session_conf(settings, python_daemon_module="inference.worker_daemon")
+    assert warm[PYTHON_DAEMON_MODULE_CONF] == "inference.worker_daemon"
+    mine = SparkSettings(master="local[2]", conf={PYTHON_DAEMON_MODULE_CONF: "my.daemon"})
+    assert session_conf(mine, python_daemon_module="inference.worker_daemon")[PYTHON_DAEMON_MODULE_CONF] == "my.daemon"

@@ -31,8 +31,9 @@ def test_warmup_writes_the_archive_and_a_build_uses_it(tmp_path: Path) -> None:
     # start at all if the archive cannot be mapped, so exit 0 proves it was used.
     config = class_data_archive.write_tiny_project(
         tmp_path / "project", '  conf:\n    spark.driver.extraJavaOptions: "-Xshare:on"\n')
-    build = subprocess.run([sys.executable, "-m", "jobs.build_features", "--config", str(config)], env=env,
-                           capture_output=True, text=True)
+    build = subprocess.run([sys.executable, "-m", "jobs.build_features", "--config", str(config),
+                            "--log-level", "DEBUG"],  # the JVM options are a DEBUG line
+                           env=env, capture_output=True, text=True)
     assert build.returncode == 0, build.stderr[-3000:]
     assert f"-XX:SharedArchiveFile={archives[0]}" in build.stderr
     assert (tmp_path / "project" / "warehouse" / "tiny" / "_delta_log").is_dir()

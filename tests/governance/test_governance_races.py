@@ -12,6 +12,7 @@ import pytest
 from governance_support import actor, make_project, new_model, new_version, state
 
 from featurestore.core.errors import ConflictError
+from featurestore.delta_reader import session_reader
 from inference.governance import requests
 from inference.governance.activity import read_activity
 from inference.governance.requests import approve, get_request, request_transition
@@ -71,13 +72,13 @@ def test_two_approvers_racing_on_one_request_record_and_apply_exactly_one_decisi
     winner, loser = winners[0], ({"bob", "carol"} - set(winners)).pop()
     assert outcomes[winner].request.status == status
     assert f"is already {status} by {winner}" in str(outcomes[loser])
-    stored = get_request(spark, project, request.request_id)
+    stored = get_request(session_reader(spark, project), project, request.request_id)
     assert (stored.status, stored.decided_by) == (status, winner)
-    decisions = [e for e in read_activity(spark, project, model) if e.request_id == request.request_id
+    decisions = [e for e in read_activity(session_reader(spark, project), project, model) if e.request_id == request.request_id
                  and e.kind in ("approved", "refused", "rejected", "cancelled", "failed")]
     assert [(e.kind, e.user) for e in decisions] == [(status, winner)]
-    promotions = [(e.candidate_version, e.decision) for e in read_events(spark, project, model).collect()]
-    applied = [e for e in read_activity(spark, project, model, version=v2) if e.kind == "transitioned"]
+    promotions = [(e.candidate_version, e.decision) for e in read_events(session_reader(spark, project), project, model)]
+    applied = [e for e in read_activity(session_reader(spark, project), project, model, version=v2) if e.kind == "transitioned"]
     if status == "approved":
         assert sorted(promotions) == [(1, "promoted"), (2, "promoted")]  # the transition ran once
         assert [(e.to_stage, e.user) for e in applied] == [("Production", winner)]
@@ -121,5 +122,5 @@ def test_first_writes_racing_to_create_the_tables_all_land(spark, tmp_path):
         thread.join()
 
     assert failures == []
-    assert sorted(r.candidate_version for r in read_events(spark, config, model).collect()) == [1, 2]
-    assert len(requests.list_requests(spark, config, model)) == 2
+    assert sorted(r.candidate_version for r in read_events(session_reader(spark, config), config, model)) == [1, 2]
+    assert len(requests.list_requests(session_reader(spark, config), config, model)) == 2

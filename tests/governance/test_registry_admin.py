@@ -10,6 +10,7 @@ from governance_support import actor, make_project, new_model, new_version, stat
 
 from featurestore.core.config import write_config
 from featurestore.core.errors import BadInputError, NotFoundError
+from featurestore.delta_reader import session_reader
 from inference import registry
 from inference.governance import tables
 from inference.governance.activity import read_activity
@@ -84,7 +85,7 @@ def test_rename_is_refused_in_production_then_carries_the_history_into_every_tab
     assert _cli(path, "rename", model, new_name) == 4
     assert "cannot be renamed while version 1 (Production) is in Staging or Production" in capsys.readouterr().err
     assert state(config, model)[1] == {v1: "Production", v2: "None"}
-    assert len(tables.read(spark, config, "predictions", model_name=model)) == 2  # nothing renamed
+    assert len(tables.read(session_reader(spark, config), config, "predictions", model_name=model)) == 2  # nothing renamed
 
     transition(config, model, v1, "Archived")
     result = rename_model(spark, config, model, new_name, actor(config, "ops", "rename"))
@@ -96,14 +97,14 @@ def test_rename_is_refused_in_production_then_carries_the_history_into_every_tab
     with pytest.raises(NotFoundError):
         registry.get_registered_model(config, model)
     assert state(config, new_name)[1] == {v1: "Archived", v2: "None"}
-    assert get_request(spark, config, pending.request_id).model_name == new_name
-    assert [r.candidate_version for r in read_events(spark, config, new_name).collect()] == [1]
-    assert sorted(r["customer_id"] for r in tables.read(spark, config, "predictions", model_name=new_name)) == [1, 2]
-    assert len(tables.read(spark, config, "predictions", model_name="someone_else")) == 1
-    kinds = [e.kind for e in read_activity(spark, config, new_name)]
+    assert get_request(session_reader(spark, config), config, pending.request_id).model_name == new_name
+    assert [r.candidate_version for r in read_events(session_reader(spark, config), config, new_name)] == [1]
+    assert sorted(r["customer_id"] for r in tables.read(session_reader(spark, config), config, "predictions", model_name=new_name)) == [1, 2]
+    assert len(tables.read(session_reader(spark, config), config, "predictions", model_name="someone_else")) == 1
+    kinds = [e.kind for e in read_activity(session_reader(spark, config), config, new_name)]
     assert kinds[:4] == ["created", "created", "gates_passed", "transitioned"]
     assert "requested" in kinds and kinds[-1] == "renamed"
-    assert read_activity(spark, config, new_name)[-1].text == f"renamed from {model}"
+    assert read_activity(session_reader(spark, config), config, new_name)[-1].text == f"renamed from {model}"
 
 
 def test_a_rename_interrupted_after_the_registry_is_finished_by_running_it_again(spark, project):
@@ -117,7 +118,7 @@ def test_a_rename_interrupted_after_the_registry_is_finished_by_running_it_again
     result = rename_model(spark, config, model, model + "_x", actor(config, "ops", "rename"))
 
     assert not result.registry_renamed and result.rows_renamed["promotion_events"] == 1
-    assert [r.candidate_version for r in read_events(spark, config, model + "_x").collect()] == [1]
+    assert [r.candidate_version for r in read_events(session_reader(spark, config), config, model + "_x")] == [1]
     with pytest.raises(NotFoundError, match="'ghost' does not exist"):
         rename_model(spark, config, "ghost", model + "_x", actor(config, "ops", "rename"))
     with pytest.raises(BadInputError, match="invalid model name"):

@@ -15,6 +15,7 @@ from governance_support import actor, logged_version, make_project, new_model, n
 
 from featurestore.core.config import Config, load_config
 from featurestore.core.errors import BadInputError
+from featurestore.delta_reader import session_reader
 from inference.governance.activity import read_activity
 from inference.governance.changes import add_comment
 from inference.governance.events import targets
@@ -104,7 +105,7 @@ def test_events_reach_their_webhook_and_a_failing_one_never_blocks_or_leaks(spar
     assert "ready" in ok[1]["text"] and "looks fine" in ok[3]["text"]
     assert [e["model_name"] for e in received if e["path"].startswith("/fail")] == [model, other]
     # the operations all went through, and were recorded
-    kinds = [e.kind for e in read_activity(spark, config, model)]
+    kinds = [e.kind for e in read_activity(session_reader(spark, config), config, model)]
     assert kinds == ["created", "requested", "approved", "gates_passed", "transitioned", "alias_set", "commented"]
     # the failures were logged with the webhooks' origin only
     failures = [r.getMessage() for r in caplog.records if "not delivered to webhook" in r.getMessage()]

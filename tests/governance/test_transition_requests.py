@@ -7,6 +7,7 @@ import pytest
 from governance_support import actor, make_project, new_model, new_version, state
 
 from featurestore.core.errors import BadInputError, ConflictError, NotFoundError
+from featurestore.delta_reader import session_reader
 from inference.governance.activity import read_activity
 from inference.governance.requests import approve, cancel, get_request, list_requests, reject, request_transition
 from inference.promotion import promote, read_events, transition
@@ -24,11 +25,11 @@ def model(project):
 
 def _log(spark, config, model, since: int = 0) -> list[tuple]:
     """(version, kind, user) of the activity log, leaving out the registry's 'created' entries."""
-    return [(e.version, e.kind, e.user) for e in read_activity(spark, config, model) if e.kind != "created"][since:]
+    return [(e.version, e.kind, e.user) for e in read_activity(session_reader(spark, config), config, model) if e.kind != "created"][since:]
 
 
 def _events(spark, config, model) -> list[tuple]:
-    return [(e.candidate_version, e.stage, e.decision) for e in reversed(read_events(spark, config, model).collect())]
+    return [(e.candidate_version, e.stage, e.decision) for e in reversed(read_events(session_reader(spark, config), config, model))]
 
 
 def test_request_then_approve_moves_the_version_as_promote_does(spark, project, model):
@@ -39,23 +40,23 @@ def test_request_then_approve_moves_the_version_as_promote_does(spark, project, 
     request = request_transition(spark, project, model, v2, "Production", actor(project, "alice"), comment="better AUC")
     assert (request.pending, request.from_stage, request.to_stage, request.incumbent_version) == (
         True, "None", "Production", 1)
-    assert [r.request_id for r in list_requests(spark, project, model, pending_only=True)] == [request.request_id]
+    assert [r.request_id for r in list_requests(session_reader(spark, project), project, model, pending_only=True)] == [request.request_id]
     assert state(project, model) == ({"champion": v1}, {v1: "Production", v2: "None"})  # a request changes nothing
 
     decision = approve(spark, project, request.request_id, actor(project, "bob"), comment="ship it")
 
     assert decision.applied and decision.promotion.promoted
     assert state(project, model) == ({"champion": v2}, {v1: "Archived", v2: "Production"})
-    stored = get_request(spark, project, request.request_id)
+    stored = get_request(session_reader(spark, project), project, request.request_id)
     assert (stored.status, stored.requested_by, stored.decided_by, stored.decision_comment) == (
         "approved", "alice", "bob", "ship it")
     assert "beats Production version 1" in stored.reason
-    assert list_requests(spark, project, model, pending_only=True) == []
+    assert list_requests(session_reader(spark, project), project, model, pending_only=True) == []
     assert _events(spark, project, model) == [(1, "Production", "promoted"), (2, "Production", "promoted")]
     assert _log(spark, project, model, before) == [
         (2, "requested", "alice"), (2, "approved", "bob"), (2, "gates_passed", None), (1, "transitioned", "bob"),
         (2, "transitioned", "bob"), (2, "alias_set", "bob")]
-    applied = [e for e in read_activity(spark, project, model, version=2) if e.kind == "transitioned"]
+    applied = [e for e in read_activity(session_reader(spark, project), project, model, version=2) if e.kind == "transitioned"]
     assert [(e.from_stage, e.to_stage, e.source, e.request_id) for e in applied] == [
         ("None", "Production", "request", request.request_id)]
 
@@ -71,9 +72,9 @@ def test_reject_leaves_the_registry_alone_and_decides_the_request_once(spark, pr
     with pytest.raises(ConflictError, match=f"request {request.request_id} is already rejected by bob"):
         approve(spark, project, request.request_id, actor(project, "carol"))
     assert state(project, model) == ({}, {v1: "None"})
-    assert get_request(spark, project, request.request_id).decided_by == "bob"
+    assert get_request(session_reader(spark, project), project, request.request_id).decided_by == "bob"
     assert _log(spark, project, model) == [(1, "requested", "alice"), (1, "rejected", "bob")]
-    assert "wait for the May data" in read_activity(spark, project, model)[-1].text
+    assert "wait for the May data" in read_activity(session_reader(spark, project), project, model)[-1].text
 
 
 def test_only_the_requester_can_cancel(spark, project, model):
@@ -81,10 +82,10 @@ def test_only_the_requester_can_cancel(spark, project, model):
     request = request_transition(spark, project, model, v1, "Production", actor(project, "alice"))
     with pytest.raises(ConflictError, match="made by alice: only they can cancel it, not bob"):
         cancel(spark, project, request.request_id, actor(project, "bob"))
-    assert get_request(spark, project, request.request_id).pending
+    assert get_request(session_reader(spark, project), project, request.request_id).pending
 
     assert cancel(spark, project, request.request_id, actor(project, "alice")).request.status == "cancelled"
-    assert get_request(spark, project, request.request_id).status == "cancelled"
+    assert get_request(session_reader(spark, project), project, request.request_id).status == "cancelled"
     assert state(project, model) == ({}, {v1: "None"})
 
 
@@ -97,7 +98,7 @@ def test_approving_a_candidate_that_fails_the_gates_is_refused_and_recorded(spar
 
     assert decision.request.status == "refused" and not decision.applied
     assert "does not beat Production version 1" in decision.request.reason
-    assert get_request(spark, project, request.request_id).status == "refused"
+    assert get_request(session_reader(spark, project), project, request.request_id).status == "refused"
     assert state(project, model) == ({"champion": v1}, {v1: "Production", v2: "None"})
     assert _events(spark, project, model) == [(1, "Production", "promoted")]  # no promotion was attempted
     assert _log(spark, project, model)[-1] == (2, "refused", "bob")
@@ -128,7 +129,7 @@ def test_approval_after_another_version_was_promoted_is_refused_and_the_registry
     assert decision.request.status == "refused" and decision.promotion is None
     assert decision.request.reason == ("Production changed since the request: version 3 is there now, "
                                        "version 1 was then")
-    assert get_request(spark, project, request.request_id).status == "refused"
+    assert get_request(session_reader(spark, project), project, request.request_id).status == "refused"
     assert state(project, model) == before == ({"champion": v3}, {v1: "Archived", v2: "None", v3: "Production"})
     assert _events(spark, project, model) == events_before
     assert _log(spark, project, model)[-1] == (2, "refused", "bob")
@@ -142,7 +143,7 @@ def test_requests_are_checked_before_anything_is_written(spark, project, model):
         request_transition(spark, project, model, v1, "Archived", actor(project, "alice"))
     with pytest.raises(NotFoundError, match="'nope'"):
         request_transition(spark, project, "nope", v1, "Production", actor(project, "alice"))
-    assert list_requests(spark, project, model) == []
+    assert list_requests(session_reader(spark, project), project, model) == []
     first = request_transition(spark, project, model, v1, "Production", actor(project, "alice"))
     with pytest.raises(ConflictError, match=f"request {first.request_id} for Production by alice is already pending"):
         request_transition(spark, project, model, v1, "Production", actor(project, "bob"))
@@ -155,4 +156,4 @@ def test_requests_are_checked_before_anything_is_written(spark, project, model):
         approve(spark, project, "1; DROP TABLE", actor(project, "bob"))
     with pytest.raises(NotFoundError, match="transition request 0123456789ab does not exist"):
         approve(spark, project, "0123456789ab", actor(project, "bob"))
-    assert len(list_requests(spark, project, model)) == 1
+    assert len(list_requests(session_reader(spark, project), project, model)) == 1

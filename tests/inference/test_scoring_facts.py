@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from inference_support import get_registry, log_model, training_frame
 
@@ -24,6 +26,8 @@ def _load(registry, name: str, version: int, tmp_path, with_probability: bool = 
 def test_a_classifier_logged_without_the_record_is_found_out_by_loading_it(registry, tmp_path):
     model = _load(registry, "lr_model", 1, tmp_path)
     assert (model.has_probability, model.prediction_type, model.output_type) == (True, "double", "double")  # a tensor output: double
+    # Scored by this interpreter: no requirements for MLflow to check in every Python worker.
+    assert not (Path(model.udf_path) / "requirements.txt").exists() and (Path(model.udf_path) / "MLmodel").exists()
     assert not _load(registry, "lr_model", 1, tmp_path / "no_proba", with_probability=False).has_probability
 
 

@@ -50,3 +50,21 @@ def test_each_spark_python_worker_loads_the_model_once_across_tasks(spark, saved
     per_worker = seen.groupby("pid")["model_id"].nunique()
     assert (per_worker == 1).all(), seen
     assert len(seen) > len(per_worker)  # some worker ran more than one task, and reused its model
+
+
+def test_python_workers_are_forked_from_the_daemon_that_imported_the_scoring_stack(spark):
+    """The session (tests/conftest.py, like predict's) forks its Python workers from
+    inference.worker_daemon, which imported pandas, scikit-learn, MLflow and skops before forking."""
+
+    def parent_of_worker(batches):
+        import sys as worker_sys
+
+        for _ in batches:
+            with open(f"/proc/{os.getppid()}/cmdline", "rb") as cmdline:
+                parent = cmdline.read().split(b"\0")
+            yield pd.DataFrame({"parent": [" ".join(p.decode() for p in parent if p)],
+                                "skops": ["skops.io" in worker_sys.modules]})
+
+    seen = spark.range(0, 2, numPartitions=2).mapInPandas(parent_of_worker, "parent string, skops boolean").toPandas()
+    assert seen["parent"].str.contains(" -m inference.worker_daemon").all(), seen.to_dict()
+    assert seen["skops"].all(), seen.to_dict()

@@ -11,6 +11,7 @@ import pytest
 from pit_data import make_config
 from pyspark.sql import types as T
 
+from featurestore.delta_reader import DeltaReader
 from featurestore.core.config import write_config
 from featurestore.definitions import FeatureTable, Field
 from featurestore.delta_tables import current_version, write_feature_table
@@ -149,7 +150,7 @@ def test_train_register_promote_cycle(spark, lifecycle, capfd):
     assert registry.get_version(config, MODEL, 1).current_stage == "Archived"
     assert _aliases(config) == {"champion": "2"}
 
-    events = read_events(spark, config, MODEL).collect()
+    events = read_events(DeltaReader(lambda: spark), config, MODEL)
     assert [(e.candidate_version, e.stage, e.decision) for e in reversed(events)] == [
         (1, "Staging", "promoted"), (1, "Production", "promoted"), (2, "Production", "rejected"),
         (2, "Production", "rejected"), (2, "Production", "promoted")]
@@ -217,7 +218,7 @@ def test_registry_rules_without_training(spark, tmp_path):
     decision = promote(spark, config, "bare_model", 1, "Staging")
     assert decision.decision == "rejected" and "roc_auc" in decision.reason
     assert registry.get_version(config, "bare_model", 1).current_stage == "None"
-    assert [r.decision for r in read_events(spark, config, "bare_model").collect()] == ["rejected"]
+    assert [r.decision for r in read_events(DeltaReader(lambda: spark), config, "bare_model")] == ["rejected"]
     # unconditional transitions and the delete rule
     registry.transition(config, "bare_model", 1, "Staging")
     with pytest.raises(ConflictError, match="Staging"):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from pit_data import make_config
 
+from featurestore.delta_reader import DeltaReader
 from featurestore.core.errors import BadInputError, ConflictError
 from inference import registry
 from inference.promotion import promote, read_events, transition
@@ -40,7 +41,8 @@ def _state(config) -> tuple[dict[str, str], dict[str, str]]:
 
 
 def _events(spark, config) -> list[tuple]:
-    return [(e.candidate_version, e.stage, e.decision) for e in reversed(read_events(spark, config, MODEL).collect())]
+    events = read_events(DeltaReader(lambda: spark), config, MODEL)
+    return [(e.candidate_version, e.stage, e.decision) for e in reversed(events)]
 
 
 def test_promote_refuses_to_demote_the_production_version(spark, gated):
@@ -93,7 +95,7 @@ def test_reason_states_what_the_candidate_was_compared_with(spark, gated):
     passed = promote(spark, gated, MODEL, v4, "Production")        # does not block: stated in the reason
     assert passed.promoted and passed.incumbent_version == int(v3) and passed.incumbent_value is None
     assert passed.reason == f"thresholds passed; Production version {v3} has no 'roc_auc': comparison skipped"
-    reasons = [e.reason for e in reversed(read_events(spark, gated, MODEL).collect())]
+    reasons = [e.reason for e in reversed(read_events(DeltaReader(lambda: spark), gated, MODEL))]
     assert reasons == [first.reason, staged.reason, passed.reason]
 
 
