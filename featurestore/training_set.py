@@ -13,8 +13,8 @@ time (feature rows before left rows at equal timestamps), and each left row carr
 last row seen so far of every table. The left side is therefore scanned and shuffled once
 for all such lookups: one exchange, one sort, one window. Nothing is collected to the
 driver and there is no range join, so a key with many feature rows and many labels costs
-O(n log n), not O(n * m). Resolving a lookup runs no Spark job (the Delta version comes
-from the log listing, the properties from the table metadata).
+O(n log n), not O(n * m). Resolving a lookup runs no Spark job (the version, properties and
+files come from the Delta log: :mod:`featurestore.table_reader`).
 
     lookups = [FeatureLookup("customer_profile", ["age"], timestamp_lookup_key="label_time")]
     training_set = create_training_set(spark, config, labels, lookups, label="churned")
@@ -27,22 +27,19 @@ from __future__ import annotations
 import functools
 import json
 import logging
-import re
 from dataclasses import asdict, dataclass, field
 from datetime import timedelta
 from typing import Any, Mapping, Sequence
 
-from delta.tables import DeltaTable
-from pyspark.errors import AnalysisException
 from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from featurestore.core.config import Config
 from featurestore.core.errors import BadInputError, NotFoundError
-from featurestore.core.identifiers import quote_path, validate_identifier
-from featurestore.delta_tables import read_version
+from featurestore.core.identifiers import validate_identifier
 from featurestore.table_metadata import parse_properties
+from featurestore.table_reader import read_table_version
 
 logger = logging.getLogger(__name__)
 
@@ -171,38 +168,6 @@ class TrainingSet:
         return self.df
 
 
-_COMMIT_FILE = re.compile(r"(\d{20})\.json")
-
-
-def _table_version(spark: SparkSession, table: str, path: str) -> int:
-    """Return the latest committed Delta version of the table at ``path``.
-
-    The version is the highest commit file in ``_delta_log`` (listed with the session's
-    Hadoop file system, so any storage Spark can read works); ``DeltaTable.history`` would
-    run a Spark job per table. Falls back to the history when the listing finds no commit.
-    """
-    if not DeltaTable.isDeltaTable(spark, path):
-        raise NotFoundError(f"feature table {table!r} not found (no Delta table at {path})")
-    jvm = spark._jvm
-    log = jvm.org.apache.hadoop.fs.Path(path, "_delta_log")
-    fs = log.getFileSystem(spark._jsparkSession.sessionState().newHadoopConf())
-    versions = [int(m.group(1)) for m in (_COMMIT_FILE.fullmatch(str(s.getPath().getName()))
-                                          for s in fs.listStatus(log)) if m]
-    if versions:
-        return max(versions)
-    return int(DeltaTable.forPath(spark, path).history(1).select("version").first()[0])
-
-
-def _read_version(spark: SparkSession, table: str, path: str, version: int) -> DataFrame:
-    try:
-        df = read_version(spark, path, version)  # fails here for a version that does not exist
-    except AnalysisException as exc:
-        raise NotFoundError(
-            f"feature table {table!r}: Delta version {version} cannot be read: {str(exc).splitlines()[0]}"
-        ) from None
-    return df
-
-
 def _lossless_key_cast(left: T.DataType, table: T.DataType) -> bool:
     """True when a lookup key of type ``left`` casts to the table's key type without losing anything.
 
@@ -237,13 +202,9 @@ def resolve_lookup(spark: SparkSession, config: Config, left: DataFrame, lookup:
         raise BadInputError(f"expected a FeatureLookup, got {type(lookup).__name__}")
     table = validate_identifier(lookup.table, "feature table name")
     path = config.table_path(table)
-    current = _table_version(spark, table, path)
-    version = current if delta_version is None else int(delta_version)
-    data = _read_version(spark, table, path, version)
-    # SHOW TBLPROPERTIES needs only the table metadata; DESCRIBE DETAIL also counts the files,
-    # which reconstructs the table state (Spark jobs) on a fresh session.
-    props = parse_properties({row["key"]: row["value"]
-                              for row in spark.sql(f"SHOW TBLPROPERTIES {quote_path(path)}").collect()})
+    table_version = read_table_version(spark, table, path, delta_version)
+    version, data = table_version.number, table_version.data
+    props = parse_properties(table_version.properties)
     primary_keys = list(props["primary_keys"])
     table_ts = props["timestamp_key"]
     if not primary_keys or not table_ts:
