@@ -26,7 +26,7 @@ import json
 import logging
 import re
 from dataclasses import dataclass
-from urllib.parse import urlparse
+from urllib.parse import unquote, urlparse
 
 from delta.tables import DeltaTable
 from pyspark.errors import AnalysisException
@@ -83,7 +83,7 @@ def _local_path(path: str) -> str | None:
         return path
     parsed = urlparse(path)
     if parsed.scheme == "file" and parsed.netloc in ("", "localhost"):
-        return parsed.path
+        return unquote(parsed.path)
     return None
 
 
@@ -93,19 +93,19 @@ def _version_from_log(spark: SparkSession, table: str, path: str, version: int |
     The properties are the latest version's, as ``SHOW TBLPROPERTIES`` gives them on the other path.
     """
     from deltalake import DeltaTable as LogTable
-    from deltalake.exceptions import TableNotFoundError
 
+    if "%" in path:  # delta-rs would decode it (a%41 -> aA) and could read another folder's table
+        return None
     try:
         log = LogTable(path)
         properties = dict(log.metadata().configuration)
         if version is not None:
             log.load_as_version(int(version))
-    except TableNotFoundError:
-        raise NotFoundError(f"feature table {table!r} not found (no Delta table at {path})") from None
-    except Exception as exc:  # noqa: BLE001 - no such version, or a log delta-rs cannot read: Delta decides
+    except Exception as exc:  # noqa: BLE001 - no table, no such version, a log delta-rs cannot read: Delta decides
         logger.debug("table %s: delta-rs cannot read version %s (%s); reading through Delta", table, version, exc)
         return None
-    files = log.file_uris()
+    # The log's paths are URIs: a space in the table's folder is %20 there.
+    files = [unquote(f) for f in log.file_uris()]
     if (log.protocol().min_reader_version != 1 or log.metadata().partition_columns
             or any(_GLOB_CHARACTERS & set(f) for f in files)):
         return None

@@ -81,3 +81,33 @@ def test_a_partitioned_table_is_read_through_delta(spark, tmp_path):
     assert not version.read_from_log
     assert _rows(version.data.select(*PROFILE_SCHEMA.names)) == sorted((c, t.replace(tzinfo=None), v)
                                                                        for c, t, v in PROFILE_ROWS)
+
+
+def test_tables_in_folders_with_a_space_or_a_percent_sign_are_read_with_their_own_rows(spark, tmp_path):
+    """The log lists files as URIs (a space is %20) and delta-rs decodes a path it is given (a%41
+    is aA): a table under "my tables" is still read from its log, and one under "pct%41" gives its
+    own rows, not those of the table under "pctA"."""
+    spaced = str(tmp_path / "my tables" / PROFILE.name)
+    write_feature_table(spark, PROFILE, spaced, spark.createDataFrame(PROFILE_ROWS, PROFILE_SCHEMA))
+    version = read_table_version(spark, PROFILE.name, spaced)
+    assert version.read_from_log
+    assert _rows(version.data) == _delta_rows(spark, spaced, version.number)
+
+    escaped, decoded = str(tmp_path / "pct%41" / PROFILE.name), str(tmp_path / "pctA" / PROFILE.name)
+    write_feature_table(spark, PROFILE, escaped, spark.createDataFrame(PROFILE_ROWS[:1], PROFILE_SCHEMA))
+    write_feature_table(spark, PROFILE, decoded, spark.createDataFrame(PROFILE_ROWS[1:], PROFILE_SCHEMA))
+    version = read_table_version(spark, PROFILE.name, escaped)
+    assert [r[2] for r in _rows(version.data)] == [PROFILE_ROWS[0][2]]
+
+
+def test_a_table_with_column_mapping_is_read_through_delta_by_its_column_names(spark, tmp_path):
+    """With column mapping a renamed column keeps its old name in the files: read as plain parquet
+    it would come back empty."""
+    path = str(tmp_path / PROFILE.name)
+    write_feature_table(spark, PROFILE, path, spark.createDataFrame(PROFILE_ROWS, PROFILE_SCHEMA))
+    spark.sql(f"ALTER TABLE delta.`{path}` SET TBLPROPERTIES ('delta.columnMapping.mode' = 'name', "
+              "'delta.minReaderVersion' = '2', 'delta.minWriterVersion' = '5')")
+    spark.sql(f"ALTER TABLE delta.`{path}` RENAME COLUMN segment_score TO score")
+    version = read_table_version(spark, PROFILE.name, path)
+    assert not version.read_from_log
+    assert sorted(r["score"] for r in version.data.collect()) == sorted(r[2] for r in PROFILE_ROWS)
