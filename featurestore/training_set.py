@@ -254,15 +254,38 @@ def resolve_lookup(spark: SparkSession, config: Config, left: DataFrame, lookup:
 
 
 def payload_type(data: DataFrame, lookup: _Resolved) -> T.StructType:
-    """Return the struct type carried per feature row (timestamp + features)."""
-    return T.StructType([T.StructField("ts", T.TimestampType())]
-                        + [T.StructField(f"f{i}", data.schema[f].dataType) for i, f in enumerate(lookup.features)])
+    """Return the struct type carried per feature row: the features, and the row's timestamp when a ttl needs it."""
+    stamp = [T.StructField("ts", T.TimestampType())] if lookup.ttl_seconds else []
+    return T.StructType(stamp + [T.StructField(f"f{i}", data.schema[f].dataType)
+                                 for i, f in enumerate(lookup.features)])
+
+
+def _payload(lookup: _Resolved, ts: Column) -> Column:
+    """The struct a feature row carries (see :func:`payload_type`)."""
+    stamp = [ts.alias("ts")] if lookup.ttl_seconds else []
+    return F.struct(*stamp, *[F.col(f).alias(f"f{i}") for i, f in enumerate(lookup.features)])
 
 
 def _group_key(lookup: _Resolved, data: DataFrame) -> tuple:
     """Point-in-time lookups with equal keys (names and table key types) and timestamp share one window."""
     return (tuple(lookup.lookup_keys), tuple(data.schema[k].dataType.simpleString() for k in lookup.primary_keys),
             lookup.timestamp_lookup_key)
+
+
+def _window_columns(left: DataFrame, lookup: _Resolved, key_types: list[T.DataType],
+                    number: int) -> tuple[list[str], str]:
+    """The key and time columns the window partitions and orders by.
+
+    The left's own lookup key and timestamp columns when they already have the table's key
+    types and the timestamp type (nothing is copied into the shuffle); otherwise new columns
+    ``__fl_k<i>`` and ``__fl_ts<number>`` holding the casts.
+    """
+    own_keys = (len(set(lookup.lookup_keys)) == len(lookup.lookup_keys)
+                and all(left.schema[k].dataType == t for k, t in zip(lookup.lookup_keys, key_types)))
+    keys = list(lookup.lookup_keys) if own_keys else [f"{_PREFIX}k{i}" for i in range(len(key_types))]
+    ts_key = lookup.timestamp_lookup_key
+    own_time = isinstance(left.schema[ts_key].dataType, T.TimestampType) and ts_key not in keys
+    return keys, ts_key if own_time else f"{_TS}{number}"
 
 
 def _point_in_time(left: DataFrame, group: list[tuple[int, _Resolved, DataFrame]],
@@ -273,20 +296,20 @@ def _point_in_time(left: DataFrame, group: list[tuple[int, _Resolved, DataFrame]
     keys, key types and timestamp column. The left rows and every table's rows are unioned
     (table ``i``'s row packed in the struct column ``__fl_r<i>``, null elsewhere), partitioned
     by the keys and ordered by time, feature rows first at equal times; one window carries
-    the last non-null struct of each table. Returns ``left``'s columns plus the left
-    timestamp (``__fl_ts<number>``) and one struct column per lookup, and, per lookup index,
-    the column expression "a feature row was found (within the ttl)".
+    the last non-null struct of each table. Returns ``left``'s columns (plus the key and time
+    columns of :func:`_window_columns` when they are new) and one struct column per lookup,
+    and, per lookup index, the column expression "a feature row was found (within the ttl)".
     """
-    ts_col = f"{_TS}{number}"
     first = group[0][1]
-    keys = [f"{_PREFIX}k{i}" for i in range(len(first.primary_keys))]
     key_types = [group[0][2].schema[k].dataType for k in first.primary_keys]
+    keys, ts_col = _window_columns(left, first, key_types, number)
     rows = {index: f"{_PREFIX}r{index}" for index, _, _ in group}
     types = {index: payload_type(data, lookup) for index, lookup, data in group}
+    new_keys = [F.col(lk).cast(t).alias(k) for lk, t, k in zip(first.lookup_keys, key_types, keys)
+                if k not in left.columns]
+    new_time = [F.col(first.timestamp_lookup_key).cast("timestamp").alias(ts_col)] if ts_col not in left.columns else []
     parts = [left.select(
-        "*",
-        *[F.col(lk).cast(t).alias(k) for lk, t, k in zip(first.lookup_keys, key_types, keys)],
-        F.col(first.timestamp_lookup_key).cast("timestamp").alias(ts_col),
+        "*", *new_keys, *new_time,
         F.lit(1).alias(_SIDE),
         *[F.lit(None).cast(types[index]).alias(rows[index]) for index, _, _ in group],
     )]
@@ -296,8 +319,7 @@ def _point_in_time(left: DataFrame, group: list[tuple[int, _Resolved, DataFrame]
             *[F.col(pk).alias(k) for pk, k in zip(lookup.primary_keys, keys)],
             ts.alias(ts_col),
             F.lit(0).alias(_SIDE),
-            *[(F.struct(ts.alias("ts"), *[F.col(f).alias(f"f{i}") for i, f in enumerate(lookup.features)])
-               if other == index else F.lit(None).cast(types[other])).alias(rows[other])
+            *[(_payload(lookup, ts) if other == index else F.lit(None).cast(types[other])).alias(rows[other])
               for other, _, _ in group],
         ))
     unioned = parts[0]
@@ -307,7 +329,7 @@ def _point_in_time(left: DataFrame, group: list[tuple[int, _Resolved, DataFrame]
               .orderBy(F.col(ts_col).asc_nulls_first(), F.col(_SIDE).asc())
               .rowsBetween(Window.unboundedPreceding, Window.currentRow))
     carried = unioned.select(
-        *[F.col(c) for c in left.columns], F.col(ts_col), F.col(_SIDE),
+        *[F.col(c) for c in dict.fromkeys([*left.columns, *keys, ts_col, _SIDE])],
         *[F.last(F.col(rows[index]), ignorenulls=True).over(window).alias(rows[index]) for index, _, _ in group],
     ).filter(F.col(_SIDE) == 1).drop(_SIDE)
     found = {}
