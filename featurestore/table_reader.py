@@ -3,10 +3,10 @@
 Spark's Delta reader replays a table's log with Spark jobs the first time a process reads the
 table (a JSON scan, a shuffle, a sort and a cached state per table, then the file list), and
 ``SHOW TBLPROPERTIES`` and ``DeltaTable.isDeltaTable`` load Delta's classes and the snapshot
-on the driver. In a fresh process that cost 37-44 s of wall time (15-23 s of JVM CPU) for three
-small tables on the loaded benchmark machine, where reading the same files as plain parquet
-cost 3-4 s: it was the whole gap between a training set over Delta tables and the same query
-over parquet files (benchmarks/results/delta_vs_parquet.md).
+on the driver. In a fresh process, for three tables, that is 12 Spark jobs more than the same
+query over parquet files and about 10 s of JVM CPU, where the scan itself costs the same: it was
+the gap between a training set over Delta tables and the same query over parquet files
+(benchmarks/results/delta_vs_parquet.md).
 
 So a table on the local file system whose protocol needs no reader feature (reader version 1:
 no deletion vectors, no column mapping, no type widening, no ``timestamp_ntz``) and that has no
