@@ -397,7 +397,7 @@ def main_for(name: str, parser: argparse.ArgumentParser, run: Callable[[argparse
     print(json.dumps({k: result[k] for k in ("benchmark", "ratios", "load_at_start", "load_at_end")
                       if k in result}, indent=2, default=str))
     if args.out != "-":
-        prefix = args.out or RESULTS_DIR / name
+        prefix = args.out or RESULTS_DIR / result.get("results_name", name)
         paths = write_results(result, prefix)
         print(f"results written to {paths[0]} and {paths[1]}")
     failed = result.get("equal") is False

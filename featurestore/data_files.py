@@ -111,9 +111,13 @@ def nanosecond_columns(spark: SparkSession, parquet_file: str) -> NanosecondColu
 def nanos_to_timestamp(nanos: Column) -> Column:
     """A count of nanoseconds since the epoch (UTC) as a timestamp, truncated (floored) to microseconds.
 
-    Decimal division keeps it exact: a double would lose the last digits of today's nanoseconds.
+    Integer division keeps it exact (a double would lose the last digits of today's nanoseconds)
+    and cheap (a decimal(20,0) division goes through BigDecimal: 3-4x the JVM CPU on 3M rows).
+    ``div`` truncates toward zero, so a negative count with a remainder steps one lower.
     """
-    return F.timestamp_micros(F.floor(nanos.cast("decimal(20,0)") / 1000).cast("bigint"))
+    nanos = nanos.cast("bigint")
+    return F.timestamp_micros(F.call_function("div", nanos, F.lit(1000))
+                              - F.when(nanos % 1000 < 0, F.lit(1)).otherwise(F.lit(0)))
 
 
 def _is_nanosecond_timestamp(field) -> bool:

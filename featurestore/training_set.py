@@ -13,8 +13,8 @@ time (feature rows before left rows at equal timestamps), and each left row carr
 last row seen so far of every table. The left side is therefore scanned and shuffled once
 for all such lookups: one exchange, one sort, one window. Nothing is collected to the
 driver and there is no range join, so a key with many feature rows and many labels costs
-O(n log n), not O(n * m). Resolving a lookup runs no Spark job (the Delta version comes
-from the log listing, the properties from the table metadata).
+O(n log n), not O(n * m). Resolving a lookup runs no Spark job (the version, properties and
+files come from the Delta log: :mod:`featurestore.table_reader`).
 
     lookups = [FeatureLookup("customer_profile", ["age"], timestamp_lookup_key="label_time")]
     training_set = create_training_set(spark, config, labels, lookups, label="churned")
@@ -27,22 +27,19 @@ from __future__ import annotations
 import functools
 import json
 import logging
-import re
 from dataclasses import asdict, dataclass, field
 from datetime import timedelta
 from typing import Any, Mapping, Sequence
 
-from delta.tables import DeltaTable
-from pyspark.errors import AnalysisException
 from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from featurestore.core.config import Config
 from featurestore.core.errors import BadInputError, NotFoundError
-from featurestore.core.identifiers import quote_path, validate_identifier
-from featurestore.delta_tables import read_version
+from featurestore.core.identifiers import validate_identifier
 from featurestore.table_metadata import parse_properties
+from featurestore.table_reader import read_table_version
 
 logger = logging.getLogger(__name__)
 
@@ -171,38 +168,6 @@ class TrainingSet:
         return self.df
 
 
-_COMMIT_FILE = re.compile(r"(\d{20})\.json")
-
-
-def _table_version(spark: SparkSession, table: str, path: str) -> int:
-    """Return the latest committed Delta version of the table at ``path``.
-
-    The version is the highest commit file in ``_delta_log`` (listed with the session's
-    Hadoop file system, so any storage Spark can read works); ``DeltaTable.history`` would
-    run a Spark job per table. Falls back to the history when the listing finds no commit.
-    """
-    if not DeltaTable.isDeltaTable(spark, path):
-        raise NotFoundError(f"feature table {table!r} not found (no Delta table at {path})")
-    jvm = spark._jvm
-    log = jvm.org.apache.hadoop.fs.Path(path, "_delta_log")
-    fs = log.getFileSystem(spark._jsparkSession.sessionState().newHadoopConf())
-    versions = [int(m.group(1)) for m in (_COMMIT_FILE.fullmatch(str(s.getPath().getName()))
-                                          for s in fs.listStatus(log)) if m]
-    if versions:
-        return max(versions)
-    return int(DeltaTable.forPath(spark, path).history(1).select("version").first()[0])
-
-
-def _read_version(spark: SparkSession, table: str, path: str, version: int) -> DataFrame:
-    try:
-        df = read_version(spark, path, version)  # fails here for a version that does not exist
-    except AnalysisException as exc:
-        raise NotFoundError(
-            f"feature table {table!r}: Delta version {version} cannot be read: {str(exc).splitlines()[0]}"
-        ) from None
-    return df
-
-
 def _lossless_key_cast(left: T.DataType, table: T.DataType) -> bool:
     """True when a lookup key of type ``left`` casts to the table's key type without losing anything.
 
@@ -237,13 +202,9 @@ def resolve_lookup(spark: SparkSession, config: Config, left: DataFrame, lookup:
         raise BadInputError(f"expected a FeatureLookup, got {type(lookup).__name__}")
     table = validate_identifier(lookup.table, "feature table name")
     path = config.table_path(table)
-    current = _table_version(spark, table, path)
-    version = current if delta_version is None else int(delta_version)
-    data = _read_version(spark, table, path, version)
-    # SHOW TBLPROPERTIES needs only the table metadata; DESCRIBE DETAIL also counts the files,
-    # which reconstructs the table state (Spark jobs) on a fresh session.
-    props = parse_properties({row["key"]: row["value"]
-                              for row in spark.sql(f"SHOW TBLPROPERTIES {quote_path(path)}").collect()})
+    table_version = read_table_version(spark, table, path, delta_version)
+    version, data = table_version.number, table_version.data
+    props = parse_properties(table_version.properties)
     primary_keys = list(props["primary_keys"])
     table_ts = props["timestamp_key"]
     if not primary_keys or not table_ts:
@@ -293,15 +254,38 @@ def resolve_lookup(spark: SparkSession, config: Config, left: DataFrame, lookup:
 
 
 def payload_type(data: DataFrame, lookup: _Resolved) -> T.StructType:
-    """Return the struct type carried per feature row (timestamp + features)."""
-    return T.StructType([T.StructField("ts", T.TimestampType())]
-                        + [T.StructField(f"f{i}", data.schema[f].dataType) for i, f in enumerate(lookup.features)])
+    """Return the struct type carried per feature row: the features, and the row's timestamp when a ttl needs it."""
+    stamp = [T.StructField("ts", T.TimestampType())] if lookup.ttl_seconds else []
+    return T.StructType(stamp + [T.StructField(f"f{i}", data.schema[f].dataType)
+                                 for i, f in enumerate(lookup.features)])
+
+
+def _payload(lookup: _Resolved, ts: Column) -> Column:
+    """The struct a feature row carries (see :func:`payload_type`)."""
+    stamp = [ts.alias("ts")] if lookup.ttl_seconds else []
+    return F.struct(*stamp, *[F.col(f).alias(f"f{i}") for i, f in enumerate(lookup.features)])
 
 
 def _group_key(lookup: _Resolved, data: DataFrame) -> tuple:
     """Point-in-time lookups with equal keys (names and table key types) and timestamp share one window."""
     return (tuple(lookup.lookup_keys), tuple(data.schema[k].dataType.simpleString() for k in lookup.primary_keys),
             lookup.timestamp_lookup_key)
+
+
+def _window_columns(left: DataFrame, lookup: _Resolved, key_types: list[T.DataType],
+                    number: int) -> tuple[list[str], str]:
+    """The key and time columns the window partitions and orders by.
+
+    The left's own lookup key and timestamp columns when they already have the table's key
+    types and the timestamp type (nothing is copied into the shuffle); otherwise new columns
+    ``__fl_k<i>`` and ``__fl_ts<number>`` holding the casts.
+    """
+    own_keys = (len(set(lookup.lookup_keys)) == len(lookup.lookup_keys)
+                and all(left.schema[k].dataType == t for k, t in zip(lookup.lookup_keys, key_types)))
+    keys = list(lookup.lookup_keys) if own_keys else [f"{_PREFIX}k{i}" for i in range(len(key_types))]
+    ts_key = lookup.timestamp_lookup_key
+    own_time = isinstance(left.schema[ts_key].dataType, T.TimestampType) and ts_key not in keys
+    return keys, ts_key if own_time else f"{_TS}{number}"
 
 
 def _point_in_time(left: DataFrame, group: list[tuple[int, _Resolved, DataFrame]],
@@ -312,20 +296,20 @@ def _point_in_time(left: DataFrame, group: list[tuple[int, _Resolved, DataFrame]
     keys, key types and timestamp column. The left rows and every table's rows are unioned
     (table ``i``'s row packed in the struct column ``__fl_r<i>``, null elsewhere), partitioned
     by the keys and ordered by time, feature rows first at equal times; one window carries
-    the last non-null struct of each table. Returns ``left``'s columns plus the left
-    timestamp (``__fl_ts<number>``) and one struct column per lookup, and, per lookup index,
-    the column expression "a feature row was found (within the ttl)".
+    the last non-null struct of each table. Returns ``left``'s columns (plus the key and time
+    columns of :func:`_window_columns` when they are new) and one struct column per lookup,
+    and, per lookup index, the column expression "a feature row was found (within the ttl)".
     """
-    ts_col = f"{_TS}{number}"
     first = group[0][1]
-    keys = [f"{_PREFIX}k{i}" for i in range(len(first.primary_keys))]
     key_types = [group[0][2].schema[k].dataType for k in first.primary_keys]
+    keys, ts_col = _window_columns(left, first, key_types, number)
     rows = {index: f"{_PREFIX}r{index}" for index, _, _ in group}
     types = {index: payload_type(data, lookup) for index, lookup, data in group}
+    new_keys = [F.col(lk).cast(t).alias(k) for lk, t, k in zip(first.lookup_keys, key_types, keys)
+                if k not in left.columns]
+    new_time = [F.col(first.timestamp_lookup_key).cast("timestamp").alias(ts_col)] if ts_col not in left.columns else []
     parts = [left.select(
-        "*",
-        *[F.col(lk).cast(t).alias(k) for lk, t, k in zip(first.lookup_keys, key_types, keys)],
-        F.col(first.timestamp_lookup_key).cast("timestamp").alias(ts_col),
+        "*", *new_keys, *new_time,
         F.lit(1).alias(_SIDE),
         *[F.lit(None).cast(types[index]).alias(rows[index]) for index, _, _ in group],
     )]
@@ -335,8 +319,7 @@ def _point_in_time(left: DataFrame, group: list[tuple[int, _Resolved, DataFrame]
             *[F.col(pk).alias(k) for pk, k in zip(lookup.primary_keys, keys)],
             ts.alias(ts_col),
             F.lit(0).alias(_SIDE),
-            *[(F.struct(ts.alias("ts"), *[F.col(f).alias(f"f{i}") for i, f in enumerate(lookup.features)])
-               if other == index else F.lit(None).cast(types[other])).alias(rows[other])
+            *[(_payload(lookup, ts) if other == index else F.lit(None).cast(types[other])).alias(rows[other])
               for other, _, _ in group],
         ))
     unioned = parts[0]
@@ -346,7 +329,7 @@ def _point_in_time(left: DataFrame, group: list[tuple[int, _Resolved, DataFrame]
               .orderBy(F.col(ts_col).asc_nulls_first(), F.col(_SIDE).asc())
               .rowsBetween(Window.unboundedPreceding, Window.currentRow))
     carried = unioned.select(
-        *[F.col(c) for c in left.columns], F.col(ts_col), F.col(_SIDE),
+        *[F.col(c) for c in dict.fromkeys([*left.columns, *keys, ts_col, _SIDE])],
         *[F.last(F.col(rows[index]), ignorenulls=True).over(window).alias(rows[index]) for index, _, _ in group],
     ).filter(F.col(_SIDE) == 1).drop(_SIDE)
     found = {}

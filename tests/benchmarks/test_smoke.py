@@ -21,17 +21,23 @@ def _check_result(result: dict, names: int) -> None:
     assert result["ratios"]
 
 
-def test_training_set_matches_feast(spark, tmp_path: Path) -> None:
+def test_training_set_matches_feast_and_pandas(spark, tmp_path: Path) -> None:
     from benchmarks import training_set
 
+    # In process, on the tests' session: the sides' fresh processes would each start a JVM.
     args = training_set.build_parser().parse_args(
-        ["--labels", "300", "--entities", "30", "--rows-per-entity", "3", "--no-warmup", "--workdir", str(tmp_path)])
+        ["--labels", "300", "--entities", "30", "--rows-per-entity", "3", "--ttl-days", "20", "--tie-fraction", "0.05",
+         "--features-per-table", "2", "--label-time-unit", "ns", "--sink", "parquet", "--in-process",
+         "--workdir", str(tmp_path)])
     result = training_set.run(args)
-    _check_result(result, 4)
+    assert [m["rows"] for m in result["measurements"]] == [300, 300, 300]   # ours, Feast, pandas
+    assert all(m["seconds"] > 0 for m in result["measurements"])
+    assert result["measurements"][0]["peak_driver_rss_mib"] > 0
     check = result["equality_check"]
     assert result["equal"], check
-    assert check["rows_ours"] == check["rows_feast"] == 300
-    assert 0 < check["feature_nulls_ours"] < 300   # the ttl table leaves some rows without features
+    assert check["rows_ours"] == check["rows_feast"] == check["rows_pandas"] == 300
+    assert 0 < check["feature_nulls_ours"] < 300   # the 20-day ttl leaves some rows without features
+    assert result["results_name"] == "training_set_ttl20_ties5_f2_ns_parquet"
 
 
 def test_table_writes_merge_equals_rewrite(spark, tmp_path: Path) -> None:

@@ -84,3 +84,20 @@ def test_drop_missing_across_windows_keeps_only_complete_rows(spark, pit):
     complete = [r for r in _multiset(full, columns) if r[4] is not None and r[5] is not None]
     assert _multiset(kept, columns) == complete
     assert 0 < len(complete) < full.count()
+
+
+def test_the_shuffle_carries_no_copy_of_the_keys_and_time_and_no_timestamp_without_ttl(spark, pit):
+    """Labels whose key and time already have the table's types are partitioned and ordered by
+    their own columns; only a lookup with a ttl carries its feature row's timestamp."""
+    lookups = [FeatureLookup(EVENTS.name, ["f_num"], timestamp_lookup_key="label_time"),   # ttl 3 days
+               FeatureLookup(PROFILE.name, timestamp_lookup_key="label_time")]           # no ttl
+    df, _ = join_features(spark, pit, labels_df(spark), lookups)
+    plan = _plan(df)
+    exchange = next(line for line in plan.splitlines() if "Exchange hashpartitioning" in line)
+    assert "hashpartitioning(customer_id#" in exchange and "__fl_k" not in plan and "__fl_ts" not in plan, plan
+    assert plan.count("struct(ts, ") == 1, plan   # the events' payload only
+    assert plan.count("struct(f0, ") == 1, plan   # the profile's: features alone
+    # an int key is cast to the table's bigint key: then the cast is what the window partitions by
+    narrow = labels_df(spark).withColumn("customer_id", F.col("customer_id").cast("int"))
+    cast_plan = _plan(join_features(spark, pit, narrow, lookups)[0])
+    assert "hashpartitioning(__fl_k0#" in cast_plan, cast_plan
