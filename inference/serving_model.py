@@ -11,7 +11,7 @@ feature table gives, those request-time columns; nothing else. For each request 
 3. hands them to the wrapped model in its signature's order and types, through the code batch
    scoring runs (:func:`inference.scoring_model.model_output`),
 
-and answers one row per request row: the keys, ``prediction`` (and ``probability`` for a
+and answers one record per request row: the keys, ``prediction`` (and ``probability`` for a
 classifier), ``model_name`` and ``model_version``. Steps 2 and 3 run for concurrent requests
 together (:mod:`inference.request_groups`): a model call costs about the same for one row as for
 a few, so requests arriving while one group is scored share the next call. A probability can
@@ -131,16 +131,30 @@ class _Rows:
     count: int
 
 
-def split_rows(output: Any, counts: list[int]) -> list[Any]:
-    """Cut a model's output (DataFrame, Series, array or list) into consecutive pieces of ``counts`` rows."""
-    pieces, start = [], 0
-    for count in counts:
-        if isinstance(output, (pd.DataFrame, pd.Series)):
-            pieces.append(output.iloc[start:start + count].reset_index(drop=True))
-        else:
-            pieces.append(output[start:start + count])
-        start += count
-    return pieces
+@dataclass(frozen=True)
+class _Scores:
+    """The model's answer for some rows: predictions, and probabilities for a classifier."""
+
+    prediction: np.ndarray
+    probability: np.ndarray | None
+
+    def rows(self, start: int, stop: int) -> "_Scores":
+        """The answer for rows ``start`` to ``stop`` (excluded)."""
+        return _Scores(self.prediction[start:stop],
+                       None if self.probability is None else self.probability[start:stop])
+
+
+def scores_of(output: Any, rows: int, prediction_type: str) -> _Scores:
+    """The wrapped model's output (:func:`inference.scoring_model.model_output`) as arrays of ``rows`` rows;
+    predictions become floats when the signature's type does (batch scoring writes them so)."""
+    if isinstance(output, pd.DataFrame):
+        prediction = (output["prediction"] if "prediction" in output else output.iloc[:, 0]).to_numpy()
+        probability = output["probability"].to_numpy(dtype="float64") if "probability" in output else None
+    else:
+        prediction, probability = np.asarray(output), None
+        if prediction.ndim > 1:
+            prediction = prediction.reshape(rows, -1)[:, 0]
+    return _Scores(prediction.astype("float64") if prediction_type == "double" else prediction, probability)
 
 
 def bad_request(message: str) -> MlflowException:
@@ -309,8 +323,7 @@ class OnlineFeatureModel(PythonModel):
         keys = {k.name: key_values(frame, k) for k in plan.keys}
         given = {c.name: typed_column(frame[c.name].tolist(), c).tolist()
                  for c in plan.request_columns if c.name in frame.columns}
-        output = self._groups.submit(_Rows(keys, given, len(frame)))
-        return self._response(frame, output)
+        return self._records(keys, self._groups.submit(_Rows(keys, given, len(frame))))
 
     def _score_group(self, group: list[Pending]) -> None:
         """Score the rows of concurrent requests with one online read and one model call (see
@@ -337,22 +350,26 @@ class OnlineFeatureModel(PythonModel):
             return
         together = {name: [v for _, part in ready for v in part[name]] for name in ready[0][1]}
         try:
-            outputs = split_rows(self._model_output(together), [len(next(iter(p.values()))) for _, p in ready])
+            scores = self._scores(together)
         except Exception:  # noqa: BLE001 - find whose rows fail: score each request alone
             if len(ready) == 1:
                 raise
             for pending, part in ready:
                 try:
-                    pending.result = self._model_output(part)
+                    pending.result = self._scores(part)
                 except Exception as exc:  # noqa: BLE001 - raised in the request's own thread
                     pending.error = exc
             return
-        for (pending, _), output in zip(ready, outputs):
-            pending.result = output
+        start = 0
+        for pending, _ in ready:
+            pending.result = scores.rows(start, start + pending.payload.count)
+            start += pending.payload.count
 
-    def _model_output(self, values: dict[str, list[Any]]) -> Any:
+    def _scores(self, values: dict[str, list[Any]]) -> _Scores:
+        """The wrapped model's answer for ``values`` (input name -> one value per row)."""
         inputs = pd.DataFrame({c.name: typed_column(values[c.name], c) for c in self.plan.inputs if c.name in values})
-        return model_output(self._model, inputs, self.plan.with_probability)
+        return scores_of(model_output(self._model, inputs, self.plan.with_probability), len(inputs),
+                         self.plan.prediction_type)
 
     def _refuse_nulls(self, values: dict[str, list[Any]], keys: dict[str, list[Any]]) -> None:
         """404 when a key has no online value for an input whose type cannot be null."""
@@ -366,21 +383,25 @@ class OnlineFeatureModel(PythonModel):
         raise MlflowException(f"no online value of {', '.join(absent)} for {named}: {self.plan.label} takes them "
                               "as integers or booleans, which cannot be null", error_code=RESOURCE_DOES_NOT_EXIST)
 
-    def _response(self, frame: pd.DataFrame, output: Any) -> pd.DataFrame:
+    def _records(self, keys: dict[str, list[Any]], scores: _Scores) -> list[dict[str, Any]]:
+        """One dict per row: the keys, prediction (probability), model name and version.
+
+        Records, not a DataFrame: the scoring server writes them as they are; building a DataFrame
+        and turning it back into records cost a single-row request about 1 ms of CPU.
+        """
         plan = self.plan
-        result = frame[[k.name for k in plan.keys]].copy()
-        if isinstance(output, pd.DataFrame):
-            prediction = output["prediction"] if "prediction" in output else output.iloc[:, 0]
-        else:
-            prediction = np.asarray(output)
-            prediction = prediction.reshape(len(frame), -1)[:, 0] if prediction.ndim > 1 else prediction
-        prediction = pd.Series(np.asarray(prediction), index=frame.index)
-        result["prediction"] = prediction.astype("float64") if plan.prediction_type == "double" else prediction
-        if isinstance(output, pd.DataFrame) and "probability" in output:
-            result["probability"] = output["probability"].to_numpy(dtype="float64")
-        result["model_name"] = plan.model_name
-        result["model_version"] = plan.model_version
-        return result
+        names = list(keys)
+        predictions = scores.prediction.tolist()
+        probabilities = None if scores.probability is None else scores.probability.tolist()
+        records = []
+        for i, prediction in enumerate(predictions):
+            record = {name: keys[name][i] for name in names}
+            record["prediction"] = prediction
+            if probabilities is not None:
+                record["probability"] = probabilities[i]
+            record["model_name"], record["model_version"] = plan.model_name, plan.model_version
+            records.append(record)
+        return records
 
 
 def online_store_file(store: Any) -> str | None:
