@@ -31,9 +31,12 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
+import pickle
 import shutil
 import signal
 import socket
+import sys
 import tempfile
 import threading
 from dataclasses import dataclass
@@ -42,6 +45,7 @@ from typing import Any, Awaitable, Callable, Iterator
 
 from featurestore.core.config import Config
 from featurestore.core.errors import BadInputError, ConflictError, DependencyUnavailableError, NotFoundError
+from featurestore.core.secrets import RedactingFilter, secret_values
 from featurestore.feast_repo import feature_store
 from featurestore.online import managed_views
 from featurestore.training_set import TrainingSetSpec
@@ -62,6 +66,11 @@ DEFAULT_RELOAD_INTERVAL = 30.0
 DEFAULT_MAX_REQUEST_BYTES = 1024 * 1024
 DRAIN_LIMIT = 64 * 1024 * 1024  # an oversized body is read (and dropped) up to this, so the client gets the 413
 SERVING_MODEL = "serving_model"
+WORKER_SETTINGS = "FEATURELAKE_SERVE_WORKER"  # environment variable: the pickled _WorkerSettings of `--workers N`
+# uvicorn kills a worker that does not answer its supervisor's ping within this; a worker busy loading a model
+# on a loaded 2-core machine can take longer than uvicorn's default 5 s.
+WORKER_HEALTHCHECK_SECONDS = 120
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 Scope = dict[str, Any]
 Message = dict[str, Any]
@@ -78,6 +87,7 @@ class ServeOptions:
     port: int = DEFAULT_PORT
     reload_interval: float = DEFAULT_RELOAD_INTERVAL
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
+    workers: int = 1
 
     def check(self) -> None:
         """Refuse values that cannot work (:class:`BadInputError` naming the option)."""
@@ -88,6 +98,13 @@ class ServeOptions:
             raise BadInputError(f"--reload-interval {self.reload_interval}: expected seconds >= 0 (0: never)")
         if self.max_request_bytes < 1024:
             raise BadInputError(f"--max-request-bytes {self.max_request_bytes}: expected at least 1024")
+        if not 1 <= self.workers <= 64:
+            raise BadInputError(f"--workers {self.workers}: expected 1-64")
+
+    @property
+    def follows_reference(self) -> bool:
+        """True when the server resolves the reference again (not pinned by 0 or a version number)."""
+        return self.reload_interval > 0 and parse_model_uri(self.model_uri).version is None
 
 
 @dataclass(frozen=True)
@@ -261,23 +278,30 @@ def load_served_version(config: Config, resolved: ResolvedModel, work_dir: str) 
         NotFoundError: the online store file, or a feature table in it, is missing.
         DependencyUnavailableError: the online store cannot be read.
     """
+    check_online_store(config)
+    folder = Path(tempfile.mkdtemp(prefix=f"v{resolved.version}-", dir=work_dir))
+    target = str(folder / SERVING_MODEL)
+    build_serving_model(config, resolved, target)
+    return open_served_version(config, resolved, target)
+
+
+def open_served_version(config: Config, resolved: ResolvedModel, path: str) -> ServedVersion:
+    """Load the serving model saved at ``path``, read the online store once, and build MLflow's app for it."""
     import mlflow
     from mlflow.exceptions import MlflowException
     from mlflow.pyfunc import scoring_server
 
-    check_online_store(config)
-    folder = Path(tempfile.mkdtemp(prefix=f"v{resolved.version}-", dir=work_dir))
-    target = str(folder / SERVING_MODEL)
-    plan = build_serving_model(config, resolved, target)
-    pyfunc = mlflow.pyfunc.load_model(target, model_config={FEAST_REPO_CONFIG: str(config.feast.repo_path)})
+    pyfunc = mlflow.pyfunc.load_model(path, model_config={FEAST_REPO_CONFIG: str(config.feast.repo_path)})
+    model = pyfunc.unwrap_python_model()
+    plan = model.plan
     try:
-        pyfunc.unwrap_python_model().check_online_store()
+        model.check_online_store()
     except MlflowException as exc:
         if "no such table" in exc.message:
             raise NotFoundError(f"{plan.label}: feature table(s) {', '.join(x.table for x in plan.lookups)} are not "
                                 f"all in the online store ({exc.message}): run featurelake materialize") from None
         raise DependencyUnavailableError(f"{plan.label}: {exc.message}") from None
-    return ServedVersion(resolved, plan, target, scoring_server.init(pyfunc))
+    return ServedVersion(resolved, plan, path, scoring_server.init(pyfunc))
 
 
 # --- the ASGI application ---------------------------------------------------------------------------
@@ -539,52 +563,145 @@ def _signals_stop(server: Any) -> Iterator[None]:
             signal.signal(sig, handler)
 
 
+class _RecordKeeper:
+    """Keeps the serving record of a server up to date when it moves to another version."""
+
+    def __init__(self, config: Config, record: ServingRecord) -> None:
+        self.config = config
+        self.record = record
+
+    def moved_to(self, served: ServedVersion) -> None:
+        """Record that ``served`` answers from now on."""
+        self.record = self.record.serving_version(served.plan.model_version)
+        write_record(self.config, self.record)
+
+
+def _start_reloader(config: Config, options: ServeOptions, app: ScoringApp, work_dir: str,
+                    keeper: _RecordKeeper) -> Reloader | None:
+    if not options.follows_reference:
+        return None
+    reloader = Reloader(config, options, app, work_dir, keeper.moved_to)
+    reloader.start()
+    return reloader
+
+
 def serve(config: Config, options: ServeOptions, ready: Callable[[ServingRecord], None] | None = None) -> None:
     """Serve ``options.model_uri`` until the process gets SIGINT or SIGTERM.
 
-    ``ready`` is called with the serving record once the server listens.
+    ``ready`` is called with the serving record once the server listens. With ``options.workers``
+    above 1, uvicorn's supervisor runs that many worker processes on the same socket (each opens
+    the serving model built here and follows the reference itself).
 
     Raises:
         BadInputError: a bad option or model reference; NotFoundError: the model, version, alias, online
         store file or a materialized feature table does not exist; ConflictError: the port is taken.
     """
-    import uvicorn
-
     options.check()
     resolved = resolve_model(config, options.model_uri)
     sock = bind_socket(options.host, options.port)  # a taken port fails before the model is built
     work_dir = tempfile.mkdtemp(prefix="featurelake-serve-")
-    reloader = None
-    record = None
+    keeper = None
     try:
         served = load_served_version(config, resolved, work_dir)
-        app = ScoringApp(served, options.max_request_bytes)
-        port = sock.getsockname()[1]
-        record = ServingRecord.now(served.plan.model_name, served.plan.model_version, options.model_uri,
-                                   options.host, port, options.reload_interval)
-        write_record(config, record)
-
-        def on_swap(new: ServedVersion) -> None:
-            nonlocal record
-            record = record.serving_version(new.plan.model_version)
-            write_record(config, record)
-
-        if options.reload_interval > 0 and parse_model_uri(options.model_uri).version is None:
-            reloader = Reloader(config, options, app, work_dir, on_swap)
-            reloader.start()
-        server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on",
-                                               timeout_keep_alive=30))
-        logger.info("serving %s (%s version %d) at %s", options.model_uri, served.plan.model_name,
-                    served.plan.model_version, record.url)
-        if ready is not None:
-            ready(record)
-        with _signals_stop(server):
-            server.run(sockets=[sock])
-        logger.info("stopped serving %s at %s", options.model_uri, record.url)
+        keeper = _RecordKeeper(config, ServingRecord.now(
+            served.plan.model_name, served.plan.model_version, options.model_uri, options.host,
+            sock.getsockname()[1], options.reload_interval))
+        write_record(config, keeper.record)
+        logger.info("serving %s (%s version %d) at %s with %d worker process(es)", options.model_uri,
+                    served.plan.model_name, served.plan.model_version, keeper.record.url, options.workers)
+        if options.workers == 1:
+            _serve_here(config, options, served, keeper, sock, work_dir, ready)
+        else:
+            _serve_in_workers(config, options, served, keeper, sock, work_dir, ready)
+        logger.info("stopped serving %s at %s", options.model_uri, keeper.record.url)
     finally:
         sock.close()
+        if keeper is not None:
+            remove_record(config, keeper.record)
+        shutil.rmtree(work_dir, ignore_errors=True)
+
+
+def _serve_here(config: Config, options: ServeOptions, served: ServedVersion, keeper: _RecordKeeper,
+                sock: socket.socket, work_dir: str, ready: Callable[[ServingRecord], None] | None) -> None:
+    """Serve in this process."""
+    import uvicorn
+
+    app = ScoringApp(served, options.max_request_bytes)
+    reloader = _start_reloader(config, options, app, work_dir, keeper)
+    try:
+        server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on",
+                                               timeout_keep_alive=30))
+        if ready is not None:
+            ready(keeper.record)
+        with _signals_stop(server):
+            server.run(sockets=[sock])
+    finally:
         if reloader is not None:
             reloader.stop()
-        if record is not None:
-            remove_record(config, record)
-        shutil.rmtree(work_dir, ignore_errors=True)
+
+
+@dataclass(frozen=True)
+class _WorkerSettings:
+    """What a worker process of ``serve --workers N`` needs (handed over in a file only this user reads)."""
+
+    config: Config
+    options: ServeOptions
+    resolved: ResolvedModel
+    model_path: str       # the serving model the parent built and checked
+    record: ServingRecord
+    work_dir: str
+    log_level: int
+
+
+def _serve_in_workers(config: Config, options: ServeOptions, served: ServedVersion, keeper: _RecordKeeper,
+                      sock: socket.socket, work_dir: str, ready: Callable[[ServingRecord], None] | None) -> None:
+    """Serve with ``options.workers`` processes under uvicorn's supervisor; return when it stops."""
+    import uvicorn
+    from uvicorn.config import STARTUP_FAILURE
+    from uvicorn.supervisors import Multiprocess
+
+    settings = Path(work_dir) / "worker-settings.pickle"
+    settings.touch(mode=0o600)
+    settings.write_bytes(pickle.dumps(_WorkerSettings(config, options, served.resolved, served.model_path,
+                                                      keeper.record, work_dir, logging.getLogger().level)))
+    os.environ[WORKER_SETTINGS] = str(settings)
+    uv_config = uvicorn.Config(f"{__name__}:worker_app", factory=True, workers=options.workers, log_level="warning",
+                               access_log=False, lifespan="on", timeout_keep_alive=30,
+                               timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS)
+    with _signals_restored():
+        supervisor = Multiprocess(uv_config, sockets=[sock])
+        if ready is not None:
+            ready(keeper.record)
+        supervisor.run()
+    if any(process.exitcode == STARTUP_FAILURE for process in supervisor.processes):
+        raise DependencyUnavailableError("a worker process could not start serving; its error is in the log above")
+
+
+def worker_app() -> ScoringApp:
+    """uvicorn's application factory in each worker process of ``serve --workers N``: opens the serving
+    model the parent built and follows the reference as a single-process server does."""
+    settings: _WorkerSettings = pickle.loads(Path(os.environ[WORKER_SETTINGS]).read_bytes())
+    logging.basicConfig(level=settings.log_level, stream=sys.stderr, format=LOG_FORMAT, force=True)
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(RedactingFilter(secret_values(os.environ)))
+    served = open_served_version(settings.config, settings.resolved, settings.model_path)
+    app = ScoringApp(served, settings.options.max_request_bytes)
+    work_dir = tempfile.mkdtemp(prefix=f"worker-{os.getpid()}-", dir=settings.work_dir)
+    _start_reloader(settings.config, settings.options, app, work_dir, _RecordKeeper(settings.config, settings.record))
+    return app
+
+
+@contextlib.contextmanager
+def _signals_restored() -> Iterator[None]:
+    """Put back, afterwards, the signal handlers uvicorn's supervisor replaces for good."""
+    from uvicorn.supervisors.multiprocess import SIGNALS
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.getsignal(sig) for sig in SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

@@ -33,6 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
                              f"(default {DEFAULT_RELOAD_INTERVAL:g}; 0 keeps the version resolved at start)")
     parser.add_argument("--max-request-bytes", type=int, default=DEFAULT_MAX_REQUEST_BYTES, metavar="BYTES",
                         help=f"larger request bodies get 413 (default {DEFAULT_MAX_REQUEST_BYTES})")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="worker processes answering on the same port (default 1; one per core for throughput)")
     parser.add_argument("--save-to", metavar="DIR",
                         help="do not serve: save the serving model (an MLflow model folder) in DIR for "
                              "`mlflow models serve` or a container")
@@ -42,7 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
 def _run(args: argparse.Namespace, config: Config) -> None:
     from inference.serving import ServeOptions, save_serving_model, serve
 
-    options = ServeOptions(args.model_uri, args.host, args.port, args.reload_interval, args.max_request_bytes)
+    options = ServeOptions(args.model_uri, args.host, args.port, args.reload_interval, args.max_request_bytes,
+                           args.workers)
     options.check()
     if args.save_to:
         resolved, plan = save_serving_model(config, args.model_uri, args.save_to)

@@ -42,9 +42,10 @@ def test_bad_options_are_exit_2(serving_project, capsys):
     assert _serve(path, "--model-uri", "churn_model") == 2
     assert _serve(path, "--model-uri", "models:/churn_model@champion", "--port", "70000") == 2
     assert _serve(path, "--model-uri", "models:/churn_model@champion", "--reload-interval", "-1") == 2
+    assert _serve(path, "--model-uri", "models:/churn_model@champion", "--workers", "0") == 2
     err = capsys.readouterr().err
     assert "cannot parse model reference 'churn_model'" in err and "--port 70000" in err
-    assert "--reload-interval -1" in err
+    assert "--reload-interval -1" in err and "--workers 0: expected 1-64" in err
 
 
 def _unmaterialized_project(serving_project, root):
