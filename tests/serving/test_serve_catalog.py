@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 from datetime import datetime, timezone
 
+import pytest
 from serving_support import config_file
 
 from inference.report.collect import MonitoringData, Workspace, collect_models
 from inference.report.render import render_report
 from jobs import models as models_job
+
+pytestmark = pytest.mark.slow  # end to end: featurelake serve on loopback
 
 
 def test_models_list_shows_where_the_version_is_served(server, serving_project, capsys):

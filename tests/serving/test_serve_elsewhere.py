@@ -10,10 +10,13 @@ import shutil
 import subprocess
 import sys
 
+import pytest
 from serving_support import config_file, free_port, post_json, stop_process, wait_until_answering
 
 from jobs import online_features as online_job
 from jobs import serve as serve_job
+
+pytestmark = pytest.mark.slow  # end to end: featurelake serve on loopback
 
 FEATURES = ["txn_count_7d", "spend_7d", "avg_amount_7d", "days_since_last_txn"]
 KEYS = [1, 2, 60, 999_999]

@@ -19,6 +19,8 @@ from inference.serving_records import read_records
 from featurestore.feast_repo import feature_store
 from jobs.demo.lifecycle import MODEL_NAME
 
+pytestmark = pytest.mark.slow  # end to end: featurelake serve on loopback
+
 CUSTOMER = 5
 TABLE = "customer_weekly_spend"
 

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import math
 
+import pytest
 from serving_support import MODEL_URI
 
 from inference.batch import run_batch_inference
+
+pytestmark = pytest.mark.slow  # end to end: featurelake serve on loopback
 
 UNKNOWN = 999_999  # in no feature table: features null, scored as batch scoring scores it
 

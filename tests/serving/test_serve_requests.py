@@ -7,6 +7,8 @@ import json
 import pytest
 from serving_support import assert_one_line_error
 
+pytestmark = pytest.mark.slow  # end to end: featurelake serve on loopback
+
 GOOD = {"dataframe_records": [{"customer_id": 7}]}
 
 

@@ -8,12 +8,15 @@ import signal
 import socket
 import threading
 
+import pytest
 from serving_support import config_file
 
 from featurestore.core.config import write_config
 from featurestore.feast_repo import register_tables
 from jobs import serve as serve_job
 from jobs.demo.feature_tables import FEATURE_TABLES
+
+pytestmark = pytest.mark.slow  # end to end: featurelake serve on loopback
 
 
 def _serve(config_path: str, *args: str) -> int:
