@@ -29,8 +29,8 @@ from benchmarks.common import RESULTS_DIR, load_average, machine, table_markdown
 
 logger = logging.getLogger("benchmarks.run_all")
 
-BENCHMARKS = ("startup", "table_writes", "training_set", "batch_scoring")
-UNSCALED = {"startup"}          # start-up has no data size
+BENCHMARKS = ("startup", "table_writes", "training_set", "batch_scoring", "serving")
+UNSCALED = {"startup", "serving"}  # start-up has no data size; serving runs the demo's model
 ROOT = Path(__file__).resolve().parent.parent
 
 

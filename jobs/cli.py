@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "monitor": ("jobs.monitor", "check a batch's metrics; retrain, promote and rescore, or alert (exit 6)"),
     "materialize": ("jobs.materialize", "load the newest feature values into Feast's online store"),
     "online-features": ("jobs.online_features", "print online feature values as JSON"),
+    "serve": ("jobs.serve", "serve a registry model over HTTP, its features read from the online store"),
     "report": ("jobs.build_report", "write the static HTML report (feature tables, models, monitoring)"),
     "warmup": ("jobs.warmup", "write the JVM class-data archive so that later local jobs start faster"),
 }

@@ -67,7 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _print_models(infos) -> None:
+def _print_models(infos, served) -> None:
+    from inference.serving_records import serving_urls
+
     if not infos:
         print("no registered models")
     for model in infos:
@@ -75,7 +77,8 @@ def _print_models(infos) -> None:
         print(f"{model.name}  (aliases: {aliases})  {model.description}")
         for v in model.versions:
             tags = ",".join(f"{k}={val}" for k, val in sorted(v.tags.items()))
-            print(f"  v{v.version:<4} {v.stage:<10} aliases={','.join(v.aliases) or '-':<20} "
+            serving = ",".join(serving_urls(served, model.name, v.version)) or "-"
+            print(f"  v{v.version:<4} {v.stage:<10} aliases={','.join(v.aliases) or '-':<20} serving={serving}  "
                   f"modified={v.last_modified}  run={v.run_id}  tags={tags or '-'}")
 
 
@@ -84,16 +87,28 @@ def _model_or_version(args: argparse.Namespace) -> str:
     return f"{args.name} version {args.version}" if args.version else args.name
 
 
+def _with_serving(model: dict, served) -> dict:
+    """``model`` (ModelInfo.to_dict) with each version's ``serving`` URLs."""
+    from inference.serving_records import serving_urls
+
+    for version in model["versions"]:
+        version["serving"] = serving_urls(served, model["name"], version["version"])
+    return model
+
+
 def _run(args: argparse.Namespace, config: Config) -> int | None:
     from inference import registry
 
     if args.action in models_governance.ACTIONS:
         return models_governance.run(args, config)
     if args.action == "list":
+        from inference.serving_records import read_records
+
         infos = registry.list_models(config, args.name)
-        emit_json(args, [m.to_dict() for m in infos])
+        served = read_records(config)
+        emit_json(args, [_with_serving(m.to_dict(), served) for m in infos])
         if not args.json:
-            _print_models(infos)
+            _print_models(infos, served)
     elif args.action == "show":
         info = registry.show_version(config, args.name, args.version)
         emit_json(args, info.to_dict())

@@ -59,7 +59,8 @@ def demo_project(spark, tmp_path_factory) -> Config:
 # (`-n 2 --dist loadgroup`, the test command), every test using one runs on the same worker, so
 # each is started once per run, not once per worker.
 EXPENSIVE_SESSION_FIXTURES = {"cluster": "cluster", "spark_cluster": "cluster", "mlflow_server": "cluster",
-                              "report_site": "report"}
+                              "report_site": "report", "serving_project": "serving", "server": "serving",
+                              "fresh": "serving-freshness"}  # "fresh": a module fixture, its own project and server
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

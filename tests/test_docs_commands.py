@@ -50,6 +50,7 @@ DOCS_ORDER = [
     "docs/batch-inference.md",
     "docs/monitoring.md",
     "docs/online-features.md",
+    "docs/serving.md",
     "docs/report.md",
     "docs/cluster.md",
     "docs/azure-data-factory.md",

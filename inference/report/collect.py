@@ -65,6 +65,7 @@ class ModelVersionView:
     run_link: str | None
     metrics: dict[str, float]
     spec: TrainingSetSpec | None          # what the version learned from (None: no spec logged)
+    serving: list[str] = field(default_factory=list)  # URLs of the `featurelake serve` servers serving it
 
     @property
     def lookups(self) -> list[dict[str, Any]]:
@@ -198,9 +199,11 @@ def collect_models(config: Config, events: list[PromotionDecision]) -> list[Mode
     """Every registered model with its versions, metrics, training tables and promotion events."""
     if not _mlflow_in_use(config):
         return []
+    from inference.serving_records import read_records, serving_urls
     from inference.tracking import client as mlflow_client
 
     client = mlflow_client(config)
+    served = read_records(config)
     models = []
     for rm in client.search_registered_models():
         # search results may omit aliases; the registered model itself maps alias -> version
@@ -225,7 +228,7 @@ def collect_models(config: Config, events: list[PromotionDecision]) -> list[Mode
                 version=str(mv.version), stage=mv.current_stage or "None", aliases=sorted(set(mv.aliases or []) | set(aliases.get(str(mv.version), []))),
                 status=mv.status or "", created=_ms_to_datetime(mv.creation_timestamp),
                 description=mv.description or None, run_id=mv.run_id or None, run_link=link,
-                metrics=metrics, spec=spec,
+                metrics=metrics, spec=spec, serving=serving_urls(served, rm.name, mv.version),
             ))
         model_events = [e for e in events if e.model_name == rm.name]  # newest first
         models.append(ModelView(

@@ -41,6 +41,7 @@ def _wrapper(tmp_path, model, with_probability: bool = True) -> scoring_model.Ca
     (make_pipeline(StandardScaler(), RandomForestClassifier(n_estimators=15, random_state=0)), True),
     (AllZerosForest(n_estimators=15, random_state=0), False),
     (LogisticRegression(), False),
+    (make_pipeline(StandardScaler(), LogisticRegression()), False),
 ])
 def test_wrapper_output_equals_the_models_own_predict_and_predict_proba(tmp_path, model, forest):
     X, y = training_frame(seed=6)
@@ -53,6 +54,27 @@ def test_wrapper_output_equals_the_models_own_predict_and_predict_proba(tmp_path
     assert out["probability"].tolist() == model.predict_proba(rows)[:, 1].tolist()
     assert _wrapper(tmp_path / "plain", model, with_probability=False).predict(None, rows).tolist() == \
         model.predict(rows).tolist()
+
+
+class CountingScaler(StandardScaler):
+    """A scaler that counts its ``transform`` calls."""
+
+    calls = 0
+
+    def transform(self, X, copy=None):  # noqa: ANN001, ANN201
+        CountingScaler.calls += 1
+        return super().transform(X, copy=copy)
+
+
+def test_a_pipeline_runs_its_preprocessing_once_for_prediction_and_probability():
+    X, y = training_frame(seed=12)
+    model = make_pipeline(CountingScaler(), LogisticRegression()).fit(X[DOUBLES], y)
+    rows = training_frame(seed=13, rows=50)[0][DOUBLES]
+    expected = model.predict(rows).tolist(), model.predict_proba(rows).tolist()
+    CountingScaler.calls = 0
+    prediction, proba = scoring_model.predict_with_proba(model, rows)
+    assert CountingScaler.calls == 1
+    assert (prediction.tolist(), proba.tolist()) == expected
 
 
 def test_forest_scored_through_spark_equals_predict_and_predict_proba(spark, tmp_path_factory):
