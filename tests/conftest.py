@@ -54,18 +54,3 @@ def demo_project(spark, tmp_path_factory) -> Config:
     build_features(spark, config)
     return config
 
-
-# Session fixtures that start services or build a whole workspace: under pytest-xdist
-# (`-n 2 --dist loadgroup`, the test command), every test using one runs on the same worker, so
-# each is started once per run, not once per worker.
-EXPENSIVE_SESSION_FIXTURES = {"cluster": "cluster", "spark_cluster": "cluster", "mlflow_server": "cluster",
-                              "report_site": "report", "serving_project": "serving", "server": "serving",
-                              "fresh": "serving-freshness"}  # "fresh": a module fixture, its own project and server
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        groups = {EXPENSIVE_SESSION_FIXTURES[f] for f in getattr(item, "fixturenames", ())
-                  if f in EXPENSIVE_SESSION_FIXTURES}
-        if groups:
-            item.add_marker(pytest.mark.xdist_group(min(groups)))
