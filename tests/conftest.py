@@ -54,3 +54,17 @@ def demo_project(spark, tmp_path_factory) -> Config:
     build_features(spark, config)
     return config
 
+
+
+# Files whose tests take minutes. They are collected first, so that under the test command's
+# `-n 2 --dist loadfile --no-loadscope-reorder` each pytest-xdist worker starts with one of them
+# and the short files fill in around them, instead of the docs tour starting last.
+LONG_FILES = ("tests/test_docs_commands.py", "tests/cluster/test_cluster_jobs.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        path = item.nodeid.split("::")[0]
+        return LONG_FILES.index(path) if path in LONG_FILES else len(LONG_FILES)
+
+    items.sort(key=rank)  # stable: the order within and after them is pytest's

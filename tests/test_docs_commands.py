@@ -62,7 +62,7 @@ DOCS_ORDER = [
 # Pages whose blocks another test runs (with checks of what they print), not this one.
 RUN_ELSEWHERE = {"docs/python-client.md": "tests/test_docs_python_client.py"}
 QUICK_START = "python3 -m pip install -e . && featurelake demo --workdir demo-run"
-TEST_COMMAND = "python3 -m pip install -e '.[test]' && python3 -m pytest -n 2 --dist loadfile"
+TEST_COMMAND = "python3 -m pip install -e '.[test]' && python3 -m pytest -n 2 --dist loadfile --no-loadscope-reorder"
 NOT_RUN = re.compile(r"#\s*not run by the docs test:\s*\S")
 EXPECTED_CODE = re.compile(r"#\s*expected exit code:\s*(\d+)")
 FENCE = re.compile(r"^(?P<indent>[ \t]*)```(?P<lang>[\w-]*)[ \t]*$")
