@@ -153,7 +153,27 @@ def create_empty_table(spark: SparkSession, path: str, schema: StructType, comme
         builder = builder.property(key, value)
     if partition_by:
         builder = builder.partitionedBy(*partition_by)
-    builder.execute()
+    try:
+        builder.execute()
+    except Exception as exc:  # noqa: BLE001 - only a create that lost the race is absorbed
+        if not (if_not_exists and "DELTA_CREATE_TABLE_WITH_NON_EMPTY_LOCATION" in str(exc)
+                and _appears(spark, path, CREATE_RACE_SECONDS)):
+            raise
+
+
+# How long a create that found another writer's files in the folder waits for that writer's commit.
+CREATE_RACE_SECONDS = 10.0
+
+
+def _appears(spark: SparkSession, path: str, seconds: float) -> bool:
+    """True once a Delta table is at ``path``, polled for up to ``seconds``: a writer that created
+    the folder's first files a moment ago commits the table soon after."""
+    deadline = time.monotonic() + seconds
+    while not table_exists(spark, path):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.2)
+    return True
 
 
 def check_table_columns(spark: SparkSession, table: FeatureTable, path: str) -> list[str]:

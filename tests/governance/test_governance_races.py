@@ -121,6 +121,6 @@ def test_first_writes_racing_to_create_the_tables_all_land(spark, tmp_path):
     for thread in threads:
         thread.join()
 
-    assert failures == []
+    assert failures == [], [str(f)[:400] for f in failures]
     assert sorted(r.candidate_version for r in read_events(session_reader(spark, config), config, model)) == [1, 2]
     assert len(requests.list_requests(session_reader(spark, config), config, model)) == 2
