@@ -36,6 +36,9 @@ def restore_logging():
     """Jobs reconfigure the root logger: put it back for the tests after."""
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level
+    # An earlier test of this process may have left logging.captureWarnings on while pytest has
+    # since put warnings.showwarning back: captureWarnings(True) would then do nothing.
+    logging.captureWarnings(False)
     yield
     console.use_log_file(None, verbose=True)
     root.handlers, root.level = handlers, level

@@ -24,7 +24,7 @@ def test_models_list_shows_where_the_version_is_served(server, serving_project, 
 
 
 def test_report_model_page_has_a_serving_column(server, serving_project, tmp_path):
-    models = collect_models(serving_project, None)
+    models = collect_models(serving_project, [])  # no promotion events
     assert [v.serving for v in models[0].versions] == [[server.url]]
     workspace = Workspace(datetime.now(timezone.utc), serving_project.warehouse, [], models,
                           MonitoringData(None, None, None))
