@@ -4,7 +4,6 @@ output, JSON and exit codes as with Spark, on one warehouse, and no JVM started.
 from __future__ import annotations
 
 import json
-import logging
 import os
 import re
 import shutil
