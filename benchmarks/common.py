@@ -382,11 +382,19 @@ def target_row(name: str, value: float | None, target: str, met: bool | None) ->
 
 
 def main_for(name: str, parser: argparse.ArgumentParser, run: Callable[[argparse.Namespace], dict[str, Any]],
-             argv: list[str] | None = None) -> int:
-    """Parse arguments, run the benchmark, print and write its results; return the exit code."""
+             argv: list[str] | None = None,
+             worker: Callable[[argparse.Namespace], None] | None = None) -> int:
+    """Parse arguments, run the benchmark, print and write its results; return the exit code.
+
+    With ``worker`` given and ``--worker`` set, run only ``worker`` (one side of the benchmark in a
+    fresh process, started by ``run``) and return 0.
+    """
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
+    if worker is not None and args.worker:
+        worker(args)
+        return 0
     for noisy in ("py4j", "feast", "urllib3", "mlflow", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)

@@ -234,14 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.worker:
-        logging.basicConfig(level=args.log_level, stream=sys.stderr, force=True,
-                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-        run_worker(args)
-        return 0
-    return main_for(NAME, parser, run, argv)
+    return main_for(NAME, build_parser(), run, argv, worker=run_worker)
 
 
 if __name__ == "__main__":
